@@ -1,0 +1,50 @@
+"""lookalike: reverse image search. Index a folder of images, query it with an image.
+
+Example:
+    >>> from lookalike import SearchEngine
+    >>> with SearchEngine.open_or_create("photos.idx") as engine:  # doctest: +SKIP
+    ...     engine.index_folder("photos/")
+    ...     for match in engine.search(["query.jpg"], k=5)[0].matches:
+    ...         print(match.rank, match.score, match.path)
+"""
+
+__version__ = "0.1.0"
+
+from lookalike.embedders.base import EmbedderSpec, InputSpec
+from lookalike.engine import IndexInfo, SearchEngine
+from lookalike.errors import (
+    EmbedderMismatchError,
+    ImageError,
+    IndexDirectoryError,
+    IndexFormatError,
+    IndexLockedError,
+    InvalidInputError,
+    LookalikeError,
+    ModelError,
+    NotAnIndexError,
+)
+from lookalike.indexing import IndexOptions, IndexProgress, IndexReport, SkippedFile
+from lookalike.matches import Match, SearchResult
+
+__all__ = [
+    "EmbedderMismatchError",
+    "EmbedderSpec",
+    "ImageError",
+    "IndexDirectoryError",
+    "IndexFormatError",
+    "IndexInfo",
+    "IndexLockedError",
+    "IndexOptions",
+    "IndexProgress",
+    "IndexReport",
+    "InputSpec",
+    "InvalidInputError",
+    "LookalikeError",
+    "Match",
+    "ModelError",
+    "NotAnIndexError",
+    "SearchEngine",
+    "SearchResult",
+    "SkippedFile",
+    "__version__",
+]

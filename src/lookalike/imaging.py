@@ -1,0 +1,147 @@
+"""Decoding untrusted image files into RGB pixels, and cutting them to a network's input.
+
+Every way an image file can go wrong ends in an ``ImageError`` naming the file and the reason:
+truncated or zero-byte files, files that are not images, decompression bombs. Large JPEGs are
+decoded at reduced scale (``Image.draft``), which costs nothing in quality for a 224-pixel input
+and saves most of the decoding time.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from lookalike.embedders.base import InputSpec
+from lookalike.errors import ImageError
+
+#: Refuse images with more pixels than this (a 150-megapixel photo is ~450 MB of RGB).
+DEFAULT_MAX_PIXELS = 150_000_000
+
+_TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+_HIGH_DEPTH_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def open_image(
+    source: Path | str | bytes,
+    *,
+    min_side: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Decode ``source`` (a path or the file's bytes) into an upright RGB image.
+
+    ``min_side`` lets JPEG decoding skip detail a consumer will not use: the image is decoded at
+    the smallest power-of-two reduction whose shorter side is still at least ``min_side``.
+    """
+    name = "<uploaded image>" if isinstance(source, bytes) else str(source)
+    try:
+        fp: io.BytesIO | Path = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
+        with warnings.catch_warnings():
+            # Our own pixel limit below replaces PIL's warning threshold.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(fp)
+        width, height = image.size
+        if width < 1 or height < 1:
+            raise ImageError(name, f"image has no pixels ({width}x{height})")
+        if width * height > max_pixels:
+            raise ImageError(
+                name,
+                f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
+                f"{max_pixels:,} (a decompression bomb or an absurdly large image); "
+                "downscale it or raise max_pixels",
+            )
+        if min_side is not None and image.format == "JPEG":
+            shorter = min(width, height)
+            scale = min_side / shorter
+            image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
+        image.seek(0)  # first frame of animations
+        image.load()
+        return _to_rgb(_upright(image))
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(name, f"refused as a decompression bomb ({exc})") from exc
+    except FileNotFoundError as exc:
+        raise ImageError(name, "file not found") from exc
+    except IsADirectoryError as exc:
+        raise ImageError(name, "is a directory, not an image file") from exc
+    except UnidentifiedImageError as exc:
+        size = len(source) if isinstance(source, bytes) else _file_size(name)
+        what = "empty file (0 bytes)" if size == 0 else "not an image file PIL can read"
+        raise ImageError(name, what) from exc
+    except Exception as exc:  # decoders of untrusted bytes raise many exception types
+        raise ImageError(name, f"cannot decode: {type(exc).__name__}: {exc}") from exc
+
+
+def _file_size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return -1
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a damaged EXIF block must not cost the picture
+        return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    if mode in _TRANSPARENT_MODES:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode in _HIGH_DEPTH_MODES:
+        return _high_depth_to_rgb(image)
+    return image.convert("RGB")
+
+
+def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
+    pixels = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        low, high = float(pixels.min()), float(pixels.max())
+        scaled = (pixels - low) / (high - low) * 255.0 if high > low else np.zeros_like(pixels)
+    else:
+        # 16-bit greyscale (stored by PIL as I;16 or I): map 0..65535 to 0..255.
+        top = 65535.0 if pixels.max() > 255 or image.mode.startswith("I;16") else 255.0
+        scaled = np.clip(pixels, 0, top) * (255.0 / top)
+    grey = Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+    return grey.convert("RGB")
+
+
+def prepare(image: Image.Image, spec: InputSpec) -> npt.NDArray[np.uint8]:
+    """Centre-crop and resize an RGB image to the network input: (size, size, 3) uint8.
+
+    Cropping happens in source coordinates before resampling, so a very wide or very tall image
+    costs no more memory than its crop.
+    """
+    width, height = image.size
+    side = min(width, height) * spec.crop_fraction
+    left, top = (width - side) / 2, (height - side) / 2
+    resized = image.resize(
+        (spec.size, spec.size),
+        Image.Resampling.BILINEAR,
+        box=(left, top, left + side, top + side),
+    )
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def load_prepared(
+    source: Path | str | bytes, spec: InputSpec, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> npt.NDArray[np.uint8]:
+    """Decode and prepare in one step, decoding JPEGs no larger than the crop needs."""
+    min_side = math.ceil(spec.size / spec.crop_fraction)
+    image = open_image(source, min_side=min_side, max_pixels=max_pixels)
+    return prepare(image, spec)

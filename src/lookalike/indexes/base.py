@@ -1,0 +1,35 @@
+"""The protocol of a vector index, and the one place scores are derived from distances."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+IdArray = npt.NDArray[np.int64]
+
+
+class VectorIndex(Protocol):
+    """FAISS-like vocabulary: ``search(queries, k) -> (scores, ids)``, batch first.
+
+    Scores are higher-is-more-similar whatever the metric; ids of missing results are -1.
+    """
+
+    metric: str
+
+    def __len__(self) -> int: ...
+
+    def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]: ...
+
+
+def euclidean_score(distance: FloatArray) -> FloatArray:
+    """Euclidean scores are negated distances, so that higher is always more similar."""
+    out: FloatArray = -distance
+    return out
+
+
+def distance_from_score(metric: str, score: float) -> float:
+    """The distance a score stands for: 1 - cosine similarity, or the euclidean distance."""
+    return 1.0 - score if metric == "cosine" else -score

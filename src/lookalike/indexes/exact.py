@@ -1,0 +1,70 @@
+"""Exact (brute-force) search with one BLAS matrix product per batch of queries."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lookalike.errors import InvalidInputError
+from lookalike.indexes.base import FloatArray, IdArray, euclidean_score
+
+#: Queries scored at once; bounds the (queries x gallery) score matrix held in memory.
+_QUERY_BLOCK = 256
+
+
+class ExactIndex:
+    """Scores every vector for every query. The reference for approximate indexes."""
+
+    def __init__(self, ids: IdArray, vectors: FloatArray, *, metric: str = "cosine") -> None:
+        if metric not in ("cosine", "euclidean"):
+            raise InvalidInputError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
+        if vectors.ndim != 2 or len(ids) != len(vectors):
+            raise InvalidInputError(
+                f"ids and vectors must match: {len(ids)} ids, vectors of shape {vectors.shape}"
+            )
+        self.metric = metric
+        self.ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._sq_norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]:
+        """Top-k (scores, ids) per query, best first; short rows padded with -inf and -1."""
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise InvalidInputError(f"queries must have shape (n, {self.dim}), got {queries.shape}")
+        if k < 1:
+            raise InvalidInputError(f"k must be at least 1, got {k}")
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        n = len(queries)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        ids = np.full((n, k), -1, dtype=np.int64)
+        kk = min(k, len(self))
+        if kk == 0:
+            return scores, ids
+        for start in range(0, n, _QUERY_BLOCK):
+            block = queries[start : start + _QUERY_BLOCK]
+            sims = self._scores(block)
+            if kk < sims.shape[1]:
+                top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+            else:
+                top = np.broadcast_to(np.arange(sims.shape[1]), (len(block), kk))
+            top_scores = np.take_along_axis(sims, top, axis=1)
+            # Stable order: by score, then by id, so equal scores rank reproducibly.
+            order = np.lexsort((self.ids[top], -top_scores), axis=1)
+            top = np.take_along_axis(top, order, axis=1)
+            scores[start : start + len(block), :kk] = np.take_along_axis(sims, top, axis=1)
+            ids[start : start + len(block), :kk] = self.ids[top]
+        return scores, ids
+
+    def _scores(self, block: FloatArray) -> FloatArray:
+        dots: FloatArray = block @ self.vectors.T
+        if self.metric == "cosine":
+            return dots
+        q_sq = np.einsum("ij,ij->i", block, block)[:, None]
+        distance = np.sqrt(np.maximum(q_sq + self._sq_norms[None, :] - 2.0 * dots, 0.0))
+        return euclidean_score(distance.astype(np.float32))

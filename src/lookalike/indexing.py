@@ -1,0 +1,240 @@
+"""Bringing an index up to date with a folder: embed what is new or changed, drop what is gone,
+recognise moved files by content hash, and commit in small atomic steps so that a killed run
+loses at most the batch in flight and a re-run picks up where it stopped."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.catalog import ImageRecord, NewImage
+from lookalike.decoding import WorkerPool
+from lookalike.embedders.base import Embedder
+from lookalike.imaging import DEFAULT_MAX_PIXELS
+from lookalike.sources import ImageFile, scan_folder
+from lookalike.store import IndexStore
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """A progress event: ``phase`` is 'scan', 'hash', 'embed' or 'compact'."""
+
+    phase: str
+    done: int
+    total: int
+
+
+ProgressCallback = Callable[[IndexProgress], None]
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    workers: int | None = None
+    batch_size: int = 32
+    commit_every: int = 512
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What one run of indexing did."""
+
+    added: int
+    updated: int
+    renamed: int
+    unchanged: int
+    removed: int
+    skipped: tuple[SkippedFile, ...]
+    embedded: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Plan:
+    unchanged: int = 0
+    renamed: int = 0
+    copied: int = 0
+    to_embed: list[tuple[ImageFile, ImageRecord | None, str]] = field(default_factory=list)
+    missing: dict[str, ImageRecord] = field(default_factory=dict)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def sync_folder(
+    store: IndexStore,
+    embedder: Callable[[], Embedder],
+    root: Path,
+    *,
+    options: IndexOptions,
+    progress: ProgressCallback | None = None,
+) -> IndexReport:
+    """Make the index hold exactly the readable images under ``root`` (other folders untouched)."""
+    started = time.perf_counter()
+    notify = progress or (lambda event: None)
+    files = list(scan_folder(root))
+    notify(IndexProgress("scan", len(files), len(files)))
+    known = store.catalog.under(str(root.expanduser().resolve()))
+    plan = _Plan(missing={p: r for p, r in known.items()})
+    changed: list[tuple[ImageFile, ImageRecord | None]] = []
+    for f in files:
+        record = plan.missing.pop(f.path, None)
+        if record is not None and record.size == f.size and record.mtime_ns == f.mtime_ns:
+            plan.unchanged += 1
+        else:
+            changed.append((f, record))
+
+    with WorkerPool(options.workers) as pool:
+        hashes: list[str | None] = []
+        for h in pool.hash(f.path for f, _ in changed):
+            hashes.append(h)
+            if len(hashes) % 256 == 0:
+                notify(IndexProgress("hash", len(hashes), len(changed)))
+        notify(IndexProgress("hash", len(hashes), len(changed)))
+        _resolve_without_embedding(store, plan, changed, hashes)
+        embedded, replaced_failed = _embed_and_commit(store, embedder, plan, pool, options, notify)
+
+    if store.needs_compaction():
+        notify(IndexProgress("compact", 0, 1))
+        store.compact()
+        notify(IndexProgress("compact", 1, 1))
+    updated = sum(1 for _, record, _ in plan.to_embed if record is not None) - replaced_failed
+    return IndexReport(
+        added=embedded - updated + plan.copied,
+        updated=updated,
+        renamed=plan.renamed,
+        unchanged=plan.unchanged,
+        removed=len(plan.missing) + replaced_failed,
+        skipped=tuple(plan.skipped),
+        embedded=embedded,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _resolve_without_embedding(
+    store: IndexStore,
+    plan: _Plan,
+    changed: list[tuple[ImageFile, ImageRecord | None]],
+    hashes: list[str | None],
+) -> None:
+    """One transaction: drop deleted files, follow renames, re-stamp touched files, and share
+    the vector of identical content already indexed. Whatever needs the network is queued."""
+    catalog = store.catalog
+    with catalog.transaction():
+        for (f, record), digest in zip(changed, hashes, strict=True):
+            if digest is None:
+                plan.skipped.append(SkippedFile(f.path, "cannot read file"))
+                continue
+            if record is not None and record.hash == digest:
+                catalog.move(
+                    record.id, path=f.path, size=f.size, mtime_ns=f.mtime_ns, label=f.label
+                )
+                plan.unchanged += 1
+                continue
+            twins = catalog.by_hash(digest) if record is None else []
+            moved = next((t for t in twins if t.path in plan.missing), None)
+            if moved is None:
+                moved = next((t for t in twins if not Path(t.path).exists()), None)
+            if moved is not None:
+                plan.missing.pop(moved.path, None)
+                catalog.move(moved.id, path=f.path, size=f.size, mtime_ns=f.mtime_ns, label=f.label)
+                plan.renamed += 1
+            elif twins:
+                twin = twins[0]
+                catalog.insert(
+                    [NewImage(f.path, f.size, f.mtime_ns, digest, f.label, twin.segment, twin.row)]
+                )
+                plan.copied += 1
+            else:
+                plan.to_embed.append((f, record, digest))
+        catalog.delete(r.id for r in plan.missing.values())
+
+
+def _embed_and_commit(
+    store: IndexStore,
+    make_embedder: Callable[[], Embedder],
+    plan: _Plan,
+    pool: WorkerPool,
+    options: IndexOptions,
+    notify: ProgressCallback,
+) -> tuple[int, int]:
+    """Embed the queued files; returns (embedded, old records dropped because the file broke)."""
+    total = len(plan.to_embed)
+    if total == 0:
+        return 0, 0
+    embedder = make_embedder()
+    pixels: list[npt.NDArray[np.uint8]] = []
+    waiting: list[tuple[ImageFile, ImageRecord | None, str]] = []
+    vectors: list[npt.NDArray[np.float32]] = []
+    ready: list[tuple[ImageFile, ImageRecord | None, str]] = []
+    dropped: list[int] = []
+    embedded = 0
+
+    def run_batch() -> None:
+        if pixels:
+            vectors.append(embedder.embed(np.stack(pixels)))
+            ready.extend(waiting)
+            pixels.clear()
+            waiting.clear()
+
+    def commit() -> None:
+        nonlocal embedded
+        run_batch()
+        if not ready and not dropped:
+            return
+        with store.catalog.transaction():
+            if ready:
+                block = np.concatenate(vectors)
+                segment = store.catalog.add_segment(store.write_segment(block), len(block))
+                store.catalog.delete(r.id for _, r, _ in ready if r is not None)
+                store.catalog.insert(
+                    [
+                        NewImage(f.path, f.size, f.mtime_ns, digest, f.label, segment, row)
+                        for row, (f, _, digest) in enumerate(ready)
+                    ]
+                )
+            store.catalog.delete(dropped)
+        embedded += len(ready)
+        dropped.clear()
+        vectors.clear()
+        ready.clear()
+
+    dropped_total = 0
+    paths = [f.path for f, _, _ in plan.to_embed]
+    for done, (item, decoded) in enumerate(
+        zip(
+            plan.to_embed,
+            pool.decode(paths, embedder.input_spec, max_pixels=options.max_pixels),
+            strict=True,
+        ),
+        start=1,
+    ):
+        if decoded.pixels is None:
+            plan.skipped.append(SkippedFile(item[0].path, decoded.error or "cannot decode"))
+            if item[1] is not None:
+                dropped.append(item[1].id)
+                dropped_total += 1
+        else:
+            pixels.append(decoded.pixels)
+            waiting.append(item)
+            if len(pixels) >= options.batch_size:
+                run_batch()
+                notify(IndexProgress("embed", done, total))
+        if len(ready) + len(waiting) >= options.commit_every:
+            commit()
+    commit()
+    notify(IndexProgress("embed", total, total))
+    return embedded, dropped_total

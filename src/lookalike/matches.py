@@ -1,0 +1,32 @@
+"""What a search returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Match:
+    """One result: ``score`` is higher-is-more-similar whatever the metric; ``distance`` is
+    1 - cosine similarity for cosine indexes and the euclidean distance for euclidean ones."""
+
+    rank: int
+    id: int
+    path: str
+    score: float
+    distance: float
+    label: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The matches of one query, best first."""
+
+    query: str
+    matches: tuple[Match, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {"query": self.query, "matches": [m.to_json() for m in self.matches]}
