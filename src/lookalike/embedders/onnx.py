@@ -114,7 +114,7 @@ class OnnxEmbedder:
             )
         except Exception as exc:  # shape/type mismatches surface as onnxruntime errors
             raise ModelError(
-                f"ONNX model rejected a ({', '.join(map(str, pixels.shape))}) float32 input: {exc}; "
+                f"ONNX model rejected a float32 input of shape {pixels.shape}: {exc}; "
                 "check input_size and layout"
             ) from exc
         features = np.asarray(features, dtype=np.float32)

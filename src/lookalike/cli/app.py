@@ -1,0 +1,281 @@
+"""`lookalike`: index a folder of images, then search it with an image."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lookalike import __version__
+from lookalike.cli.progress import ProgressBar
+from lookalike.embedders import DEFAULT_EMBEDDER, resolve_spec
+from lookalike.embedders.base import EmbedderSpec
+from lookalike.errors import LookalikeError
+from lookalike.indexing import IndexOptions, IndexReport
+from lookalike.sources import IMAGE_EXTENSIONS
+
+app = typer.Typer(
+    help="lookalike: reverse image search. Index a folder of images, then find the most "
+    "similar ones to a query image.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+#: Exit codes, decided here and nowhere else.
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+IndexDir = Annotated[
+    Path, typer.Option("--index", "-i", help="Index directory.", show_default=False)
+]
+
+
+def fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"lookalike {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """lookalike: reverse image search."""
+
+
+def _embedder_spec(
+    embedder: str | None,
+    input_size: int | None,
+    mean: str | None,
+    std: str | None,
+    output: str | None,
+) -> EmbedderSpec | None:
+    if embedder is None:
+        return None
+    spec = resolve_spec(embedder)
+    if spec.name != "onnx":
+        return spec
+    params = dict(spec.params)
+    if input_size is not None:
+        params["input_size"] = input_size
+    for key, value in (("mean", mean), ("std", std)):
+        if value is not None:
+            try:
+                numbers = [float(x) for x in value.split(",")]
+            except ValueError:
+                fail(f"--{key} must be three comma-separated numbers, got {value!r}")
+            if len(numbers) != 3:
+                fail(f"--{key} must be three comma-separated numbers, got {value!r}")
+            params[key] = numbers
+    if output is not None:
+        params["output"] = output
+    return EmbedderSpec("onnx", params)
+
+
+@app.command()
+def index(
+    photos: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
+    index_dir: IndexDir,
+    embedder: Annotated[
+        str | None,
+        typer.Option(
+            help=f"lite0, lite1, lite2 (EfficientNet-Lite, ImageNet weights) or a model.onnx "
+            f"file. Fixed when the index is created. [default: {DEFAULT_EMBEDDER}]",
+            show_default=False,
+        ),
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help="cosine or euclidean; fixed when the index is created. [default: cosine]",
+            show_default=False,
+        ),
+    ] = None,
+    onnx_input_size: Annotated[
+        int | None, typer.Option(help="ONNX models: input size in pixels (default 224).")
+    ] = None,
+    onnx_mean: Annotated[
+        str | None, typer.Option(help="ONNX models: per-channel mean, e.g. 0.485,0.456,0.406.")
+    ] = None,
+    onnx_std: Annotated[
+        str | None, typer.Option(help="ONNX models: per-channel std, e.g. 0.229,0.224,0.225.")
+    ] = None,
+    onnx_output: Annotated[
+        str | None, typer.Option(help="ONNX models: name of the output to use (default: first).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Decoding processes (default: one per core; 0: none).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per network batch.")] = 32,
+    commit_every: Annotated[
+        int, typer.Option(help="Images per atomic commit (what an interrupted run can lose).")
+    ] = 512,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Embed every image under PHOTOS into the index (created if missing).
+
+    Re-running embeds only new or changed files, drops deleted ones and follows renamed or moved
+    files by content. An interrupted run keeps what it committed; run it again to finish.
+    """
+    from lookalike.engine import SearchEngine
+
+    if workers is not None and workers < 0:
+        fail(f"--workers must be 0 or more, got {workers}")
+    if batch_size < 1:
+        fail(f"--batch-size must be at least 1, got {batch_size}")
+    spec = _embedder_spec(embedder, onnx_input_size, onnx_mean, onnx_std, onnx_output)
+    if commit_every < 1:
+        fail(f"--commit-every must be at least 1, got {commit_every}")
+    options = IndexOptions(workers=workers, batch_size=batch_size, commit_every=commit_every)
+    with SearchEngine.open_or_create(index_dir, embedder=spec, metric=metric) as engine:
+        show_bar = not quiet and not as_json
+        with ProgressBar(err, enabled=show_bar) as bar:
+            report = engine.index_folder(photos, options=options, progress=bar)
+        total = len(engine)
+    if as_json:
+        out.print_json(data=_report_json(report, total))
+    else:
+        _print_report(report, photos, index_dir, total)
+
+
+def _report_json(report: IndexReport, total: int) -> dict[str, object]:
+    return {
+        "added": report.added,
+        "updated": report.updated,
+        "renamed": report.renamed,
+        "unchanged": report.unchanged,
+        "removed": report.removed,
+        "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+        "embedded": report.embedded,
+        "seconds": round(report.seconds, 3),
+        "images_per_second": round(report.images_per_second, 2),
+        "count": total,
+    }
+
+
+def _print_report(report: IndexReport, photos: Path, index_dir: Path, total: int) -> None:
+    rate = f" ({report.images_per_second:.1f} images/s)" if report.embedded else ""
+    out.print(
+        f"Indexed {photos} into {index_dir} in {report.seconds:.1f} s{rate}: "
+        f"{report.added} added, {report.updated} updated, {report.renamed} renamed, "
+        f"{report.unchanged} unchanged, {report.removed} removed, "
+        f"{len(report.skipped)} skipped. The index holds {total} images."
+    )
+    for skipped in report.skipped:
+        out.print(f"  skipped {skipped.path}: {skipped.reason}")
+
+
+def _expand_queries(queries: list[Path]) -> list[Path]:
+    expanded: list[Path] = []
+    for query in queries:
+        if query.is_dir():
+            found = sorted(
+                p for p in query.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+            if not found:
+                fail(f"{query}: folder holds no images to search with")
+            expanded.extend(found)
+        elif not query.exists():
+            fail(f"{query}: query image not found")
+        else:
+            expanded.append(query)
+    return expanded
+
+
+@app.command()
+def search(
+    queries: Annotated[
+        list[Path], typer.Argument(help="Query images (or folders of them).", show_default=False)
+    ],
+    index_dir: IndexDir,
+    k: Annotated[int, typer.Option("-k", "--top", help="Results per query.")] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per query, one per line.")
+    ] = False,
+) -> None:
+    """Find the indexed images most similar to each query image."""
+    from lookalike.engine import SearchEngine
+
+    if k < 1:
+        fail(f"-k must be at least 1, got {k}")
+    paths = _expand_queries(queries)
+    with SearchEngine.open(index_dir) as engine:
+        for start in range(0, len(paths), 64):
+            for result in engine.search([str(p) for p in paths[start : start + 64]], k=k):
+                if as_json:
+                    sys.stdout.write(json.dumps(result.to_json()) + "\n")
+                    continue
+                table = Table(title=f"{result.query}", title_justify="left")
+                table.add_column("rank", justify="right")
+                table.add_column("score", justify="right")
+                table.add_column("path")
+                table.add_column("label")
+                for m in result.matches:
+                    table.add_row(str(m.rank), f"{m.score:.4f}", m.path, m.label or "")
+                out.print(table)
+
+
+@app.command()
+def info(
+    index_dir: IndexDir,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Describe an index: images, embedder, dimension, metric, format, size on disk."""
+    from lookalike.engine import SearchEngine
+
+    with SearchEngine.open(index_dir) as engine:
+        details = engine.info()
+    if as_json:
+        sys.stdout.write(json.dumps(details.to_json()) + "\n")
+        return
+    for key, value in details.to_json().items():
+        if key == "size_bytes":
+            value = f"{value:,} bytes ({int(value) / 1e6:.1f} MB)"  # type: ignore[call-overload]
+        out.print(f"{key + ':':<19}{value}")
+
+
+@app.command()
+def remove(
+    paths: Annotated[list[Path], typer.Argument(help="Indexed images or folders to remove.")],
+    index_dir: IndexDir,
+) -> None:
+    """Remove images (or all images under a folder) from the index. Files are not touched."""
+    from lookalike.engine import SearchEngine
+
+    with SearchEngine.open(index_dir, writable=True) as engine:
+        removed = engine.remove(paths)
+        left = len(engine)
+    out.print(f"Removed {removed} images from {index_dir}; {left} remain.")
+
+
+def main() -> None:
+    """Console entry point: library errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except LookalikeError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted: the index keeps everything committed so far; run the command again "
+            "to finish",
+            markup=False,
+        )
+        sys.exit(EXIT_INTERRUPTED)
