@@ -322,6 +322,12 @@ class SearchEngine:
             self._index_generation = generation
         return self._index
 
+    def export_vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """(paths, vectors) of every indexed image, in id order: the embeddings themselves."""
+        index = self.vector_index()
+        records = self._store.catalog.by_ids(index.ids.tolist())
+        return [records[i].path for i in index.ids.tolist()], index.vectors.copy()
+
     def info(self) -> IndexInfo:
         manifest = self.manifest
         return IndexInfo(

@@ -65,7 +65,9 @@ def open_image(
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(name, f"refused as a decompression bomb ({exc})") from exc
+        raise ImageError(
+            name, f"declared size is over the limit, refused as a decompression bomb ({exc})"
+        ) from exc
     except FileNotFoundError as exc:
         raise ImageError(name, "file not found") from exc
     except IsADirectoryError as exc:

@@ -43,12 +43,7 @@ def scan_folder(
     The label of a file is the name of the first folder below ``root`` that contains it (the
     usual layout of a labelled dataset: one subfolder per class), or None at the top level.
     """
-    base = Path(root).expanduser()
-    if not base.exists():
-        raise InvalidInputError(f"{base}: folder not found; pass an existing folder of images")
-    if not base.is_dir():
-        raise InvalidInputError(f"{base}: is a file, not a folder; pass the folder that holds it")
-    base = base.resolve()
+    base = check_folder(root)
     for dirpath, dirnames, filenames in os.walk(base):
         if not include_hidden:
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
@@ -68,6 +63,16 @@ def scan_folder(
             if not full.is_file():
                 continue
             yield ImageFile(str(full), stat.st_size, stat.st_mtime_ns, label)
+
+
+def check_folder(root: Path | str) -> Path:
+    """The resolved folder, or an error saying why it cannot be indexed."""
+    base = Path(root).expanduser()
+    if not base.exists():
+        raise InvalidInputError(f"{base}: folder not found; pass an existing folder of images")
+    if not base.is_dir():
+        raise InvalidInputError(f"{base}: is a file, not a folder; pass the folder that holds it")
+    return base.resolve()
 
 
 def content_hash(path: str) -> str:

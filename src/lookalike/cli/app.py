@@ -17,7 +17,7 @@ from lookalike.embedders import DEFAULT_EMBEDDER, resolve_spec
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import LookalikeError
 from lookalike.indexing import IndexOptions, IndexReport
-from lookalike.sources import IMAGE_EXTENSIONS
+from lookalike.sources import IMAGE_EXTENSIONS, check_folder
 
 app = typer.Typer(
     help="lookalike: reverse image search. Index a folder of images, then find the most "
@@ -140,6 +140,7 @@ def index(
         fail(f"--workers must be 0 or more, got {workers}")
     if batch_size < 1:
         fail(f"--batch-size must be at least 1, got {batch_size}")
+    check_folder(photos)  # before an index folder is created for nothing
     spec = _embedder_spec(embedder, onnx_input_size, onnx_mean, onnx_std, onnx_output)
     if commit_every < 1:
         fail(f"--commit-every must be at least 1, got {commit_every}")
