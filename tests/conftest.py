@@ -16,8 +16,18 @@ from PIL import Image
 from lookalike import SearchEngine
 from lookalike.evaluation.copies import CopySet, make_copy_set, skimage_originals
 
-GREY_DISTRACTORS = ("camera", "coins", "moon", "page", "text", "clock", "brick", "grass", "gravel",
-                    "cell")
+GREY_DISTRACTORS = (
+    "camera",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "clock",
+    "brick",
+    "grass",
+    "gravel",
+    "cell",
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -85,8 +95,10 @@ def small_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six colour photos in two labelled subfolders, for tests that re-index often."""
     root = tmp_path_factory.mktemp("small")
     photos = dict(skimage_originals())
-    for label, names in {"animals": ("chelsea", "astronaut"),
-                         "things": ("coffee", "rocket", "motorcycle_left", "retina")}.items():
+    for label, names in {
+        "animals": ("chelsea", "astronaut"),
+        "things": ("coffee", "rocket", "motorcycle_left", "retina"),
+    }.items():
         (root / label).mkdir()
         for name in names:
             photos[name].save(root / label / f"{name}.jpg", quality=90)

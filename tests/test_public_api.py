@@ -9,19 +9,39 @@ import lookalike
 
 
 def test_public_names_are_pinned() -> None:
-    assert sorted(lookalike.__all__) == sorted([
-        "EmbedderMismatchError", "EmbedderSpec", "ImageError", "IndexDirectoryError",
-        "IndexFormatError", "IndexInfo", "IndexLockedError", "IndexOptions", "IndexProgress",
-        "IndexReport", "InputSpec", "InvalidInputError", "LookalikeError", "Match", "ModelError",
-        "NotAnIndexError", "SearchEngine", "SearchResult", "SkippedFile", "__version__",
-    ])
+    assert sorted(lookalike.__all__) == sorted(
+        [
+            "EmbedderMismatchError",
+            "EmbedderSpec",
+            "ImageError",
+            "IndexDirectoryError",
+            "IndexFormatError",
+            "IndexInfo",
+            "IndexLockedError",
+            "IndexOptions",
+            "IndexProgress",
+            "IndexReport",
+            "InputSpec",
+            "InvalidInputError",
+            "LookalikeError",
+            "Match",
+            "ModelError",
+            "NotAnIndexError",
+            "SearchEngine",
+            "SearchResult",
+            "SkippedFile",
+            "__version__",
+        ]
+    )
     for name in lookalike.__all__:
         assert hasattr(lookalike, name), name
 
 
 def test_import_does_not_load_torch_or_onnxruntime() -> None:
-    code = ("import sys, lookalike, lookalike.cli.app; "
-            "print(sorted(m for m in ('torch', 'onnxruntime', 'onnx') if m in sys.modules))")
+    code = (
+        "import sys, lookalike, lookalike.cli.app; "
+        "print(sorted(m for m in ('torch', 'onnxruntime', 'onnx') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -41,27 +44,25 @@ def open_image(
     name = "<uploaded image>" if isinstance(source, bytes) else str(source)
     try:
         fp: io.BytesIO | Path = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
-        with warnings.catch_warnings():
-            # Our own pixel limit below replaces PIL's warning threshold.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(fp)
-        width, height = image.size
-        if width < 1 or height < 1:
-            raise ImageError(name, f"image has no pixels ({width}x{height})")
-        if width * height > max_pixels:
-            raise ImageError(
-                name,
-                f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
-                f"{max_pixels:,} (a decompression bomb or an absurdly large image); "
-                "downscale it or raise max_pixels",
-            )
-        if min_side is not None and image.format == "JPEG":
-            shorter = min(width, height)
-            scale = min_side / shorter
-            image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
-        image.seek(0)  # first frame of animations
-        image.load()
-        return _to_rgb(_upright(image))
+        with _pil_limit(max_pixels), Image.open(fp) as image:
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise ImageError(name, f"image has no pixels ({width}x{height})")
+            if width * height > max_pixels:
+                raise ImageError(
+                    name,
+                    f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
+                    f"{max_pixels:,} (a decompression bomb or an absurdly large image); "
+                    "downscale it or raise max_pixels",
+                )
+            if min_side is not None and image.format == "JPEG":
+                scale = min_side / min(width, height)
+                image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
+            image.seek(0)  # first frame of animations
+            image.load()
+            result = _to_rgb(_upright(image))
+            # The result must outlive the file, which the with-block closes.
+            return result.copy() if result is image else result
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -78,6 +79,28 @@ def open_image(
         raise ImageError(name, what) from exc
     except Exception as exc:  # decoders of untrusted bytes raise many exception types
         raise ImageError(name, f"cannot decode: {type(exc).__name__}: {exc}") from exc
+
+
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _pil_limit(max_pixels: int) -> Iterator[None]:
+    """PIL refuses images over 2 * MAX_IMAGE_PIXELS at open and warns above it; our own
+    ``max_pixels`` check replaces both, so PIL's limit is lifted to ours for the open call.
+    Safe across threads: every caller applies its own pixel check right after."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        pil_limit = Image.MAX_IMAGE_PIXELS
+        if pil_limit is None or 2 * pil_limit >= max_pixels:
+            yield
+            return
+        with _PIL_LIMIT_LOCK:
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            try:
+                yield
+            finally:
+                Image.MAX_IMAGE_PIXELS = pil_limit
 
 
 def _file_size(path: str) -> int:

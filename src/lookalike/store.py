@@ -160,7 +160,11 @@ class IndexStore:
             self._release()
             raise
         if writable:
-            self.collect_garbage()
+            try:
+                self.collect_garbage()
+            except BaseException:
+                self.close()
+                raise
 
     @classmethod
     def create(cls, directory: Path, manifest: Manifest) -> IndexStore:
@@ -238,10 +242,13 @@ class IndexStore:
         for attempt in range(5):
             try:
                 return self._load_vectors_once()
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
                 # A writer compacted and deleted a segment between our two reads: read again.
                 if attempt == 4:
-                    raise
+                    raise IndexFormatError(
+                        f"{exc.filename}: vector segment missing; the index is damaged "
+                        "(rebuild it with `lookalike index`)"
+                    ) from exc
         raise AssertionError("unreachable")
 
     def _load_vectors_once(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
@@ -290,7 +297,10 @@ class IndexStore:
         """Delete segment files that no committed catalog row refers to."""
         self._require_writable()
         keep = {name for name, _ in self.catalog.segments().values()}
-        for path in (self.directory / SEGMENTS).iterdir():
+        folder = self.directory / SEGMENTS
+        if not folder.is_dir():
+            raise IndexFormatError(f"{folder}: vector folder missing; the index is damaged")
+        for path in folder.iterdir():
             if path.name not in keep:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()

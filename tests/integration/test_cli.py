@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from lookalike.evaluation.copies import CopySet
-
 from tests.helpers import json_lines, run_cli, top_path
 
 
@@ -19,12 +18,20 @@ def _png_header_only(width: int, height: int) -> bytes:
     """A PNG declaring width x height pixels with almost no data: a decompression bomb shape."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +82,16 @@ def test_text_summary_and_rerun(messy_folder: Path, messy_index: tuple[Path, dic
     result = run_cli("index", messy_folder, "--index", index, "--quiet")
     assert result.returncode == 0
     assert "0 added" in result.stdout and "4 unchanged" in result.stdout
-    assert "5 skipped" in result.stdout and "skipped" in result.stdout and "bomb.png" in result.stdout
+    assert (
+        "5 skipped" in result.stdout and "skipped" in result.stdout and "bomb.png" in result.stdout
+    )
 
 
 def test_search_json_lines_for_many_queries(copy_set: CopySet, gallery_index: Path) -> None:
     queries = [p for p in copy_set.copies if p.edit in ("crop60", "grey")][:6]
-    result = run_cli("search", *[q.copy for q in queries], "--index", gallery_index, "-k", "3",
-                     "--json")
+    result = run_cli(
+        "search", *[q.copy for q in queries], "--index", gallery_index, "-k", "3", "--json"
+    )
     assert result.returncode == 0, result.stderr
     lines = json_lines(result.stdout)
     assert len(lines) == len(queries)
@@ -116,8 +126,9 @@ def test_euclidean_metric_is_recorded_and_scores_are_negated_distances(
         shutil.copy(path, folder / path.name)
     index = tmp_path / "euclid.idx"
     assert run_cli("index", folder, "--index", index, "--metric", "euclidean", "-q").returncode == 0
-    line = json_lines(run_cli("search", copy_set.copies[0].copy, "--index", index, "--json",
-                              "-k", "8").stdout)[0]
+    line = json_lines(
+        run_cli("search", copy_set.copies[0].copy, "--index", index, "--json", "-k", "8").stdout
+    )[0]
     matches = line["matches"]
     assert all(m["score"] == pytest.approx(-m["distance"]) for m in matches)
     assert all(0 <= m["distance"] <= 2.0 for m in matches)
@@ -147,14 +158,19 @@ def test_euclidean_metric_is_recorded_and_scores_are_negated_distances(
     ],
 )
 def test_user_errors_exit_2_with_one_clear_line(
-    args: list[str], message: str, messy_folder: Path, messy_index: tuple[Path, dict],
+    args: list[str],
+    message: str,
+    messy_folder: Path,
+    messy_index: tuple[Path, dict],
     tmp_path: Path,
 ) -> None:
     index, _ = messy_index
     values = {
         "bad": str(messy_folder / "notes.png"),
         "missing": str(tmp_path / "missing.jpg"),
-        "good": str(next(p for p in sorted(messy_folder.glob("*.jpg")) if p.stat().st_size > 10_000)),
+        "good": str(
+            next(p for p in sorted(messy_folder.glob("*.jpg")) if p.stat().st_size > 10_000)
+        ),
         "index": str(index),
         "nowhere": str(tmp_path / "nowhere.idx"),
         "photos": str(messy_folder),
@@ -172,5 +188,9 @@ def test_remove_command(messy_folder: Path, tmp_path: Path) -> None:
     assert run_cli("index", messy_folder, "--index", index, "-q").returncode == 0
     victim = next(p for p in sorted(messy_folder.glob("*.jpg")) if p.stat().st_size > 10_000)
     result = run_cli("remove", victim, "--index", index)
-    assert result.returncode == 0 and "Removed 1 images" in result.stdout and "3 remain" in result.stdout
+    assert (
+        result.returncode == 0
+        and "Removed 1 images" in result.stdout
+        and "3 remain" in result.stdout
+    )
     assert victim.exists()  # files on disk are never touched

@@ -21,8 +21,10 @@ def test_edited_copies_retrieve_their_original_at_rank_1(
             misses[pair.edit] += 1
     hits = len(copy_set.copies) - sum(misses.values())
     rate = hits / len(copy_set.copies)
-    print(f"\ncopy detection: {hits}/{len(copy_set.copies)} copies at rank 1 "
-          f"({rate:.1%}); misses by edit: {dict(misses)}")
+    print(
+        f"\ncopy detection: {hits}/{len(copy_set.copies)} copies at rank 1 "
+        f"({rate:.1%}); misses by edit: {dict(misses)}"
+    )
     assert len(copy_set.copies) == 72
     assert rate >= 0.95, misses
 

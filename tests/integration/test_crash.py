@@ -3,6 +3,7 @@ committed state, and running the command again finishes the job with the same re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -18,7 +19,6 @@ import pytest
 from lookalike import NotAnIndexError, SearchEngine
 from lookalike.evaluation.copies import CopySet
 from lookalike.store import IndexStore
-
 from tests.helpers import run_cli
 
 
@@ -44,9 +44,25 @@ def _kill_when(photos: Path, index: Path, condition: Callable[[], bool], limit: 
     """Start indexing, SIGKILL the process once ``condition`` holds (or after ``limit`` s).
     Returns whether the process was still running when killed."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "lookalike", "index", str(photos), "--index", str(index),
-         "--batch-size", "4", "--commit-every", "8", "--workers", "1", "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "lookalike",
+            "index",
+            str(photos),
+            "--index",
+            str(index),
+            "--batch-size",
+            "4",
+            "--commit-every",
+            "8",
+            "--workers",
+            "1",
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and process.poll() is None and not condition():
@@ -55,10 +71,9 @@ def _kill_when(photos: Path, index: Path, condition: Callable[[], bool], limit: 
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     time.sleep(0.5)
-    try:  # the orphaned decode workers notice the dead parent; sweep any straggler anyway
+    # The orphaned decode workers notice the dead parent; sweep any straggler anyway.
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     return alive
 
 

@@ -16,7 +16,6 @@ from lookalike import EmbedderMismatchError, SearchEngine
 from lookalike.embedders.onnx import OnnxEmbedder
 from lookalike.embedders.pretrained import VARIANTS, EfficientNetLite, weights_path
 from lookalike.evaluation.copies import CopySet
-
 from tests.helpers import json_lines, run_cli, top_path
 
 
@@ -42,9 +41,16 @@ def _export_feature_map_model(path: Path, *, perturb: bool = False) -> None:
     model = FeatureMap().eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 3, 224, 224),), str(path), opset_version=17,
-                          dynamo=False, input_names=["pixels"], output_names=["features"],
-                          dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}})
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, 224, 224),),
+            str(path),
+            opset_version=17,
+            dynamo=False,
+            input_names=["pixels"],
+            output_names=["features"],
+            dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +79,19 @@ def test_index_and_search_with_a_user_onnx_model(
     for path in copy_set.originals:
         shutil.copy(path, photos / path.name)
     index = tmp_path / "byo.idx"
-    created = run_cli("index", photos, "--index", index, "--embedder", user_model,
-                      "--onnx-mean", "0.5,0.5,0.5", "--onnx-std", "0.5,0.5,0.5", "-q")
+    created = run_cli(
+        "index",
+        photos,
+        "--index",
+        index,
+        "--embedder",
+        user_model,
+        "--onnx-mean",
+        "0.5,0.5,0.5",
+        "--onnx-std",
+        "0.5,0.5,0.5",
+        "-q",
+    )
     assert created.returncode == 0, created.stderr
     manifest = json.loads((index / "manifest.json").read_text())
     assert manifest["embedder"]["name"] == "onnx"

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
+from PIL import Image
 
 from lookalike.embedders.pretrained import VARIANTS, EfficientNetLite, exported_model
 from lookalike.errors import ModelError
 from lookalike.imaging import prepare
-from PIL import Image
 
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE_CLASSES = {967, 968, 504}  # espresso, cup, coffee mug

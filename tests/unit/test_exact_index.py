@@ -138,11 +138,6 @@ def test_ties_are_ordered_by_id() -> None:
         assert len(set(scores[0, :5].tolist())) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: when equal scores straddle the k-th place, argpartition picks the tied "
-    "entries by storage position, not the lowest ids",
-)
 def test_ties_at_the_cut_keep_the_lowest_ids() -> None:
     rng = np.random.default_rng(12)
     same = np.zeros((50, DIM), dtype=np.float32)

@@ -435,12 +435,6 @@ def _write_plain(path: Path) -> None:
     Image.new("RGB", (300, 200), (90, 120, 30)).save(path, format="PNG")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: open_image does not close the file PIL opened when decoding fails "
-    "after Image.open (over max_pixels, truncated data) nor for a multi-frame image "
-    "(it returns a converted copy and drops the original Image unclosed)",
-)
 @pytest.mark.parametrize(
     ("name", "write", "max_pixels"),
     [
@@ -473,11 +467,6 @@ def test_decoded_single_frame_file_is_closed(tmp_path: Path) -> None:
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: max_pixels above PIL's own bomb threshold (2 * Image.MAX_IMAGE_PIXELS, "
-    "about 179 MP) has no effect: PIL refuses the image first",
-)
 def test_raised_max_pixels_is_honoured(
     tmp_path: Path, chelsea: U8, monkeypatch: pytest.MonkeyPatch
 ) -> None:

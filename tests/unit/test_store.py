@@ -374,11 +374,6 @@ def _failure_of(action: Callable[[], object]) -> tuple[type[BaseException] | Non
     return raised, leaks
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: a committed segment file that is missing surfaces as a raw "
-    "FileNotFoundError from load_vectors, not IndexFormatError",
-)
 def test_missing_committed_segment_is_a_format_error(store: IndexStore, index_dir: Path) -> None:
     name, _ = _commit(store, _vectors(0, 3), "a")
     (index_dir / SEGMENTS / name).unlink()
@@ -386,12 +381,6 @@ def test_missing_committed_segment_is_a_format_error(store: IndexStore, index_di
     assert raised is IndexFormatError
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: IndexStore.__init__ runs collect_garbage outside its try block: when "
-    "it fails (segments/ missing) a raw FileNotFoundError escapes and the lock file and the "
-    "SQLite connection are left open",
-)
 def test_failed_writable_open_is_a_format_error_and_leaks_nothing(
     store: IndexStore, index_dir: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from lookalike.errors import InvalidInputError
 from lookalike.indexes.base import FloatArray, IdArray, euclidean_score
@@ -49,14 +50,7 @@ class ExactIndex:
         for start in range(0, n, _QUERY_BLOCK):
             block = queries[start : start + _QUERY_BLOCK]
             sims = self._scores(block)
-            if kk < sims.shape[1]:
-                top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-            else:
-                top = np.broadcast_to(np.arange(sims.shape[1]), (len(block), kk))
-            top_scores = np.take_along_axis(sims, top, axis=1)
-            # Stable order: by score, then by id, so equal scores rank reproducibly.
-            order = np.lexsort((self.ids[top], -top_scores), axis=1)
-            top = np.take_along_axis(top, order, axis=1)
+            top = _top_k(sims, kk, self.ids)
             scores[start : start + len(block), :kk] = np.take_along_axis(sims, top, axis=1)
             ids[start : start + len(block), :kk] = self.ids[top]
         return scores, ids
@@ -68,3 +62,24 @@ class ExactIndex:
         q_sq = np.einsum("ij,ij->i", block, block)[:, None]
         distance = np.sqrt(np.maximum(q_sq + self._sq_norms[None, :] - 2.0 * dots, 0.0))
         return euclidean_score(distance.astype(np.float32))
+
+
+def _top_k(sims: FloatArray, k: int, ids: IdArray) -> npt.NDArray[np.intp]:
+    """Column positions of the k best scores per row, ordered by score then by id, so results
+    never depend on storage order, even when equal scores straddle the k-th place."""
+    n, width = sims.shape
+    if k < width:
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    else:
+        top = np.broadcast_to(np.arange(width), (n, k)).copy()
+    top_scores = np.take_along_axis(sims, top, axis=1)
+    order = np.lexsort((ids[top], -top_scores), axis=1)
+    top = np.take_along_axis(top, order, axis=1)
+    if k < width:
+        threshold = np.take_along_axis(sims, top[:, -1:], axis=1)
+        crowded = np.flatnonzero((sims >= threshold).sum(axis=1) > k)
+        for row in crowded:  # rare: ties at the boundary; settle them by id
+            candidates = np.flatnonzero(sims[row] >= threshold[row, 0])
+            ranked = np.lexsort((ids[candidates], -sims[row, candidates]))
+            top[row] = candidates[ranked[:k]]
+    return top
