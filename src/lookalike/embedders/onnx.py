@@ -23,10 +23,25 @@ def make_session(path: Path, *, threads: int | None = None) -> Any:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # No busy-waiting between ops, measured both ways here: spinning threads steal the cores
+    # that decoding workers (indexing) and the BLAS search right after a query (serving) need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         raise ModelError(f"{path}: cannot load ONNX model ({exc})") from exc
+
+
+class OnnxModel:
+    """One ONNX file and its session, returning one named output as a NumPy array."""
+
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+        self.path = path
+        self.session = make_session(path, threads=threads)
+
+    def run(self, output: str, feeds: dict[str, npt.NDArray[Any]]) -> npt.NDArray[Any]:
+        (result,) = self.session.run([output], feeds)
+        return np.asarray(result)
 
 
 class OnnxEmbedder:
@@ -58,13 +73,14 @@ class OnnxEmbedder:
             raise InvalidInputError(f"layout must be 'nchw' or 'nhwc', got {layout!r}")
         self._input = InputSpec(size=input_size, crop_fraction=crop_fraction, mean=mean, std=std)
         self._layout = layout
-        self._session = make_session(path, threads=threads)
-        inputs = self._session.get_inputs()
+        self._model = OnnxModel(path, threads=threads)
+        session = self._model.session
+        inputs = session.get_inputs()
         if len(inputs) != 1:
             names = [i.name for i in inputs]
             raise ModelError(f"{path}: model must take exactly one image input, it takes {names}")
         self._input_name = inputs[0].name
-        outputs = [o.name for o in self._session.get_outputs()]
+        outputs = [o.name for o in session.get_outputs()]
         if output is not None and output not in outputs:
             raise InvalidInputError(f"{path}: model has no output {output!r}; it has {outputs}")
         self._output = output or outputs[0]
@@ -109,8 +125,8 @@ class OnnxEmbedder:
         if self._layout == "nchw":
             pixels = pixels.transpose(0, 3, 1, 2)
         try:
-            (features,) = self._session.run(
-                [self._output], {self._input_name: np.ascontiguousarray(pixels)}
+            features = self._model.run(
+                self._output, {self._input_name: np.ascontiguousarray(pixels)}
             )
         except Exception as exc:  # shape/type mismatches surface as onnxruntime errors
             raise ModelError(

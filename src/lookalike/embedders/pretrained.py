@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.embedders.base import EmbedderSpec, InputSpec, check_batch
-from lookalike.embedders.onnx import make_session
+from lookalike.embedders.onnx import OnnxModel, make_session
 from lookalike.errors import InvalidInputError, ModelError
 from lookalike.sources import file_digest
 
@@ -106,7 +106,7 @@ class EfficientNetLite:
         weights = weights_path(self._variant)
         self._digest = file_digest(weights)
         onnx_path = exported_model(self._variant, weights, self._digest)
-        self._session = make_session(onnx_path, threads=threads)
+        self._model = OnnxModel(onnx_path, threads=threads)
         self._input = InputSpec(size=self._variant.image_size)
 
     @property
@@ -127,14 +127,12 @@ class EfficientNetLite:
 
     def embed(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         check_batch(batch, self._input)
-        (features,) = self._session.run(["embedding"], {"image": batch})
-        return np.asarray(features, dtype=np.float32)
+        return self._model.run("embedding", {"image": batch}).astype(np.float32, copy=False)
 
     def classify(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """ImageNet-1k logits: the proof that the real weights are loaded."""
         check_batch(batch, self._input)
-        (logits,) = self._session.run(["logits"], {"image": batch})
-        return np.asarray(logits, dtype=np.float32)
+        return self._model.run("logits", {"image": batch}).astype(np.float32, copy=False)
 
 
 def exported_model(variant: Variant, weights: Path, digest: str) -> Path:
