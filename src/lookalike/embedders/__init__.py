@@ -9,11 +9,14 @@ from lookalike.embedders.base import Embedder, EmbedderSpec, InputSpec
 from lookalike.errors import InvalidInputError
 
 ALIASES = {
+    "histogram": "colour-histogram",
+    "color-histogram": "colour-histogram",
     "lite0": "efficientnet-lite0",
     "lite1": "efficientnet-lite1",
     "lite2": "efficientnet-lite2",
 }
 DEFAULT_EMBEDDER = "efficientnet-lite0"
+CLASSICAL = ("pixels", "colour-histogram")
 N = TypeVar("N", int, float)
 
 
@@ -22,12 +25,13 @@ def resolve_spec(name_or_path: str | EmbedderSpec) -> EmbedderSpec:
     if isinstance(name_or_path, EmbedderSpec):
         return name_or_path
     name = ALIASES.get(name_or_path, name_or_path)
-    if name.startswith("efficientnet-lite"):
+    if name.startswith("efficientnet-lite") or name in CLASSICAL:
         return EmbedderSpec(name)
     if name.endswith(".onnx"):
         return EmbedderSpec("onnx", {"path": str(Path(name).expanduser().resolve())})
     raise InvalidInputError(
-        f"unknown embedder {name_or_path!r}; use lite0, lite1, lite2 or the path of an .onnx file"
+        f"unknown embedder {name_or_path!r}; use lite0, lite1, lite2, pixels, colour-histogram "
+        "or the path of an .onnx file"
     )
 
 
@@ -37,6 +41,17 @@ def create_embedder(spec: EmbedderSpec, *, threads: int | None = None) -> Embedd
         from lookalike.embedders.pretrained import EfficientNetLite
 
         return EfficientNetLite(spec.name, threads=threads)
+    if spec.name == "pixels":
+        from lookalike.embedders.classical import RawPixels
+
+        return RawPixels(size=_number(spec.params.get("size"), 32, int))
+    if spec.name == "colour-histogram":
+        from lookalike.embedders.classical import ColourHistogram
+
+        return ColourHistogram(
+            bins=_number(spec.params.get("bins"), 8, int),
+            size=_number(spec.params.get("size"), 64, int),
+        )
     if spec.name == "onnx":
         from lookalike.embedders.onnx import OnnxEmbedder
 

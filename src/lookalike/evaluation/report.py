@@ -1,0 +1,186 @@
+"""Writing an evaluation as JSON, Markdown and an HTML page with its plots (no network needed
+to open it: every picture is a file beside the page)."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lookalike import __version__
+from lookalike.evaluation import plots
+from lookalike.evaluation.datasets import Dataset
+from lookalike.evaluation.runner import EmbedderEvaluation, slug
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    json: Path
+    markdown: Path
+    html: Path
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table_rows(dataset: Dataset, results: list[EmbedderEvaluation]) -> list[list[str]]:
+    header = ["embedder", "mAP", "P@1", "P@5", "P@10", "R@10", "R@1"]
+    if dataset.has_ns:
+        header.append("N-S")
+    header += ["index img/s", "query ms (p50)"]
+    rows = [header]
+    for r in results:
+        s = r.scores
+        row = [
+            r.name,
+            _fmt(s.map),
+            _fmt(s.precision_at_1),
+            _fmt(s.precision_at_5),
+            _fmt(s.precision_at_10),
+            _fmt(s.recall_at_10),
+            _fmt(s.recall_at_1),
+        ]
+        if dataset.has_ns:
+            row.append(_fmt(s.ns, 2))
+        row += [f"{r.images_per_second:.1f}", f"{r.query_ms_p50:.1f}"]
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    dataset: Dataset,
+    results: list[EmbedderEvaluation],
+    out_dir: Path,
+    *,
+    seconds: float,
+    with_plots: bool = True,
+) -> ReportFiles:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = table_rows(dataset, results)
+    summary = {
+        "dataset": {
+            "name": dataset.name,
+            "kind": dataset.kind,
+            "root": str(dataset.root),
+            "images": len(dataset.items),
+            "queries": len(dataset.queries()),
+            "gallery": len(dataset.gallery()),
+            "groups": len({i.group for i in dataset.items}),
+            "primary_metric": dataset.primary_metric,
+        },
+        "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+        "lookalike_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 1),
+        "results": [
+            {
+                "embedder": r.name,
+                "spec": r.spec.to_json(),
+                **asdict(r.scores),
+                "images_per_second": r.images_per_second,
+                "index_seconds": r.index_seconds,
+                "query_ms_p50": r.query_ms_p50,
+            }
+            for r in results
+        ],
+    }
+    json_path = out_dir / "results.json"
+    json_path.write_text(json.dumps(summary, indent=2) + "\n")
+    md_path = out_dir / "results.md"
+    md_path.write_text(
+        f"# {dataset.name} ({dataset.kind})\n\n{len(dataset.queries())} queries against "
+        f"{len(dataset.gallery())} images.\n\n" + markdown_table(rows)
+    )
+    figures = _figures(dataset, results, out_dir) if with_plots else []
+    html_path = out_dir / "index.html"
+    html_path.write_text(_page(dataset, rows, figures, seconds))
+    return ReportFiles(json_path, md_path, html_path)
+
+
+def _figures(
+    dataset: Dataset, results: list[EmbedderEvaluation], out_dir: Path
+) -> list[tuple[str, str]]:
+    """(caption, file name) of every picture, in page order."""
+    figures = []
+    pr = plots.pr_curves(
+        {r.name: r.scores.pr_curve for r in results},
+        out_dir / "pr-curves.png",
+        title=f"Precision-recall, {dataset.name}",
+    )
+    figures.append(("Precision-recall curves (interpolated, averaged over queries)", pr.name))
+    for r in results:
+        name = slug(r.name)
+        hist = plots.score_histogram(
+            r.relevant_scores,
+            r.irrelevant_scores,
+            out_dir / f"scores-{name}.png",
+            title=f"Scores, {r.name}",
+        )
+        figures.append((f"{r.name}: scores of relevant vs irrelevant results", hist.name))
+        rows = [(s.query, [(p, score, ok) for p, score, ok in s.results]) for s in r.samples]
+        sheet = plots.montage(rows, out_dir / f"samples-{name}.png")
+        figures.append(
+            (
+                f"{r.name}: sample queries and their top results (green: relevant, red: not)",
+                sheet.name,
+            )
+        )
+        if len(set(r.map_groups)) > 1:
+            tsne = plots.embedding_map(
+                r.map_vectors,
+                r.map_groups,
+                out_dir / f"map-{name}.png",
+                title=f"t-SNE of {r.name} embeddings",
+            )
+            figures.append(
+                (f"{r.name}: 2-D map of the embedding (t-SNE), coloured by label", tsne.name)
+            )
+    return figures
+
+
+def _page(
+    dataset: Dataset, rows: list[list[str]], figures: list[tuple[str, str]], seconds: float
+) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
+    )
+    pictures = "".join(
+        f'<figure><img src="{html.escape(name)}" alt="{html.escape(caption)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        for caption, name in figures
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>lookalike evaluation: {html.escape(dataset.name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #111; max-width: 1100px; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+figure {{ margin: 1.5rem 0; }} img {{ max-width: 100%; border: 1px solid #eee; }}
+figcaption {{ color: #555; font-size: .9rem; }}
+</style></head><body>
+<h1>lookalike evaluation: {html.escape(dataset.name)}</h1>
+<p>{len(dataset.queries())} queries against {len(dataset.gallery())} images
+({html.escape(dataset.kind)} layout), {len({i.group for i in dataset.items})} groups.
+Primary metric: {html.escape(dataset.primary_metric)}. Evaluated in {seconds:.0f} s by lookalike
+{__version__}.</p>
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<p>mAP: mean average precision over queries. P@k: precision of the top k. R@10: share of a query's
+relevant images in its top 10. R@1: share of queries whose first result is relevant.
+N-S: UKBench score, relevant images (query included) among the top 4, out of 4.</p>
+{pictures}
+</body></html>
+"""
