@@ -194,3 +194,21 @@ def test_remove_command(messy_folder: Path, tmp_path: Path) -> None:
         and "3 remain" in result.stdout
     )
     assert victim.exists()  # files on disk are never touched
+
+
+def test_search_plot_saves_montage_and_histogram(
+    copy_set: CopySet, gallery_index: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    target = tmp_path / "plots" / "results.png"
+    queries = [copy_set.copies[0].copy, copy_set.copies[10].copy]
+    result = run_cli("search", *queries, "--index", gallery_index, "-k", "4", "--plot", target)
+    assert result.returncode == 0, result.stderr
+    with Image.open(target) as montage:
+        # One row per query; the query and its 4 results per row (128 px tiles + margins).
+        assert montage.size == (5 * 134, 2 * 152)
+    with Image.open(target.with_name("results-scores.png")) as histogram:
+        assert histogram.width > 300
+    bad = run_cli("search", queries[0], "--index", gallery_index, "--plot", tmp_path / "x.jpg")
+    assert bad.returncode == 2 and ".png" in bad.stderr

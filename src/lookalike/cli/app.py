@@ -17,6 +17,7 @@ from lookalike.embedders import DEFAULT_EMBEDDER, resolve_spec
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import LookalikeError
 from lookalike.indexing import IndexOptions, IndexReport
+from lookalike.matches import SearchResult
 from lookalike.sources import IMAGE_EXTENSIONS, check_folder
 
 app = typer.Typer(
@@ -210,16 +211,28 @@ def search(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per query, one per line.")
     ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Save a montage of the results with scores (one row per query) to this PNG, "
+            "and a histogram of the top-k scores beside it (NAME-scores.png).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Find the indexed images most similar to each query image."""
     from lookalike.engine import SearchEngine
 
     if k < 1:
         fail(f"-k must be at least 1, got {k}")
+    if plot is not None and plot.suffix.lower() != ".png":
+        fail(f"--plot must name a .png file, got {plot}")
     paths = _expand_queries(queries)
+    found: list[SearchResult] = []
     with SearchEngine.open(index_dir) as engine:
         for start in range(0, len(paths), 64):
             for result in engine.search([str(p) for p in paths[start : start + 64]], k=k):
+                found.append(result)
                 if as_json:
                     sys.stdout.write(json.dumps(result.to_json()) + "\n")
                     continue
@@ -231,6 +244,23 @@ def search(
                 for m in result.matches:
                     table.add_row(str(m.rank), f"{m.score:.4f}", m.path, m.label or "")
                 out.print(table)
+    if plot is not None:
+        _plot_results(found, plot)
+
+
+def _plot_results(results: list[SearchResult], target: Path) -> None:
+    from lookalike.evaluation import plots
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rows = [(Path(r.query), [(Path(m.path), m.score, None) for m in r.matches]) for r in results]
+    plots.montage(rows, target)
+    scores = [m.score for r in results for m in r.matches]
+    histogram = target.with_name(f"{target.stem}-scores.png")
+    try:
+        plots.top_scores_histogram(scores, histogram, title=f"Top-{len(rows[0][1])} scores")
+    except ImportError:
+        fail("the score histogram needs matplotlib: pip install 'lookalike[report]'")
+    err.print(f"saved {target} and {histogram}", markup=False)
 
 
 @app.command()
