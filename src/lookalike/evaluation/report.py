@@ -98,10 +98,8 @@ def write_report(
     json_path = out_dir / "results.json"
     json_path.write_text(json.dumps(summary, indent=2) + "\n")
     md_path = out_dir / "results.md"
-    md_path.write_text(
-        f"# {dataset.name} ({dataset.kind})\n\n{len(dataset.queries())} queries against "
-        f"{len(dataset.gallery())} images.\n\n" + markdown_table(rows)
-    )
+    md_path.write_text(f"# {dataset.name} ({dataset.kind})\n\n{_scope(dataset)}\n\n"
+                       + markdown_table(rows))
     figures = _figures(dataset, results, out_dir) if with_plots else []
     html_path = out_dir / "index.html"
     html_path.write_text(_page(dataset, rows, figures, seconds))
@@ -149,6 +147,13 @@ def _figures(
     return figures
 
 
+def _scope(dataset: Dataset) -> str:
+    queries, gallery = len(dataset.queries()), len(dataset.gallery())
+    inside = all(item.gallery for item in dataset.items if item.query)
+    against = f"the other {gallery - 1:,}" if inside else f"{gallery:,}"
+    return f"{queries:,} queries, each against {against} images."
+
+
 def _page(
     dataset: Dataset, rows: list[list[str]], figures: list[tuple[str, str]], seconds: float
 ) -> str:
@@ -173,8 +178,7 @@ figure {{ margin: 1.5rem 0; }} img {{ max-width: 100%; border: 1px solid #eee; }
 figcaption {{ color: #555; font-size: .9rem; }}
 </style></head><body>
 <h1>lookalike evaluation: {html.escape(dataset.name)}</h1>
-<p>{len(dataset.queries())} queries against {len(dataset.gallery())} images
-({html.escape(dataset.kind)} layout), {len({i.group for i in dataset.items})} groups.
+<p>{html.escape(_scope(dataset))} ({html.escape(dataset.kind)} layout), {len({i.group for i in dataset.items})} groups.
 Primary metric: {html.escape(dataset.primary_metric)}. Evaluated in {seconds:.0f} s by lookalike
 {__version__}.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
