@@ -367,6 +367,18 @@ def evaluate(
     )
 
 
+def _mount_train() -> None:
+    """`lookalike train ...` lives in its own module (model training needs PyTorch)."""
+    try:
+        from lookalike.cli.train import train_app
+    except ImportError:  # the training module is optional while it is being built
+        return
+    app.add_typer(train_app, name="train")
+
+
+_mount_train()
+
+
 def main() -> None:
     """Console entry point: library errors become one line on stderr and exit code 2."""
     try:

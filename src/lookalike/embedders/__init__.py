@@ -17,6 +17,8 @@ ALIASES = {
 }
 DEFAULT_EMBEDDER = "efficientnet-lite0"
 CLASSICAL = ("pixels", "colour-histogram")
+#: The file that marks a folder as a model trained by `lookalike train`.
+TRAINED_MODEL_FILE = "lookalike-model.json"
 N = TypeVar("N", int, float)
 
 
@@ -27,11 +29,13 @@ def resolve_spec(name_or_path: str | EmbedderSpec) -> EmbedderSpec:
     name = ALIASES.get(name_or_path, name_or_path)
     if name.startswith("efficientnet-lite") or name in CLASSICAL:
         return EmbedderSpec(name)
+    if (Path(name).expanduser() / TRAINED_MODEL_FILE).is_file():
+        return EmbedderSpec("trained", {"path": str(Path(name).expanduser().resolve())})
     if name.endswith(".onnx"):
         return EmbedderSpec("onnx", {"path": str(Path(name).expanduser().resolve())})
     raise InvalidInputError(
         f"unknown embedder {name_or_path!r}; use lite0, lite1, lite2, pixels, colour-histogram "
-        "or the path of an .onnx file"
+        "the path of an .onnx file, or a model folder made by `lookalike train`"
     )
 
 
@@ -52,6 +56,10 @@ def create_embedder(spec: EmbedderSpec, *, threads: int | None = None) -> Embedd
             bins=_number(spec.params.get("bins"), 8, int),
             size=_number(spec.params.get("size"), 64, int),
         )
+    if spec.name == "trained":
+        from lookalike.embedders.trained import load_trained_embedder
+
+        return load_trained_embedder(Path(str(spec.params["path"])), threads=threads)
     if spec.name == "onnx":
         from lookalike.embedders.onnx import OnnxEmbedder
 

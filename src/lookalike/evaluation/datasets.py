@@ -125,7 +125,7 @@ def fashion_mnist(
         raise InvalidInputError(f"{source}: IDX files do not hold matching images and labels")
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    root = work_dir / "fashion-mnist-test"
+    root = work_dir / f"fashion-mnist-{split}"
     items = []
     for index, (pixels, label) in enumerate(zip(images, labels, strict=True)):
         name = FASHION_MNIST_CLASSES[int(label)]
@@ -134,7 +134,12 @@ def fashion_mnist(
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(pixels, mode="L").save(path)
         items.append(EvalItem(path, name))
-    return Dataset("fashion-mnist", "fashion-mnist", root, tuple(items))
+    return Dataset(
+        f"fashion-mnist-{split}" if split != "test" else "fashion-mnist",
+        "fashion-mnist",
+        root,
+        tuple(items),
+    )
 
 
 def read_idx(path: Path) -> npt.NDArray[np.uint8]:

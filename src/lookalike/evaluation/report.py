@@ -98,8 +98,9 @@ def write_report(
     json_path = out_dir / "results.json"
     json_path.write_text(json.dumps(summary, indent=2) + "\n")
     md_path = out_dir / "results.md"
-    md_path.write_text(f"# {dataset.name} ({dataset.kind})\n\n{_scope(dataset)}\n\n"
-                       + markdown_table(rows))
+    md_path.write_text(
+        f"# {dataset.name} ({dataset.kind})\n\n{_scope(dataset)}\n\n" + markdown_table(rows)
+    )
     figures = _figures(dataset, results, out_dir) if with_plots else []
     html_path = out_dir / "index.html"
     html_path.write_text(_page(dataset, rows, figures, seconds))
