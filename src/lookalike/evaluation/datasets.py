@@ -116,11 +116,19 @@ def copy_detection(originals: Path | str, work_dir: Path, *, seed: int = 0) -> D
 
 
 def fashion_mnist(
-    work_dir: Path, *, source: Path = FASHION_MNIST_DIR, limit: int | None = None
+    work_dir: Path,
+    *,
+    source: Path = FASHION_MNIST_DIR,
+    limit: int | None = None,
+    split: str = "test",
 ) -> Dataset:
-    """The Fashion-MNIST test split written as PNGs (one subfolder per class) under ``work_dir``."""
-    images = read_idx(source / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx(source / "t10k-labels-idx1-ubyte.gz")
+    """A Fashion-MNIST split ('test': 10,000 images, 'train': 60,000) written as PNGs, one
+    subfolder per class, under ``work_dir``. Training code uses 'train'; evaluation 'test'."""
+    prefix = {"test": "t10k", "train": "train"}.get(split)
+    if prefix is None:
+        raise InvalidInputError(f"Fashion-MNIST split must be 'test' or 'train', got {split!r}")
+    images = read_idx(source / f"{prefix}-images-idx3-ubyte.gz")
+    labels = read_idx(source / f"{prefix}-labels-idx1-ubyte.gz")
     if images.ndim != 3 or labels.shape != (len(images),):
         raise InvalidInputError(f"{source}: IDX files do not hold matching images and labels")
     if limit is not None:

@@ -179,7 +179,8 @@ figure {{ margin: 1.5rem 0; }} img {{ max-width: 100%; border: 1px solid #eee; }
 figcaption {{ color: #555; font-size: .9rem; }}
 </style></head><body>
 <h1>lookalike evaluation: {html.escape(dataset.name)}</h1>
-<p>{html.escape(_scope(dataset))} ({html.escape(dataset.kind)} layout), {len({i.group for i in dataset.items})} groups.
+<p>{html.escape(_scope(dataset))} ({html.escape(dataset.kind)} layout),
+{len({i.group for i in dataset.items})} groups.
 Primary metric: {html.escape(dataset.primary_metric)}. Evaluated in {seconds:.0f} s by lookalike
 {__version__}.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
