@@ -4,6 +4,7 @@ counts only once a committed catalog transaction refers to it."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ import numpy.typing as npt
 
 from lookalike.errors import IndexFormatError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,7 +37,15 @@ CREATE TABLE IF NOT EXISTS images (
 );
 CREATE INDEX IF NOT EXISTS images_hash ON images(hash);
 CREATE INDEX IF NOT EXISTS images_segment ON images(segment);
+CREATE TABLE IF NOT EXISTS metadata (image_id INTEGER PRIMARY KEY, fields TEXT NOT NULL);
 """
+
+#: Forward migrations: MIGRATIONS[v] brings a catalog from schema v to v + 1.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE IF NOT EXISTS metadata (image_id INTEGER PRIMARY KEY, fields TEXT NOT NULL)",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -99,11 +108,20 @@ class Catalog:
             raise IndexFormatError(f"{self._path}: not a readable catalog ({exc})") from exc
         if row is None:
             raise IndexFormatError(f"{self._path}: catalog has no schema version; it is damaged")
-        if int(row[0]) > SCHEMA_VERSION:
+        version = int(row[0])
+        if version > SCHEMA_VERSION:
             raise IndexFormatError(
                 f"{self._path}: catalog schema {row[0]} is newer than this lookalike understands "
                 f"({SCHEMA_VERSION}); upgrade lookalike"
             )
+        if version < SCHEMA_VERSION:
+            with self.transaction():
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[step]:
+                        self._db.execute(statement)
+                self._db.execute(
+                    "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
+                )
 
     def close(self) -> None:
         self._db.close()
@@ -179,6 +197,20 @@ class Catalog:
         rows = self._db.execute("SELECT id, file, rows FROM segments")
         return {int(r[0]): (str(r[1]), int(r[2])) for r in rows}
 
+    def metadata(self, ids: Sequence[int] | None = None) -> dict[int, dict[str, object]]:
+        """Image id -> its metadata fields (only images that have some; all, or of ``ids``)."""
+        if ids is None:
+            rows = self._db.execute("SELECT image_id, fields FROM metadata").fetchall()
+        else:
+            rows = []
+            for start in range(0, len(ids), 500):
+                chunk = [int(i) for i in ids[start : start + 500]]
+                marks = ",".join("?" * len(chunk))
+                rows += self._db.execute(
+                    f"SELECT image_id, fields FROM metadata WHERE image_id IN ({marks})", chunk
+                ).fetchall()
+        return {int(i): json.loads(fields) for i, fields in rows}
+
     def paths(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT path FROM images ORDER BY id")]
 
@@ -205,7 +237,15 @@ class Catalog:
         return ids
 
     def delete(self, image_ids: Iterable[int]) -> None:
-        self._db.executemany("DELETE FROM images WHERE id=?", [(int(i),) for i in image_ids])
+        doomed = [(int(i),) for i in image_ids]
+        self._db.executemany("DELETE FROM images WHERE id=?", doomed)
+        self._db.executemany("DELETE FROM metadata WHERE image_id=?", doomed)
+
+    def set_metadata(self, fields: Iterable[tuple[int, dict[str, object]]]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO metadata (image_id, fields) VALUES (?, ?)",
+            [(int(i), json.dumps(f, sort_keys=True)) for i, f in fields],
+        )
 
     def move(
         self, image_id: int, *, path: str, size: int, mtime_ns: int, label: str | None

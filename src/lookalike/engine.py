@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
 from lookalike import __version__
-from lookalike.catalog import NewImage
+from lookalike.catalog import ImageRecord, NewImage
 from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder, resolve_spec
 from lookalike.embedders.base import Embedder, EmbedderSpec, l2_normalise
 from lookalike.errors import EmbedderMismatchError, InvalidInputError
+from lookalike.filters import SearchFilter, sort_key
 from lookalike.imaging import load_prepared, prepare
 from lookalike.indexes.base import distance_from_score
 from lookalike.indexes.exact import ExactIndex
 from lookalike.indexing import IndexOptions, IndexReport, ProgressCallback, sync_folder
 from lookalike.matches import Match, SearchResult
+from lookalike.metadata import MetadataTable
 from lookalike.store import METRICS, IndexStore, Manifest, check_is_index
 
 Query = str | Path | bytes | Image.Image
@@ -61,6 +64,7 @@ class SearchEngine:
         self._embedder: Embedder | None = None
         self._index: ExactIndex | None = None
         self._index_generation = -1
+        self._cache: dict[str, object] = {}
 
     # -- opening ----------------------------------------------------------------------------------
 
@@ -266,17 +270,51 @@ class SearchEngine:
             [model.embed(np.stack(pixels[i : i + 32])) for i in range(0, len(pixels), 32)]
         )
 
-    def search(self, queries: Sequence[Query], *, k: int = 10) -> list[SearchResult]:
-        """The k most similar indexed images for each query image, best first."""
+    def search(
+        self,
+        queries: Sequence[Query],
+        *,
+        k: int = 10,
+        where: SearchFilter | None = None,
+        sort_by: str | None = None,
+    ) -> list[SearchResult]:
+        """The k most similar indexed images for each query image, best first.
+
+        ``where`` keeps only images that pass a filter (label, folder, numeric metadata range);
+        ``sort_by`` reorders each query's k matches by a numeric metadata field, ascending.
+        """
         vectors = self.embed(queries)
         names = [_query_name(q) for q in queries]
-        return [
-            SearchResult(name, matches)
-            for name, matches in zip(names, self.search_vectors(vectors, k=k), strict=True)
-        ]
+        found = self.search_vectors(vectors, k=k, where=where, sort_by=sort_by)
+        return [SearchResult(n, m) for n, m in zip(names, found, strict=True)]
+
+    def search_by_id(
+        self,
+        image_id: int,
+        *,
+        k: int = 10,
+        where: SearchFilter | None = None,
+        sort_by: str | None = None,
+    ) -> SearchResult:
+        """ "More like this": the k images most similar to an indexed one, itself excluded."""
+        index = self.vector_index()
+        rows = np.flatnonzero(index.ids == image_id)
+        record = self._store.catalog.get(image_id)
+        if len(rows) == 0 or record is None:
+            raise InvalidInputError(f"image id {image_id} is not in the index")
+        found = self.search_vectors(
+            index.vectors[rows[:1]], k=k + 1, where=where, sort_by=sort_by, exclude=image_id
+        )[0]
+        return SearchResult(record.path, found[:k])
 
     def search_vectors(
-        self, vectors: npt.NDArray[np.float32], *, k: int = 10
+        self,
+        vectors: npt.NDArray[np.float32],
+        *,
+        k: int = 10,
+        where: SearchFilter | None = None,
+        sort_by: str | None = None,
+        exclude: int | None = None,
     ) -> list[tuple[Match, ...]]:
         """Matches for query vectors made by the same embedder (shape (n, dim))."""
         dim = self.manifest.dim
@@ -290,27 +328,36 @@ class SearchEngine:
             )
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
-        scores, ids = self.vector_index().search(vectors, k)
-        records = self._store.catalog.by_ids(np.unique(ids[ids >= 0]).tolist())
+        index = self.vector_index()
+        allowed = None
+        if where is not None and not where.empty:
+            allowed = where.mask(index.ids, self._records(), self._metadata())
+        if exclude is not None:
+            allowed = np.ones(len(index), bool) if allowed is None else allowed.copy()
+            allowed[index.ids == exclude] = False
+        scores, ids = index.search(vectors, k, allowed=allowed)
+        wanted = np.unique(ids[ids >= 0]).tolist()
+        records = self._store.catalog.by_ids(wanted)
+        metadata = self._store.catalog.metadata(wanted)
         metric = self.manifest.metric
         results = []
         for row_scores, row_ids in zip(scores, ids, strict=True):
-            matches: list[Match] = []
-            for score, image_id in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
-                record = records.get(image_id)
-                if image_id < 0 or record is None:
-                    continue
-                matches.append(
-                    Match(
-                        rank=len(matches) + 1,
-                        id=image_id,
-                        path=record.path,
-                        score=score,
-                        distance=distance_from_score(metric, score),
-                        label=record.label,
-                    )
+            matches = [
+                Match(
+                    rank=0,
+                    id=image_id,
+                    path=records[image_id].path,
+                    score=score,
+                    distance=distance_from_score(metric, score),
+                    label=records[image_id].label,
+                    metadata=metadata.get(image_id, {}),
                 )
-            results.append(tuple(matches))
+                for score, image_id in zip(row_scores.tolist(), row_ids.tolist(), strict=True)
+                if image_id >= 0 and image_id in records
+            ]
+            if sort_by is not None:
+                matches.sort(key=lambda m: sort_key(sort_by, m.metadata))
+            results.append(tuple(replace(m, rank=r) for r, m in enumerate(matches, start=1)))
         return results
 
     def vector_index(self) -> ExactIndex:
@@ -320,7 +367,60 @@ class SearchEngine:
             ids, vectors = self._store.load_vectors()
             self._index = ExactIndex(ids, vectors, metric=self.manifest.metric)
             self._index_generation = generation
+            self._cache.clear()
         return self._index
+
+    def _records(self) -> dict[int, ImageRecord]:
+        if "records" not in self._cache:
+            self._cache["records"] = {r.id: r for r in self._store.catalog.all_records()}
+        return cast(dict[int, ImageRecord], self._cache["records"])
+
+    def _metadata(self) -> dict[int, dict[str, object]]:
+        if "metadata" not in self._cache:
+            self._cache["metadata"] = self._store.catalog.metadata()
+        return cast(dict[int, dict[str, object]], self._cache["metadata"])
+
+    def record(self, image_id: int) -> tuple[ImageRecord, dict[str, object]]:
+        """An indexed image's catalog record and metadata."""
+        record = self._store.catalog.get(image_id)
+        if record is None:
+            raise InvalidInputError(f"image id {image_id} is not in the index")
+        return record, self._store.catalog.metadata([image_id]).get(image_id, {})
+
+    def labels(self) -> dict[str, int]:
+        """Label -> number of images (labels are the first subfolder of an indexed folder)."""
+        self.vector_index()
+        counts: dict[str, int] = {}
+        for record in self._records().values():
+            if record.label is not None:
+                counts[record.label] = counts.get(record.label, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def numeric_fields(self) -> list[str]:
+        """Metadata fields that hold numbers (those a search can filter and sort by)."""
+        self.vector_index()
+        names = {
+            name
+            for fields in self._metadata().values()
+            for name, value in fields.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
+        return sorted(names)
+
+    def set_metadata(self, table: MetadataTable) -> tuple[int, list[str]]:
+        """Attach metadata rows to indexed images by path; returns (matched, unmatched paths)."""
+        catalog = self._store.catalog
+        matched: list[tuple[int, dict[str, object]]] = []
+        unmatched = []
+        for path, fields in table.rows.items():
+            record = catalog.by_path(path)
+            if record is None:
+                unmatched.append(path)
+            else:
+                matched.append((record.id, fields))
+        with catalog.transaction():
+            catalog.set_metadata(matched)
+        return len(matched), unmatched
 
     def export_vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
         """(paths, vectors) of every indexed image, in id order: the embeddings themselves."""

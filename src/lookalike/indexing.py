@@ -199,12 +199,19 @@ def _embed_and_commit(
             if ready:
                 block = np.concatenate(vectors)
                 segment = store.catalog.add_segment(store.write_segment(block), len(block))
-                store.catalog.delete(r.id for _, r, _ in ready if r is not None)
-                store.catalog.insert(
+                replaced = [r.id for _, r, _ in ready if r is not None]
+                kept = store.catalog.metadata(replaced)  # re-embedding keeps a file's metadata
+                store.catalog.delete(replaced)
+                new_ids = store.catalog.insert(
                     [
                         NewImage(f.path, f.size, f.mtime_ns, digest, f.label, segment, row)
                         for row, (f, _, digest) in enumerate(ready)
                     ]
+                )
+                store.catalog.set_metadata(
+                    (new, kept[r.id])
+                    for (_, r, _), new in zip(ready, new_ids, strict=True)
+                    if r is not None and r.id in kept
                 )
             store.catalog.delete(dropped)
         embedded += len(ready)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class Match:
     score: float
     distance: float
     label: str | None
+    metadata: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

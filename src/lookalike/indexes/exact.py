@@ -34,8 +34,11 @@ class ExactIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]:
-        """Top-k (scores, ids) per query, best first; short rows padded with -inf and -1."""
+    def search(
+        self, queries: FloatArray, k: int, *, allowed: npt.NDArray[np.bool_] | None = None
+    ) -> tuple[FloatArray, IdArray]:
+        """Top-k (scores, ids) per query, best first; short rows padded with -inf and -1.
+        ``allowed`` (one flag per stored vector, in storage order) restricts the candidates."""
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise InvalidInputError(f"queries must have shape (n, {self.dim}), got {queries.shape}")
         if k < 1:
@@ -50,9 +53,13 @@ class ExactIndex:
         for start in range(0, n, _QUERY_BLOCK):
             block = queries[start : start + _QUERY_BLOCK]
             sims = self._scores(block)
+            if allowed is not None:
+                sims[:, ~allowed] = -np.inf
             top = _top_k(sims, kk, self.ids)
-            scores[start : start + len(block), :kk] = np.take_along_axis(sims, top, axis=1)
-            ids[start : start + len(block), :kk] = self.ids[top]
+            found = np.take_along_axis(sims, top, axis=1)
+            real = np.isfinite(found)
+            scores[start : start + len(block), :kk] = np.where(real, found, -np.inf)
+            ids[start : start + len(block), :kk] = np.where(real, self.ids[top], -1)
         return scores, ids
 
     def _scores(self, block: FloatArray) -> FloatArray:
