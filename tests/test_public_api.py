@@ -27,9 +27,12 @@ def test_public_names_are_pinned() -> None:
             "Match",
             "ModelError",
             "NotAnIndexError",
+            "NumericRange",
             "SearchEngine",
+            "SearchFilter",
             "SearchResult",
             "SkippedFile",
+            "UnknownImageError",
             "__version__",
         ]
     )

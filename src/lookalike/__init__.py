@@ -22,7 +22,9 @@ from lookalike.errors import (
     LookalikeError,
     ModelError,
     NotAnIndexError,
+    UnknownImageError,
 )
+from lookalike.filters import NumericRange, SearchFilter
 from lookalike.indexing import IndexOptions, IndexProgress, IndexReport, SkippedFile
 from lookalike.matches import Match, SearchResult
 
@@ -43,8 +45,11 @@ __all__ = [
     "Match",
     "ModelError",
     "NotAnIndexError",
+    "NumericRange",
     "SearchEngine",
+    "SearchFilter",
     "SearchResult",
     "SkippedFile",
+    "UnknownImageError",
     "__version__",
 ]

@@ -15,7 +15,7 @@ from lookalike import __version__
 from lookalike.catalog import ImageRecord, NewImage
 from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder, resolve_spec
 from lookalike.embedders.base import Embedder, EmbedderSpec, l2_normalise
-from lookalike.errors import EmbedderMismatchError, InvalidInputError
+from lookalike.errors import EmbedderMismatchError, InvalidInputError, UnknownImageError
 from lookalike.filters import SearchFilter, sort_key
 from lookalike.imaging import load_prepared, prepare
 from lookalike.indexes.base import distance_from_score
@@ -301,7 +301,7 @@ class SearchEngine:
         rows = np.flatnonzero(index.ids == image_id)
         record = self._store.catalog.get(image_id)
         if len(rows) == 0 or record is None:
-            raise InvalidInputError(f"image id {image_id} is not in the index")
+            raise UnknownImageError(f"image id {image_id} is not in the index")
         found = self.search_vectors(
             index.vectors[rows[:1]], k=k + 1, where=where, sort_by=sort_by, exclude=image_id
         )[0]
@@ -384,8 +384,14 @@ class SearchEngine:
         """An indexed image's catalog record and metadata."""
         record = self._store.catalog.get(image_id)
         if record is None:
-            raise InvalidInputError(f"image id {image_id} is not in the index")
+            raise UnknownImageError(f"image id {image_id} is not in the index")
         return record, self._store.catalog.metadata([image_id]).get(image_id, {})
+
+    def record_by_path(self, path: str) -> ImageRecord:
+        record = self._store.catalog.by_path(path)
+        if record is None:
+            raise UnknownImageError(f"{path}: not in the index")
+        return record
 
     def labels(self) -> dict[str, int]:
         """Label -> number of images (labels are the first subfolder of an indexed folder)."""

@@ -13,6 +13,10 @@ class InvalidInputError(LookalikeError, ValueError):
     """A bad argument or option: the caller can fix it by passing something else."""
 
 
+class UnknownImageError(InvalidInputError):
+    """An image id or path that the index does not hold."""
+
+
 class ImageError(LookalikeError):
     """An image could not be decoded or is refused (truncated, not an image, too large)."""
 

@@ -16,8 +16,10 @@ from lookalike.cli.progress import ProgressBar
 from lookalike.embedders import DEFAULT_EMBEDDER, resolve_spec
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import LookalikeError
+from lookalike.filters import NumericRange, SearchFilter
 from lookalike.indexing import IndexOptions, IndexReport
 from lookalike.matches import SearchResult
+from lookalike.metadata import read_metadata_csv
 from lookalike.sources import IMAGE_EXTENSIONS, check_folder
 
 app = typer.Typer(
@@ -127,6 +129,22 @@ def index(
     commit_every: Annotated[
         int, typer.Option(help="Images per atomic commit (what an interrupted run can lose).")
     ] = 512,
+    metadata: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of metadata: one column names the image file (relative to PHOTOS or "
+            "absolute), the other columns (title, price, url...) are attached to the image.",
+            show_default=False,
+        ),
+    ] = None,
+    metadata_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Column of the metadata CSV that names the file. [default: path, "
+            "file, filename, image or name]",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -141,7 +159,8 @@ def index(
         fail(f"--workers must be 0 or more, got {workers}")
     if batch_size < 1:
         fail(f"--batch-size must be at least 1, got {batch_size}")
-    check_folder(photos)  # before an index folder is created for nothing
+    root = check_folder(photos)  # before an index folder is created for nothing
+    table = read_metadata_csv(metadata, root, key_column=metadata_key) if metadata else None
     spec = _embedder_spec(embedder, onnx_input_size, onnx_mean, onnx_std, onnx_output)
     if commit_every < 1:
         fail(f"--commit-every must be at least 1, got {commit_every}")
@@ -151,10 +170,23 @@ def index(
         with ProgressBar(err, enabled=show_bar) as bar:
             report = engine.index_folder(photos, options=options, progress=bar)
         total = len(engine)
+        matched, unmatched = engine.set_metadata(table) if table else (0, [])
     if as_json:
-        out.print_json(data=_report_json(report, total))
+        summary = _report_json(report, total)
+        if table:
+            summary["metadata"] = {"matched": matched, "unmatched": unmatched}
+        out.print_json(data=summary)
     else:
         _print_report(report, photos, index_dir, total)
+        if table:
+            out.print(
+                f"Metadata: {matched} images got fields from {metadata}"
+                + (
+                    f"; {len(unmatched)} rows name no indexed image, e.g. {unmatched[0]}"
+                    if unmatched
+                    else "."
+                )
+            )
 
 
 def _report_json(report: IndexReport, total: int) -> dict[str, object]:
@@ -211,6 +243,27 @@ def search(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per query, one per line.")
     ] = False,
+    label: Annotated[
+        list[str] | None, typer.Option(help="Only images with this label (repeatable).")
+    ] = None,
+    folder: Annotated[
+        Path | None, typer.Option(help="Only images under this folder.", show_default=False)
+    ] = None,
+    minimum: Annotated[
+        list[str] | None,
+        typer.Option("--min", help="Only images whose numeric FIELD >= VALUE: FIELD=VALUE."),
+    ] = None,
+    maximum: Annotated[
+        list[str] | None,
+        typer.Option("--max", help="Only images whose numeric FIELD <= VALUE, e.g. price=30."),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            help="Order the k matches by this numeric metadata field, ascending.",
+            show_default=False,
+        ),
+    ] = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -228,10 +281,12 @@ def search(
     if plot is not None and plot.suffix.lower() != ".png":
         fail(f"--plot must name a .png file, got {plot}")
     paths = _expand_queries(queries)
+    where = _search_filter(label, folder, minimum or [], maximum or [])
     found: list[SearchResult] = []
     with SearchEngine.open(index_dir) as engine:
         for start in range(0, len(paths), 64):
-            for result in engine.search([str(p) for p in paths[start : start + 64]], k=k):
+            chunk = [str(p) for p in paths[start : start + 64]]
+            for result in engine.search(chunk, k=k, where=where, sort_by=sort):
                 found.append(result)
                 if as_json:
                     sys.stdout.write(json.dumps(result.to_json()) + "\n")
@@ -241,11 +296,32 @@ def search(
                 table.add_column("score", justify="right")
                 table.add_column("path")
                 table.add_column("label")
+                table.add_column("metadata")
                 for m in result.matches:
-                    table.add_row(str(m.rank), f"{m.score:.4f}", m.path, m.label or "")
+                    fields = ", ".join(f"{key}={value}" for key, value in m.metadata.items())
+                    table.add_row(str(m.rank), f"{m.score:.4f}", m.path, m.label or "", fields)
                 out.print(table)
     if plot is not None:
         _plot_results(found, plot)
+
+
+def _search_filter(
+    labels: list[str] | None, folder: Path | None, minimum: list[str], maximum: list[str]
+) -> SearchFilter:
+    bounds: dict[str, list[float | None]] = {}
+    for option, values, side in (("--min", minimum, 0), ("--max", maximum, 1)):
+        for text in values:
+            name, _, number = text.partition("=")
+            try:
+                value = float(number)
+            except ValueError:
+                fail(f"{option} takes FIELD=NUMBER, e.g. {option} price=30; got {text!r}")
+            bounds.setdefault(name.strip(), [None, None])[side] = value
+    return SearchFilter(
+        labels=frozenset(labels or []),
+        folder=str(folder.expanduser().resolve()) if folder else None,
+        ranges={name: NumericRange(low, high) for name, (low, high) in bounds.items()},
+    )
 
 
 def _plot_results(results: list[SearchResult], target: Path) -> None:
@@ -365,6 +441,47 @@ def evaluate(
         f"Report: {files.html}  ({files.json.name}, {files.markdown.name} beside it); "
         f"{time.perf_counter() - started:.0f} s"
     )
+
+
+@app.command()
+def serve(
+    index_dir: IndexDir,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, in MB.")] = 20.0,
+    allow_writes: Annotated[
+        bool, typer.Option(help="Allow adding and removing images through the API.")
+    ] = False,
+    default_k: Annotated[int, typer.Option(help="Results per search by default.")] = 12,
+) -> None:
+    """Serve the search page and the REST API (docs at /docs) for an index.
+
+    The model and the vectors are loaded before the first request. Read-only unless
+    --allow-writes; `lookalike index` may update the index meanwhile: searches see each commit.
+    """
+    import uvicorn
+
+    from lookalike.store import check_is_index
+    from lookalike.web.app import create_app
+    from lookalike.web.settings import ServeSettings
+
+    check_is_index(index_dir)
+    if not 0 < port < 65536:
+        fail(f"--port must be 1..65535, got {port}")
+    settings = ServeSettings(
+        index=index_dir.resolve(),
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        allow_writes=allow_writes,
+        default_k=default_k,
+    )
+    err.print(
+        f"lookalike: serving {index_dir} on http://{host}:{port}/ (API docs at /docs); "
+        "Ctrl+C stops",
+        markup=False,
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
 def _mount_train() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.cache import cache_dir
 from lookalike.embedders.base import EmbedderSpec, InputSpec, check_batch
 from lookalike.embedders.onnx import OnnxModel, make_session
 from lookalike.errors import InvalidInputError, ModelError
@@ -60,15 +61,6 @@ VARIANTS: dict[str, Variant] = {
     )
 }
 FEATURE_DIM = 1280
-
-
-def cache_dir() -> Path:
-    """Where exported models are kept: $LOOKALIKE_CACHE_DIR, else $XDG_CACHE_HOME/lookalike."""
-    explicit = os.environ.get("LOOKALIKE_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lookalike"
 
 
 def weights_path(variant: Variant) -> Path:

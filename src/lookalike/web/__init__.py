@@ -1,0 +1,1 @@
+"""The REST API and the web page: a thin adapter over SearchEngine."""

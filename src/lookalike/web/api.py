@@ -1,0 +1,240 @@
+"""REST routes under /api. Every handler is thin: parse, call the service, shape the answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
+from fastapi.responses import FileResponse
+
+from lookalike.catalog import ImageRecord
+from lookalike.errors import InvalidInputError
+from lookalike.filters import NumericRange, SearchFilter
+from lookalike.matches import Match, SearchResult
+from lookalike.web.schemas import HealthOut, ImageOut, InfoOut, MatchOut, SearchOut
+from lookalike.web.service import SearchService
+
+router = APIRouter(prefix="/api")
+
+K = Annotated[int | None, Query(ge=1, description="Number of results (default 12).")]
+Labels = Annotated[list[str] | None, Query(description="Only these labels (repeatable).")]
+Folder = Annotated[str | None, Query(description="Only images under this folder (absolute).")]
+Field = Annotated[str | None, Query(description="Numeric metadata field for min/max.")]
+Bound = Annotated[float | None, Query()]
+Sort = Annotated[str | None, Query(description="Order the k results by this numeric field.")]
+
+
+def _service(request: Request) -> SearchService:
+    service: SearchService = request.app.state.service
+    return service
+
+
+def _filter(
+    labels: list[str] | None,
+    folder: str | None,
+    field: str | None,
+    low: float | None,
+    high: float | None,
+) -> SearchFilter:
+    if (low is not None or high is not None) and not field:
+        raise InvalidInputError("min and max need 'field', the metadata field they bound")
+    ranges = (
+        {field: NumericRange(low, high)} if field and (low is not None or high is not None) else {}
+    )
+    return SearchFilter(labels=frozenset(labels or []), folder=folder or None, ranges=ranges)
+
+
+def _k(service: SearchService, k: int | None) -> int:
+    value = k or service.settings.default_k
+    if value > service.settings.max_k:
+        raise InvalidInputError(f"k must be at most {service.settings.max_k}, got {value}")
+    return value
+
+
+def _match(m: Match) -> MatchOut:
+    return MatchOut(
+        rank=m.rank,
+        id=m.id,
+        path=m.path,
+        name=Path(m.path).name,
+        score=m.score,
+        distance=m.distance,
+        label=m.label,
+        metadata=m.metadata,
+        thumbnail_url=f"/api/images/{m.id}/thumbnail",
+        image_url=f"/api/images/{m.id}",
+    )
+
+
+def _search_out(result: SearchResult, k: int, seconds: float) -> SearchOut:
+    return SearchOut(
+        query=result.query,
+        k=k,
+        took_ms=round(seconds * 1000, 2),
+        matches=[_match(m) for m in result.matches],
+    )
+
+
+def _image_out(record: ImageRecord, metadata: dict[str, object]) -> ImageOut:
+    return ImageOut(
+        id=record.id,
+        path=record.path,
+        name=Path(record.path).name,
+        label=record.label,
+        size=record.size,
+        metadata=metadata,
+        thumbnail_url=f"/api/images/{record.id}/thumbnail",
+        image_url=f"/api/images/{record.id}",
+    )
+
+
+async def _read_upload(service: SearchService, upload: UploadFile) -> bytes:
+    limit = service.settings.max_upload_bytes
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise UploadTooLargeError(limit)
+    if not data:
+        raise InvalidInputError(f"{upload.filename or 'upload'}: empty file; send an image")
+    return data
+
+
+class UploadTooLargeError(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"upload is larger than the limit of {limit:,} bytes")
+        self.limit = limit
+
+
+@router.get("/health", response_model=HealthOut)
+def health(request: Request) -> HealthOut:
+    return HealthOut(status="ok", count=_service(request).count())
+
+
+@router.get("/info", response_model=InfoOut)
+def info(request: Request) -> InfoOut:
+    service = _service(request)
+    details, labels, fields = service.info()
+    return InfoOut.model_validate(
+        {
+            **details,
+            "labels": labels,
+            "numeric_fields": fields,
+            "read_only": not service.settings.allow_writes,
+            "max_upload_bytes": service.settings.max_upload_bytes,
+        }
+    )
+
+
+@router.post("/search", response_model=SearchOut, summary="Search by an uploaded image")
+async def search_upload(
+    request: Request,
+    image: Annotated[UploadFile, File(description="The query image.")],
+    k: K = None,
+    label: Labels = None,
+    folder: Folder = None,
+    field: Field = None,
+    min: Bound = None,
+    max: Bound = None,
+    sort: Sort = None,
+) -> SearchOut:
+    service = _service(request)
+    data = await _read_upload(service, image)
+    where = _filter(label, folder, field, min, max)
+    count = _k(service, k)
+    from starlette.concurrency import run_in_threadpool
+
+    result, seconds = await run_in_threadpool(
+        service.search_upload, data, k=count, where=where, sort_by=sort
+    )
+    return _search_out(result, count, seconds)
+
+
+@router.get(
+    "/search/{image_id}",
+    response_model=SearchOut,
+    summary="More like this: search by an indexed image",
+)
+def search_id(
+    request: Request,
+    image_id: int,
+    k: K = None,
+    label: Labels = None,
+    folder: Folder = None,
+    field: Field = None,
+    min: Bound = None,
+    max: Bound = None,
+    sort: Sort = None,
+) -> SearchOut:
+    service = _service(request)
+    count = _k(service, k)
+    result, seconds = service.search_id(
+        image_id, k=count, where=_filter(label, folder, field, min, max), sort_by=sort
+    )
+    return _search_out(result, count, seconds)
+
+
+@router.get("/images/{image_id}", summary="The indexed image file itself")
+def image_file(request: Request, image_id: int) -> FileResponse:
+    record, _ = _service(request).record(image_id)
+    return FileResponse(record.path, filename=Path(record.path).name)
+
+
+@router.get("/images/{image_id}/thumbnail", summary="A JPEG thumbnail (cached)")
+def thumbnail(
+    request: Request,
+    image_id: int,
+    size: Annotated[int, Query(description="128, 256 or 512")] = 256,
+) -> FileResponse:
+    service = _service(request)
+    if size not in service.settings.thumbnail_sizes:
+        raise InvalidInputError(
+            f"thumbnail size must be one of {list(service.settings.thumbnail_sizes)}, got {size}"
+        )
+    record, _ = service.record(image_id)
+    return FileResponse(
+        service.thumbnails.path(record, size),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "max-age=3600"},
+    )
+
+
+@router.get("/images/{image_id}/info", response_model=ImageOut)
+def image_info(request: Request, image_id: int) -> ImageOut:
+    return _image_out(*_service(request).record(image_id))
+
+
+@router.post(
+    "/images",
+    response_model=ImageOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add an uploaded image to the index (needs --allow-writes)",
+)
+async def add_image(request: Request, image: Annotated[UploadFile, File()]) -> ImageOut:
+    service = _service(request)
+    if not service.settings.allow_writes:
+        raise ReadOnlyError()
+    data = await _read_upload(service, image)
+    from starlette.concurrency import run_in_threadpool
+
+    image_id = await run_in_threadpool(service.add_upload, data, image.filename or "upload.jpg")
+    return _image_out(*service.record(image_id))
+
+
+@router.delete(
+    "/images/{image_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove an image from the index (needs --allow-writes)",
+)
+def remove_image(request: Request, image_id: int) -> Response:
+    service = _service(request)
+    if not service.settings.allow_writes:
+        raise ReadOnlyError()
+    service.remove(image_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class ReadOnlyError(Exception):
+    def __init__(self) -> None:
+        super().__init__(
+            "this server is read-only; start it with --allow-writes to add or remove images"
+        )

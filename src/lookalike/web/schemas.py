@@ -1,0 +1,61 @@
+"""The JSON shapes of the REST API (they document themselves at /docs)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class MatchOut(BaseModel):
+    rank: int
+    id: int = Field(description="Image id: use it for /api/images/{id} and more-like-this.")
+    path: str
+    name: str = Field(description="File name.")
+    score: float = Field(description="Higher is more similar, whatever the metric.")
+    distance: float
+    label: str | None
+    metadata: dict[str, object]
+    thumbnail_url: str
+    image_url: str
+
+
+class SearchOut(BaseModel):
+    query: str
+    k: int
+    took_ms: float
+    matches: list[MatchOut]
+
+
+class InfoOut(BaseModel):
+    count: int
+    embedder: str
+    dim: int
+    metric: str
+    index_type: str
+    format_version: int
+    size_bytes: int
+    created: str
+    labels: dict[str, int]
+    numeric_fields: list[str]
+    read_only: bool
+    max_upload_bytes: int
+
+
+class HealthOut(BaseModel):
+    status: str
+    count: int
+
+
+class ImageOut(BaseModel):
+    id: int
+    path: str
+    name: str
+    label: str | None
+    size: int
+    metadata: dict[str, object]
+    thumbnail_url: str
+    image_url: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    detail: str
