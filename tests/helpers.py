@@ -29,3 +29,74 @@ def top_path(result: dict[str, object]) -> str:
     matches = result["matches"]
     assert isinstance(matches, list) and matches, result
     return str(matches[0]["path"])
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`lookalike serve` as a real process on a loopback port, for end-to-end tests."""
+
+    def __init__(self, index: Path, *extra: str) -> None:
+        import time
+        import urllib.request
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = index.parent / f"server-{self.port}.log"
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "lookalike",
+                    "serve",
+                    "--index",
+                    str(index),
+                    "--port",
+                    str(self.port),
+                    *extra,
+                ],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/health", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"server did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def multipart(field: str, name: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with one file, and its content type."""
+    boundary = "lookalike-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lookalike.evaluation.copies import CopySet
+from tests.helpers import Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("LOOKALIKE_ARTIFACTS", Path(__file__).parents[2] / "artifacts"))
@@ -25,41 +21,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(gallery_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`lookalike serve` as a real process on a loopback port."""
     index = tmp_path_factory.mktemp("served") / "gallery.idx"
     shutil.copytree(gallery_index, index, ignore=shutil.ignore_patterns("lock"))
-    port = _free_port()
-    log = index.parent / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "lookalike", "serve", "--index", str(index), "--port",
-             str(port)],
-            stdout=sink, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        process.wait()
-        raise AssertionError(log.read_text())
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    running = Server(index)
+    yield running.url
+    running.stop()
 
 
 def test_upload_a_photo_and_its_original_comes_first(server: str, copy_set: CopySet) -> None:
@@ -70,8 +38,15 @@ def test_upload_a_photo_and_its_original_comes_first(server: str, copy_set: Copy
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         requests: list[str] = []
@@ -87,7 +62,8 @@ def test_upload_a_photo_and_its_original_comes_first(server: str, copy_set: Copy
         assert rank == "#1" and float(score) > 0.7
         page.wait_for_function(
             "[...document.querySelectorAll('#results img')].every(i => i.complete "
-            "&& i.naturalWidth > 0)")
+            "&& i.naturalWidth > 0)"
+        )
         assert page.locator("#histogram rect").count() == 10
         page.screenshot(path=str(ARTIFACTS / "search-page.png"), full_page=True)
 
@@ -98,8 +74,8 @@ def test_upload_a_photo_and_its_original_comes_first(server: str, copy_set: Copy
         # A click on a result searches with it ("more like this"): the copy is not its own match.
         first.click()
         page.wait_for_function(
-            f"document.querySelector('#results > li .name').textContent !== "
-            f"'{pair.original.name}'")
+            f"document.querySelector('#results > li .name').textContent !== '{pair.original.name}'"
+        )
         names = page.locator("#results > li .name").all_inner_texts()
         assert len(names) == 6 and pair.original.name not in names
 
