@@ -17,6 +17,7 @@ from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder, resolve_spec
 from lookalike.embedders.base import Embedder, EmbedderSpec, l2_normalise
 from lookalike.errors import EmbedderMismatchError, InvalidInputError, UnknownImageError
 from lookalike.filters import SearchFilter, sort_key
+from lookalike.grouping import group_duplicates
 from lookalike.imaging import load_prepared, prepare
 from lookalike.indexes.base import distance_from_score
 from lookalike.indexes.exact import ExactIndex
@@ -386,6 +387,17 @@ class SearchEngine:
         if record is None:
             raise UnknownImageError(f"image id {image_id} is not in the index")
         return record, self._store.catalog.metadata([image_id]).get(image_id, {})
+
+    def duplicates(self, *, threshold: float = 0.75, k: int = 10) -> list[list[ImageRecord]]:
+        """Groups of near-duplicate images (see :mod:`lookalike.grouping`), largest first."""
+        if self.manifest.metric != "cosine":
+            raise InvalidInputError(
+                "duplicate grouping needs a cosine index (its threshold is a cosine similarity)"
+            )
+        index = self.vector_index()
+        groups = group_duplicates(index.ids, index.vectors, threshold=threshold, k=k)
+        records = self._records()
+        return [[records[i] for i in group.ids if i in records] for group in groups]
 
     def record_by_path(self, path: str) -> ImageRecord:
         record = self._store.catalog.by_path(path)
