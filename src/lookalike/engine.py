@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,18 +16,33 @@ from lookalike import __version__
 from lookalike.catalog import ImageRecord, NewImage
 from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder, resolve_spec
 from lookalike.embedders.base import Embedder, EmbedderSpec, l2_normalise
-from lookalike.errors import EmbedderMismatchError, InvalidInputError, UnknownImageError
+from lookalike.errors import (
+    EmbedderMismatchError,
+    IndexFormatError,
+    InvalidInputError,
+    UnknownImageError,
+)
 from lookalike.filters import SearchFilter, sort_key
 from lookalike.grouping import group_duplicates
 from lookalike.imaging import load_prepared, prepare
 from lookalike.indexes.base import distance_from_score
 from lookalike.indexes.exact import ExactIndex
-from lookalike.indexing import IndexOptions, IndexReport, ProgressCallback, sync_folder
+from lookalike.indexes.hnsw import POINTER, GraphInfo, HnswIndex, HnswParams, measure_recall
+from lookalike.indexing import (
+    IndexOptions,
+    IndexProgress,
+    IndexReport,
+    ProgressCallback,
+    sync_folder,
+)
 from lookalike.matches import Match, SearchResult
 from lookalike.metadata import MetadataTable
-from lookalike.store import METRICS, IndexStore, Manifest, check_is_index
+from lookalike.store import ANN, METRICS, IndexStore, Manifest, check_is_index
 
 Query = str | Path | bytes | Image.Image
+INDEX_TYPES = ("auto", "exact", "hnsw")
+#: From this many images on, an index of type "auto" searches an HNSW graph.
+ANN_THRESHOLD = 100_000
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,8 @@ class IndexInfo:
     dim: int
     metric: str
     index_type: str
+    search_index: str
+    ann_recall_at_10: float | None
     format_version: int
     size_bytes: int
     created: str
@@ -66,6 +84,8 @@ class SearchEngine:
         self._index: ExactIndex | None = None
         self._index_generation = -1
         self._cache: dict[str, object] = {}
+        self._ann: HnswIndex | None = None
+        self._ann_stamp: tuple[int, int] = (-1, -1)
 
     # -- opening ----------------------------------------------------------------------------------
 
@@ -76,17 +96,20 @@ class SearchEngine:
         *,
         embedder: str | EmbedderSpec = DEFAULT_EMBEDDER,
         metric: str = "cosine",
+        index_type: str = "auto",
         threads: int | None = None,
     ) -> SearchEngine:
         """Create a new, empty index in ``directory`` (new or empty)."""
         if metric not in METRICS:
             raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        _check_index_type(index_type)
         model = create_embedder(resolve_spec(embedder), threads=threads)
         manifest = Manifest(
             embedder=model.spec,
             weights_digest=model.weights_digest,
             dim=model.dim,
             metric=metric,
+            index_type=index_type,
             lookalike_version=__version__,
         )
         engine = cls(IndexStore.create(Path(directory), manifest), threads=threads)
@@ -198,13 +221,58 @@ class SearchEngine:
         progress: ProgressCallback | None = None,
     ) -> IndexReport:
         """Bring the index up to date with ``folder`` (see ``lookalike.indexing.sync_folder``)."""
-        return sync_folder(
-            self._store,
-            lambda: self.embedder,
-            Path(folder),
-            options=options or IndexOptions(),
-            progress=progress,
+        options = options or IndexOptions()
+        if options.index_type is not None:
+            _check_index_type(options.index_type)
+            if options.index_type != self.manifest.index_type:
+                self._store.set_index_type(options.index_type)
+        report = sync_folder(
+            self._store, lambda: self.embedder, Path(folder), options=options, progress=progress
         )
+        if self.search_index_type() == "hnsw":
+            if progress is not None:
+                progress(IndexProgress("ann", 0, 1))
+            self.sync_ann(pca_dim=options.pca_dim)
+            if progress is not None:
+                progress(IndexProgress("ann", 1, 1))
+        return report
+
+    def search_index_type(self) -> str:
+        """The structure searches use now: 'exact', or 'hnsw' (chosen, or automatic from
+        ANN_THRESHOLD images on)."""
+        chosen = self.manifest.index_type
+        if chosen == "auto":
+            return "hnsw" if len(self) >= ANN_THRESHOLD else "exact"
+        return chosen
+
+    def sync_ann(self, *, pca_dim: int | None = None) -> GraphInfo:
+        """Bring the HNSW graph up to date with the catalog (adding and deleting, no rebuild
+        unless its PCA setting changes), measure its recall@10 against exact search, save it."""
+        folder = self._store.directory / ANN
+        exact = self.vector_index()
+        loaded = HnswIndex.load(folder, metric=self.manifest.metric)
+        if loaded is not None and pca_dim is not None and loaded[0].params.pca_dim != pca_dim:
+            loaded = None  # another projection: the graph is rebuilt
+        if loaded is None:
+            params = HnswParams(pca_dim=pca_dim or 0)
+            ann = HnswIndex.build(
+                exact.ids, exact.vectors, metric=self.manifest.metric, params=params
+            )
+        else:
+            ann = loaded[0]
+            self._apply_delta(ann, exact.ids)
+        recall, queries = measure_recall(ann, exact)
+        info = ann.save(folder, recall=recall, queries=queries, dim=self.manifest.dim)
+        self._ann = None
+        return info
+
+    def _apply_delta(self, ann: HnswIndex, ids: npt.NDArray[np.int64]) -> None:
+        current = {int(i) for i in ids.tolist()}
+        present = ann.ids()
+        ann.remove(sorted(present - current))
+        added = sorted(current - present)
+        if added:
+            ann.add(np.array(added, dtype=np.int64), self._store.vectors_for(added))
 
     def add_vectors(
         self,
@@ -329,14 +397,18 @@ class SearchEngine:
             )
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
-        index = self.vector_index()
-        allowed = None
-        if where is not None and not where.empty:
-            allowed = where.mask(index.ids, self._records(), self._metadata())
-        if exclude is not None:
-            allowed = np.ones(len(index), bool) if allowed is None else allowed.copy()
-            allowed[index.ids == exclude] = False
-        scores, ids = index.search(vectors, k, allowed=allowed)
+        filtered = (where is not None and not where.empty) or exclude is not None
+        if not filtered and self.search_index_type() == "hnsw":
+            scores, ids = self.ann_index().search(vectors, k)
+        else:  # filters are exact: every candidate is checked
+            index = self.vector_index()
+            allowed = None
+            if where is not None and not where.empty:
+                allowed = where.mask(index.ids, self._records(), self._metadata())
+            if exclude is not None:
+                allowed = np.ones(len(index), bool) if allowed is None else allowed.copy()
+                allowed[index.ids == exclude] = False
+            scores, ids = index.search(vectors, k, allowed=allowed)
         wanted = np.unique(ids[ids >= 0]).tolist()
         records = self._store.catalog.by_ids(wanted)
         metadata = self._store.catalog.metadata(wanted)
@@ -370,6 +442,25 @@ class SearchEngine:
             self._index_generation = generation
             self._cache.clear()
         return self._index
+
+    def ann_index(self) -> HnswIndex:
+        """The HNSW graph, with any images committed since it was saved applied in memory."""
+        generation = self._store.catalog.generation()
+        pointer = self._store.directory / ANN / POINTER
+        stamp = pointer.stat().st_mtime_ns if pointer.exists() else -1
+        if self._ann is None or self._ann_stamp != (stamp, generation):
+            if self._ann is None or self._ann_stamp[0] != stamp:
+                loaded = HnswIndex.load(self._store.directory / ANN, metric=self.manifest.metric)
+                if loaded is None:
+                    raise IndexFormatError(
+                        f"{self._store.directory}: no HNSW graph yet; run `lookalike index` "
+                        "once more, or use --index-type exact"
+                    )
+                self._ann = loaded[0]
+            ids, _, _ = self._store.catalog.locations()
+            self._apply_delta(self._ann, ids)
+            self._ann_stamp = (stamp, generation)
+        return self._ann
 
     def _records(self) -> dict[int, ImageRecord]:
         if "records" not in self._cache:
@@ -440,6 +531,15 @@ class SearchEngine:
             catalog.set_metadata(matched)
         return len(matched), unmatched
 
+    def _ann_recall(self) -> float | None:
+        pointer = self._store.directory / ANN / POINTER
+        if not pointer.is_file():
+            return None
+        try:
+            return float(json.loads(pointer.read_text())["recall_at_10"])
+        except (OSError, ValueError, KeyError):
+            return None
+
     def export_vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
         """(paths, vectors) of every indexed image, in id order: the embeddings themselves."""
         index = self.vector_index()
@@ -457,10 +557,19 @@ class SearchEngine:
             dim=manifest.dim,
             metric=manifest.metric,
             index_type=manifest.index_type,
+            search_index=self.search_index_type(),
+            ann_recall_at_10=self._ann_recall(),
             format_version=manifest.format_version,
             size_bytes=self._store.size_on_disk(),
             created=manifest.created,
             lookalike_version=manifest.lookalike_version,
+        )
+
+
+def _check_index_type(index_type: str) -> None:
+    if index_type not in INDEX_TYPES:
+        raise InvalidInputError(
+            f"index type must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}"
         )
 
 

@@ -40,10 +40,15 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class IndexOptions:
+    """How to index. ``index_type`` (auto, exact, hnsw) and ``pca_dim`` (for hnsw) change the
+    search structure kept beside the vectors; None keeps what the index has."""
+
     workers: int | None = None
     batch_size: int = 32
     commit_every: int = 512
     max_pixels: int = DEFAULT_MAX_PIXELS
+    index_type: str | None = None
+    pca_dim: int | None = None
 
 
 @dataclass(frozen=True)

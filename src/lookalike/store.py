@@ -21,7 +21,7 @@ import fcntl
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal, cast
@@ -44,7 +44,12 @@ MANIFEST = "manifest.json"
 CATALOG = "catalog.sqlite"
 SEGMENTS = "segments"
 LOCK = "lock"
-_OWN_FILES = {CATALOG, f"{CATALOG}-wal", f"{CATALOG}-shm", f"{CATALOG}-journal", SEGMENTS, LOCK}
+ANN = "ann"
+UPLOADS = "uploads"
+_OWN_FILES = {
+    CATALOG, f"{CATALOG}-wal", f"{CATALOG}-shm", f"{CATALOG}-journal", SEGMENTS, LOCK, ANN,
+    UPLOADS,
+}  # fmt: skip
 
 Metric = Literal["cosine", "euclidean"]
 METRICS: tuple[Metric, ...] = ("cosine", "euclidean")
@@ -58,7 +63,7 @@ class Manifest:
     weights_digest: str
     dim: int
     metric: Metric
-    index_type: str = "exact"
+    index_type: str = "auto"
     format_version: int = FORMAT_VERSION
     created: str = ""
     lookalike_version: str = ""
@@ -250,6 +255,25 @@ class IndexStore:
                         "(rebuild it with `lookalike index`)"
                     ) from exc
         raise AssertionError("unreachable")
+
+    def vectors_for(self, ids: list[int]) -> npt.NDArray[np.float32]:
+        """The vectors of the given image ids, in that order (ids must be indexed)."""
+        all_ids, segments, rows = self.catalog.locations()
+        position = {int(i): p for p, i in enumerate(all_ids.tolist())}
+        take = np.array([position[i] for i in ids], dtype=np.int64)
+        out = np.empty((len(ids), self.manifest.dim), dtype=np.float32)
+        files = self.catalog.segments()
+        for segment in np.unique(segments[take]):
+            mask = segments[take] == segment
+            out[mask] = self._open_segment(files[int(segment)][0])[rows[take][mask]]
+        return out
+
+    def set_index_type(self, index_type: str) -> None:
+        """Record another index type in the manifest (the vectors do not change)."""
+        self._require_writable()
+        self.manifest = replace(self.manifest, index_type=index_type)
+        body = json.dumps(self.manifest.to_json(), indent=2).encode() + b"\n"
+        write_atomic(self.directory / MANIFEST, body)
 
     def _load_vectors_once(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         ids, segments, rows = self.catalog.locations()

@@ -90,7 +90,7 @@ def test_create_writes_the_manifest(store: IndexStore, index_dir: Path) -> None:
     assert data["dim"] == DIM
     assert data["embedder"] == {"name": "test", "params": {}}
     assert data["weights_digest"] == "0" * 64
-    assert data["index_type"] == "exact"
+    assert data["index_type"] == "auto"
     assert data["created"]  # stamped at creation
     assert (index_dir / CATALOG).is_file()
     assert (index_dir / SEGMENTS).is_dir()

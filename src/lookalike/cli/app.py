@@ -129,6 +129,23 @@ def index(
     commit_every: Annotated[
         int, typer.Option(help="Images per atomic commit (what an interrupted run can lose).")
     ] = 512,
+    index_type: Annotated[
+        str | None,
+        typer.Option(
+            help="Search structure: exact, hnsw (approximate; its recall@10 against exact "
+            "search is measured after each build and shown by `lookalike info`), or auto "
+            "(exact below 100,000 images, hnsw from there). [default: auto for a new index]",
+            show_default=False,
+        ),
+    ] = None,
+    pca: Annotated[
+        int | None,
+        typer.Option(
+            help="hnsw only: build the graph on a PCA projection to this many dimensions, "
+            "learned on the collection (less memory, faster; see lookalike evaluate).",
+            show_default=False,
+        ),
+    ] = None,
     metadata: Annotated[
         Path | None,
         typer.Option(
@@ -164,7 +181,15 @@ def index(
     spec = _embedder_spec(embedder, onnx_input_size, onnx_mean, onnx_std, onnx_output)
     if commit_every < 1:
         fail(f"--commit-every must be at least 1, got {commit_every}")
-    options = IndexOptions(workers=workers, batch_size=batch_size, commit_every=commit_every)
+    if pca is not None and pca < 2:
+        fail(f"--pca must be at least 2 dimensions, got {pca}")
+    options = IndexOptions(
+        workers=workers,
+        batch_size=batch_size,
+        commit_every=commit_every,
+        index_type=index_type,
+        pca_dim=pca,
+    )
     with SearchEngine.open_or_create(index_dir, embedder=spec, metric=metric) as engine:
         show_bar = not quiet and not as_json
         with ProgressBar(err, enabled=show_bar) as bar:

@@ -20,7 +20,12 @@ from rich.text import Text
 
 from lookalike.indexing import IndexProgress
 
-_LABELS = {"hash": "Fingerprinting", "embed": "Embedding", "compact": "Compacting"}
+_LABELS = {
+    "hash": "Fingerprinting",
+    "embed": "Embedding",
+    "compact": "Compacting",
+    "ann": "HNSW graph",
+}
 
 
 class RateColumn(ProgressColumn):

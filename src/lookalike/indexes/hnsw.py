@@ -1,0 +1,251 @@
+"""Approximate search on an HNSW graph (hnswlib), optionally in a PCA-reduced space.
+
+The graph is a derived structure: the catalog and the vector segments stay the truth. A writer
+brings the graph up to date after each indexing run (adding new images, marking removed ones
+deleted, no rebuild), measures its recall@10 against exact search, and saves it under a new
+name before switching the pointer file (``ann.json``) to it, so a crash never leaves a torn
+graph in use. Readers apply whatever changed since (a few adds or deletes) in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.errors import IndexFormatError, InvalidInputError
+from lookalike.indexes.base import FloatArray, IdArray
+from lookalike.indexes.exact import ExactIndex
+from lookalike.store import write_atomic
+
+POINTER = "ann.json"
+
+
+@dataclass(frozen=True)
+class HnswParams:
+    """Graph degree M, build and search breadth, and an optional PCA dimension (0: none)."""
+
+    m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 128
+    pca_dim: int = 0
+
+    def __post_init__(self) -> None:
+        if not 4 <= self.m <= 128 or self.ef_construction < self.m or self.ef_search < 1:
+            raise InvalidInputError(f"unusable HNSW parameters: {self}")
+        if self.pca_dim < 0:
+            raise InvalidInputError(f"PCA dimension must be 0 (off) or positive: {self.pca_dim}")
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    """What ``ann.json`` records about the graph in use."""
+
+    file: str
+    deleted_file: str
+    pca_file: str
+    params: HnswParams
+    dim: int
+    count: int
+    recall_at_10: float
+    recall_queries: int
+
+
+class Projection:
+    """A PCA projection learned on the collection: mean and principal axes, in .npy files."""
+
+    def __init__(self, mean: FloatArray, axes: FloatArray) -> None:
+        self.mean = mean
+        self.axes = axes  # (dim_in, dim_out)
+
+    @classmethod
+    def fit(cls, vectors: FloatArray, dim: int, *, seed: int = 0) -> Projection:
+        if dim >= vectors.shape[1]:
+            raise InvalidInputError(f"PCA to {dim} dimensions needs vectors of more than {dim}")
+        rng = np.random.default_rng(seed)
+        take = rng.choice(len(vectors), size=min(len(vectors), 50_000), replace=False)
+        sample = vectors[np.sort(take)].astype(np.float64)
+        mean = sample.mean(axis=0)
+        centred = sample - mean
+        _, eigenvectors = np.linalg.eigh(centred.T @ centred)
+        axes = eigenvectors[:, ::-1][:, :dim]
+        return cls(mean.astype(np.float32), np.ascontiguousarray(axes, dtype=np.float32))
+
+    def __call__(self, vectors: FloatArray) -> FloatArray:
+        projected = (vectors - self.mean) @ self.axes
+        norms = np.maximum(np.linalg.norm(projected, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(projected / norms, dtype=np.float32)
+
+    def save(self, path: Path) -> None:
+        stacked = np.concatenate([self.mean[None, :], self.axes.T]).astype(np.float32)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, stacked, allow_pickle=False)
+        write_atomic(path, tmp.read_bytes())
+        tmp.unlink()
+
+    @classmethod
+    def load(cls, path: Path) -> Projection:
+        stacked = np.load(path, allow_pickle=False)
+        return cls(stacked[0], np.ascontiguousarray(stacked[1:].T))
+
+
+class HnswIndex:
+    """FAISS-like ``search(queries, k) -> (scores, ids)`` over an hnswlib graph."""
+
+    def __init__(
+        self,
+        graph: Any,
+        *,
+        metric: str,
+        params: HnswParams,
+        projection: Projection | None,
+        deleted: set[int],
+    ) -> None:
+        self.graph = graph
+        self.metric = metric
+        self.params = params
+        self.projection = projection
+        self.deleted = deleted
+
+    def __len__(self) -> int:
+        return int(self.graph.get_current_count()) - len(self.deleted)
+
+    @classmethod
+    def build(
+        cls, ids: IdArray, vectors: FloatArray, *, metric: str, params: HnswParams
+    ) -> HnswIndex:
+        import hnswlib
+
+        projection = Projection.fit(vectors, params.pca_dim) if params.pca_dim else None
+        space = projection(vectors) if projection else vectors
+        graph = hnswlib.Index(space="ip" if metric == "cosine" else "l2", dim=space.shape[1])
+        graph.init_index(
+            max_elements=max(len(ids), 1),
+            ef_construction=params.ef_construction,
+            M=params.m,
+            random_seed=0,
+            allow_replace_deleted=False,
+        )
+        graph.set_num_threads(_threads())
+        if len(ids):
+            graph.add_items(space, ids)
+        graph.set_ef(params.ef_search)
+        return cls(graph, metric=metric, params=params, projection=projection, deleted=set())
+
+    def ids(self) -> set[int]:
+        return {int(i) for i in self.graph.get_ids_list()} - self.deleted
+
+    def add(self, ids: IdArray, vectors: FloatArray) -> None:
+        if not len(ids):
+            return
+        needed = int(self.graph.get_current_count()) + len(ids)
+        if needed > self.graph.get_max_elements():
+            self.graph.resize_index(max(needed, int(self.graph.get_max_elements() * 1.25)))
+        space = self.projection(vectors) if self.projection else vectors
+        self.graph.add_items(space, ids)
+
+    def remove(self, ids: list[int]) -> None:
+        for image_id in ids:
+            if image_id not in self.deleted:
+                self.graph.mark_deleted(int(image_id))
+                self.deleted.add(int(image_id))
+
+    def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]:
+        n = len(queries)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        ids = np.full((n, k), -1, dtype=np.int64)
+        kk = min(k, len(self))
+        if kk == 0:
+            return scores, ids
+        space = self.projection(queries) if self.projection else queries
+        self.graph.set_ef(max(self.params.ef_search, kk))
+        labels, distances = self.graph.knn_query(space, k=kk)
+        if self.metric == "cosine":
+            scores[:, :kk] = 1.0 - distances
+        else:
+            scores[:, :kk] = -np.sqrt(np.maximum(distances, 0.0))
+        ids[:, :kk] = labels.astype(np.int64)
+        return scores, ids
+
+    def save(self, folder: Path, *, recall: float, queries: int, dim: int) -> GraphInfo:
+        """Write the graph under new names, then point ``ann.json`` at them."""
+        folder.mkdir(exist_ok=True)
+        stem = f"hnsw-{uuid.uuid4().hex}"
+        graph_file, deleted_file = f"{stem}.bin", f"{stem}.deleted.npy"
+        tmp = folder / f".{graph_file}.tmp"
+        self.graph.save_index(str(tmp))
+        write_atomic(folder / graph_file, tmp.read_bytes())
+        tmp.unlink()
+        np.save(
+            folder / deleted_file,
+            np.array(sorted(self.deleted), dtype=np.int64),
+            allow_pickle=False,
+        )
+        pca_file = ""
+        if self.projection is not None:
+            pca_file = f"{stem}.pca.npy"
+            self.projection.save(folder / pca_file)
+        info = GraphInfo(
+            graph_file, deleted_file, pca_file, self.params, dim, len(self), recall, queries
+        )
+        write_atomic(folder / POINTER, json.dumps(asdict(info), indent=2).encode() + b"\n")
+        keep = {graph_file, deleted_file, pca_file, POINTER}
+        for stale in folder.iterdir():
+            if stale.name not in keep and not stale.name.startswith("."):
+                stale.unlink(missing_ok=True)
+        return info
+
+    @classmethod
+    def load(cls, folder: Path, *, metric: str) -> tuple[HnswIndex, GraphInfo] | None:
+        import hnswlib
+
+        pointer = folder / POINTER
+        if not pointer.is_file():
+            return None
+        try:
+            raw = json.loads(pointer.read_text())
+            info = GraphInfo(**{**raw, "params": HnswParams(**raw["params"])})
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise IndexFormatError(f"{pointer}: unreadable ANN pointer ({exc})") from exc
+        dim = info.params.pca_dim or info.dim
+        graph = hnswlib.Index(space="ip" if metric == "cosine" else "l2", dim=dim)
+        graph.load_index(str(folder / info.file))
+        graph.set_num_threads(_threads())
+        deleted = {int(i) for i in np.load(folder / info.deleted_file, allow_pickle=False)}
+        projection = Projection.load(folder / info.pca_file) if info.pca_file else None
+        return cls(
+            graph, metric=metric, params=info.params, projection=projection, deleted=deleted
+        ), info
+
+
+def measure_recall(
+    ann: HnswIndex, exact: ExactIndex, *, queries: int = 200, k: int = 10, seed: int = 0
+) -> tuple[float, int]:
+    """Recall@k of the graph against exact search, with stored vectors as queries."""
+    n = len(exact)
+    if n == 0:
+        return 1.0, 0
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, size=min(queries, n), replace=False))
+    sample = exact.vectors[rows]
+    _, truth = exact.search(sample, k)
+    _, found = ann.search(sample, k)
+    hits = sum(
+        len(set(t[t >= 0].tolist()) & set(f[f >= 0].tolist()))
+        for t, f in zip(truth, found, strict=True)
+    )
+    total = int(np.count_nonzero(truth >= 0))
+    return (hits / total if total else 1.0), len(rows)
+
+
+def _threads() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+__all__ = ["POINTER", "GraphInfo", "HnswIndex", "HnswParams", "Projection", "measure_recall"]

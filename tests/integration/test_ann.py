@@ -1,0 +1,99 @@
+"""Approximate search (HNSW) behind the same API: recall measured after every build, recorded in
+the index; incremental adds and removes without a rebuild; an optional PCA projection."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lookalike import IndexOptions, SearchEngine
+from lookalike.engine import ANN_THRESHOLD
+from lookalike.evaluation.copies import CopySet
+from tests.helpers import run_cli
+
+
+@pytest.fixture()
+def photos(copy_set: CopySet, tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    shutil.copytree(copy_set.root, root)
+    return root
+
+
+def test_hnsw_finds_what_exact_search_finds(
+    photos: Path, copy_set: CopySet, tmp_path: Path
+) -> None:
+    with (
+        SearchEngine.create(tmp_path / "ann.idx", index_type="hnsw") as ann,
+        SearchEngine.create(tmp_path / "exact.idx", index_type="exact") as exact,
+    ):
+        ann.index_folder(photos)
+        exact.index_folder(photos)
+        assert ann.search_index_type() == "hnsw" and exact.search_index_type() == "exact"
+        info = ann.info()
+        assert info.search_index == "hnsw" and info.ann_recall_at_10 is not None
+        assert info.ann_recall_at_10 >= 0.95
+        queries = [str(p.copy) for p in copy_set.copies]
+        approximate = ann.search(queries, k=5)
+        reference = exact.search(queries, k=5)
+    for a, r in zip(approximate, reference, strict=True):
+        assert [m.path for m in a.matches][:3] == [m.path for m in r.matches][:3]
+        assert a.matches[0].score == pytest.approx(r.matches[0].score, abs=1e-4)
+
+
+def test_graph_is_updated_not_rebuilt_and_readers_see_commits(photos: Path, tmp_path: Path) -> None:
+    index = tmp_path / "live.idx"
+    with SearchEngine.create(index, index_type="hnsw") as writer:
+        writer.index_folder(photos)
+    pointer = json.loads((index / "ann" / "ann.json").read_text())
+    assert pointer["count"] == 80
+    reader = SearchEngine.open(index)
+    try:
+        before = reader.search([str(photos / "originals" / "rocket.jpg")], k=1)[0].matches[0]
+        assert before.path.endswith("rocket.jpg")
+        # Another process removes a photo and adds one: the reader follows without a rebuild.
+        (photos / "originals" / "rocket.jpg").unlink()
+        shutil.copy(photos / "copies" / "chelsea__hflip.jpg", photos / "new-cat.jpg")
+        (photos / "copies" / "chelsea__hflip.jpg").unlink()
+        with SearchEngine.open(index, writable=True) as writer:
+            report = writer.index_folder(photos)
+        assert report.removed == 1 and report.renamed == 1
+        after = json.loads((index / "ann" / "ann.json").read_text())
+        assert after["count"] == 79 and after["file"] != pointer["file"]
+        assert after["recall_at_10"] >= 0.95
+        deleted = np.load(index / "ann" / after["deleted_file"], allow_pickle=False)
+        assert len(deleted) == 1  # the graph kept its nodes and marked one deleted
+        paths = [m.path for m in reader.search([str(photos / "new-cat.jpg")], k=80)[0].matches]
+        assert not any(p.endswith("rocket.jpg") and "originals" in p for p in paths)
+        assert paths[0].endswith("new-cat.jpg")
+    finally:
+        reader.close()
+
+
+def test_pca_projection_and_cli(photos: Path, tmp_path: Path) -> None:
+    index = tmp_path / "pca.idx"
+    result = run_cli("index", photos, "--index", index, "--index-type", "hnsw", "--pca", "32", "-q")
+    assert result.returncode == 0, result.stderr
+    pointer = json.loads((index / "ann" / "ann.json").read_text())
+    assert pointer["params"]["pca_dim"] == 32 and pointer["pca_file"]
+    info = json.loads(run_cli("info", "--index", index, "--json").stdout)
+    assert info["search_index"] == "hnsw" and info["ann_recall_at_10"] >= 0.9
+    found = json.loads(
+        run_cli(
+            "search", photos / "copies" / "coffee__hflip.jpg", "--index", index, "--json", "-k", "2"
+        ).stdout
+    )
+    assert Path(found["matches"][1]["path"]).stem.startswith("coffee")
+    bad = run_cli("index", photos, "--index", index, "--index-type", "ivf")
+    assert bad.returncode == 2 and "index type must be one of" in bad.stderr
+
+
+def test_auto_is_exact_for_small_collections(photos: Path, tmp_path: Path) -> None:
+    with SearchEngine.create(tmp_path / "auto.idx") as engine:
+        engine.index_folder(photos, options=IndexOptions(workers=0))
+        assert engine.manifest.index_type == "auto"
+        assert len(engine) < ANN_THRESHOLD and engine.search_index_type() == "exact"
+        assert not (tmp_path / "auto.idx" / "ann").exists()
