@@ -38,7 +38,9 @@ def latency_ms(search, queries: np.ndarray, k: int = 10) -> tuple[float, float, 
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+    return float(
+        np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
+    )
 
 
 def main() -> None:
