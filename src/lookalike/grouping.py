@@ -138,20 +138,25 @@ def pair_precision_recall(
     groups: Sequence[Sequence[int]], truth: dict[int, str]
 ) -> tuple[float, float]:
     """Pairwise precision and recall of predicted groups against true group labels
-    (``truth``: id -> true group; ids absent from it belong to no group)."""
-    predicted = {
-        (a, b) for g in groups for i, a in enumerate(sorted(g)) for b in sorted(g)[i + 1 :]
-    }
-    by_label: dict[str, list[int]] = {}
-    for image_id, label in truth.items():
-        by_label.setdefault(label, []).append(image_id)
-    actual = {
-        (a, b)
-        for m in by_label.values()
-        for i, a in enumerate(sorted(m))
-        for b in sorted(m)[i + 1 :]
-    }
-    hits = len(predicted & actual)
-    precision = hits / len(predicted) if predicted else 1.0
-    recall = hits / len(actual) if actual else 1.0
+    (``truth``: id -> true group; ids absent from it belong to no group). Counted from group
+    sizes, so a huge wrong group costs no memory."""
+
+    def pairs(n: int) -> int:
+        return n * (n - 1) // 2
+
+    predicted = sum(pairs(len(g)) for g in groups)
+    sizes: dict[str, int] = {}
+    for label in truth.values():
+        sizes[label] = sizes.get(label, 0) + 1
+    actual = sum(pairs(n) for n in sizes.values())
+    hits = 0
+    for group in groups:
+        together: dict[str, int] = {}
+        for image_id in group:
+            label = truth.get(int(image_id))
+            if label is not None:
+                together[label] = together.get(label, 0) + 1
+        hits += sum(pairs(n) for n in together.values())
+    precision = hits / predicted if predicted else 1.0
+    recall = hits / actual if actual else 1.0
     return precision, recall
