@@ -76,9 +76,12 @@ class Projection:
         return cls(mean.astype(np.float32), np.ascontiguousarray(axes, dtype=np.float32))
 
     def __call__(self, vectors: FloatArray) -> FloatArray:
-        projected = (vectors - self.mean) @ self.axes
-        norms = np.maximum(np.linalg.norm(projected, axis=1, keepdims=True), 1e-12)
-        return np.ascontiguousarray(projected / norms, dtype=np.float32)
+        out = np.empty((len(vectors), self.axes.shape[1]), dtype=np.float32)
+        for start in range(0, len(vectors), 65_536):  # bounded temporaries for big collections
+            block = (vectors[start : start + 65_536] - self.mean) @ self.axes
+            norms = np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+            out[start : start + len(block)] = block / norms
+        return out
 
     def save(self, path: Path) -> None:
         stacked = np.concatenate([self.mean[None, :], self.axes.T]).astype(np.float32)
