@@ -5,7 +5,7 @@ loses at most the batch in flight and a re-run picks up where it stopped."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +49,7 @@ class IndexOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     index_type: str | None = None
     pca_dim: int | None = None
+    ray_address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,51 @@ def _resolve_without_embedding(
         catalog.delete(r.id for r in plan.missing.values())
 
 
+Outcome = tuple[int, "npt.NDArray[np.float32] | None", "str | None"]
+
+
+def _local_vectors(
+    paths: list[str], embedder: Embedder, pool: WorkerPool, options: IndexOptions
+) -> Iterator[Outcome]:
+    """(position, vector, None) or (position, None, reason) for every path, in order: decoding
+    in the worker processes, the network in large batches here."""
+    pixels: list[npt.NDArray[np.uint8]] = []
+    positions: list[int] = []
+    decoded = pool.decode(paths, embedder.input_spec, max_pixels=options.max_pixels)
+    for position, outcome in enumerate(decoded):
+        if outcome.pixels is None:
+            yield position, None, outcome.error or "cannot decode"
+            continue
+        pixels.append(outcome.pixels)
+        positions.append(position)
+        if len(pixels) >= options.batch_size:
+            yield from zip(
+                positions, embedder.embed(np.stack(pixels)), [None] * len(pixels), strict=True
+            )
+            pixels.clear()
+            positions.clear()
+    if pixels:
+        yield from zip(
+            positions, embedder.embed(np.stack(pixels)), [None] * len(pixels), strict=True
+        )
+
+
+def _ray_vectors(
+    paths: list[str], embedder: Embedder, options: IndexOptions, shard_dir: Path
+) -> Iterator[Outcome]:
+    from lookalike.distributed.ray_embedding import embed_with_ray
+
+    assert options.ray_address is not None
+    return embed_with_ray(
+        paths,
+        embedder.spec,
+        address=options.ray_address,
+        shard_dir=shard_dir,
+        batch_size=options.batch_size,
+        max_pixels=options.max_pixels,
+    )
+
+
 def _embed_and_commit(
     store: IndexStore,
     make_embedder: Callable[[], Embedder],
@@ -176,33 +222,26 @@ def _embed_and_commit(
     options: IndexOptions,
     notify: ProgressCallback,
 ) -> tuple[int, int]:
-    """Embed the queued files; returns (embedded, old records dropped because the file broke)."""
+    """Embed the queued files; returns (embedded, old records dropped because the file broke).
+
+    Vectors come from the local pipeline or from a Ray cluster (in any order); either way they
+    are committed in atomic steps of ``commit_every`` images."""
     total = len(plan.to_embed)
     if total == 0:
         return 0, 0
     embedder = make_embedder()
-    pixels: list[npt.NDArray[np.uint8]] = []
-    waiting: list[tuple[ImageFile, ImageRecord | None, str]] = []
     vectors: list[npt.NDArray[np.float32]] = []
     ready: list[tuple[ImageFile, ImageRecord | None, str]] = []
     dropped: list[int] = []
     embedded = 0
 
-    def run_batch() -> None:
-        if pixels:
-            vectors.append(embedder.embed(np.stack(pixels)))
-            ready.extend(waiting)
-            pixels.clear()
-            waiting.clear()
-
     def commit() -> None:
         nonlocal embedded
-        run_batch()
         if not ready and not dropped:
             return
         with store.catalog.transaction():
             if ready:
-                block = np.concatenate(vectors)
+                block = np.stack(vectors).astype(np.float32, copy=False)
                 segment = store.catalog.add_segment(store.write_segment(block), len(block))
                 replaced = [r.id for _, r, _ in ready if r is not None]
                 kept = store.catalog.metadata(replaced)  # re-embedding keeps a file's metadata
@@ -226,26 +265,23 @@ def _embed_and_commit(
 
     dropped_total = 0
     paths = [f.path for f, _, _ in plan.to_embed]
-    for done, (item, decoded) in enumerate(
-        zip(
-            plan.to_embed,
-            pool.decode(paths, embedder.input_spec, max_pixels=options.max_pixels),
-            strict=True,
-        ),
-        start=1,
-    ):
-        if decoded.pixels is None:
-            plan.skipped.append(SkippedFile(item[0].path, decoded.error or "cannot decode"))
+    if options.ray_address is not None:
+        outcomes = _ray_vectors(paths, embedder, options, store.directory / "shards")
+    else:
+        outcomes = _local_vectors(paths, embedder, pool, options)
+    for done, (position, vector, error) in enumerate(outcomes, start=1):
+        item = plan.to_embed[position]
+        if vector is None:
+            plan.skipped.append(SkippedFile(item[0].path, error or "cannot decode"))
             if item[1] is not None:
                 dropped.append(item[1].id)
                 dropped_total += 1
         else:
-            pixels.append(decoded.pixels)
-            waiting.append(item)
-            if len(pixels) >= options.batch_size:
-                run_batch()
-                notify(IndexProgress("embed", done, total))
-        if len(ready) + len(waiting) >= options.commit_every:
+            vectors.append(vector)
+            ready.append(item)
+        if done % options.batch_size == 0:
+            notify(IndexProgress("embed", done, total))
+        if len(ready) >= options.commit_every:
             commit()
     commit()
     notify(IndexProgress("embed", total, total))

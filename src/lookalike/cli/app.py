@@ -146,6 +146,14 @@ def index(
             show_default=False,
         ),
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="Embed on a Ray cluster at this address (`local` starts a local Ray): Ray "
+            "Data over an actor pool writes shards that are merged into this index.",
+            show_default=False,
+        ),
+    ] = None,
     metadata: Annotated[
         Path | None,
         typer.Option(
@@ -189,6 +197,7 @@ def index(
         commit_every=commit_every,
         index_type=index_type,
         pca_dim=pca,
+        ray_address=ray,
     )
     with SearchEngine.open_or_create(index_dir, embedder=spec, metric=metric) as engine:
         show_bar = not quiet and not as_json
