@@ -434,14 +434,20 @@ class SearchEngine:
         return results
 
     def vector_index(self) -> ExactIndex:
-        """The in-memory search index, reloaded when another process has committed changes."""
-        generation = self._store.catalog.generation()
-        if self._index is None or generation != self._index_generation:
+        """The in-memory exact index, reloaded when another process has committed changes."""
+        self._follow_commits()
+        if self._index is None:
             ids, vectors = self._store.load_vectors()
             self._index = ExactIndex(ids, vectors, metric=self.manifest.metric)
-            self._index_generation = generation
-            self._cache.clear()
         return self._index
+
+    def _follow_commits(self) -> None:
+        """Drop what was read from the catalog if another commit has happened since."""
+        generation = self._store.catalog.generation()
+        if generation != self._index_generation:
+            self._index = None
+            self._cache.clear()
+            self._index_generation = generation
 
     def ann_index(self) -> HnswIndex:
         """The HNSW graph, with any images committed since it was saved applied in memory."""
@@ -463,11 +469,13 @@ class SearchEngine:
         return self._ann
 
     def _records(self) -> dict[int, ImageRecord]:
+        self._follow_commits()
         if "records" not in self._cache:
             self._cache["records"] = {r.id: r for r in self._store.catalog.all_records()}
         return cast(dict[int, ImageRecord], self._cache["records"])
 
     def _metadata(self) -> dict[int, dict[str, object]]:
+        self._follow_commits()
         if "metadata" not in self._cache:
             self._cache["metadata"] = self._store.catalog.metadata()
         return cast(dict[int, dict[str, object]], self._cache["metadata"])
@@ -498,7 +506,6 @@ class SearchEngine:
 
     def labels(self) -> dict[str, int]:
         """Label -> number of images (labels are the first subfolder of an indexed folder)."""
-        self.vector_index()
         counts: dict[str, int] = {}
         for record in self._records().values():
             if record.label is not None:
@@ -507,7 +514,6 @@ class SearchEngine:
 
     def numeric_fields(self) -> list[str]:
         """Metadata fields that hold numbers (those a search can filter and sort by)."""
-        self.vector_index()
         names = {
             name
             for fields in self._metadata().values()

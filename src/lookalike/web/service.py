@@ -38,7 +38,10 @@ class SearchService:
             model = self.engine.embedder
             size = model.input_spec.size
             model.embed(np.zeros((1, size, size, 3), dtype=np.uint8))
-            self.engine.vector_index()
+            if self.engine.search_index_type() == "hnsw":
+                self.engine.ann_index()
+            else:
+                self.engine.vector_index()
 
     def close(self) -> None:
         self.engine.close()
