@@ -153,9 +153,9 @@ def pair_precision_recall(
     for group in groups:
         together: dict[str, int] = {}
         for image_id in group:
-            label = truth.get(int(image_id))
-            if label is not None:
-                together[label] = together.get(label, 0) + 1
+            true_group = truth.get(int(image_id))
+            if true_group is not None:
+                together[true_group] = together.get(true_group, 0) + 1
         hits += sum(pairs(n) for n in together.values())
     precision = hits / predicted if predicted else 1.0
     recall = hits / actual if actual else 1.0

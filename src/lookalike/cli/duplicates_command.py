@@ -1,0 +1,74 @@
+"""`lookalike duplicates`: group near-duplicate images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lookalike.cli.console import IndexDir, fail, out
+
+
+def duplicates(
+    index_dir: IndexDir,
+    threshold: Annotated[
+        float, typer.Option(help="Cosine similarity from which two images are copies.")
+    ] = 0.75,
+    k: Annotated[int, typer.Option("-k", help="Neighbours examined per image.")] = 10,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Write group,id,path,label rows here.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the groups as JSON here.")
+    ] = None,
+) -> None:
+    """Group exact duplicates, edited copies and near-duplicates of the index.
+
+    Groups come from each image's nearest neighbours (never an all-pairs matrix): two images
+    are linked when their similarity reaches the threshold, and linked images form a group.
+    """
+    import csv
+
+    from lookalike.engine import SearchEngine
+
+    if k < 1:
+        fail(f"-k must be at least 1, got {k}")
+    with SearchEngine.open(index_dir) as engine:
+        total = len(engine)
+        groups = engine.duplicates(threshold=threshold, k=k)
+    grouped = sum(len(g) for g in groups)
+    out.print(
+        f"{len(groups)} groups holding {grouped} of {total} images "
+        f"(threshold {threshold}, {k} neighbours each)."
+    )
+    for number, group in enumerate(groups[:20], start=1):
+        out.print(f"group {number} ({len(group)} images):")
+        for record in group:
+            out.print(f"  {record.path}")
+    if len(groups) > 20:
+        out.print(f"... and {len(groups) - 20} more groups (use --csv or --json for all).")
+    if csv_out is not None:
+        with csv_out.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["group", "id", "path", "label"])
+            for number, group in enumerate(groups, start=1):
+                for record in group:
+                    writer.writerow([number, record.id, record.path, record.label or ""])
+    if json_out is not None:
+        json_out.write_text(
+            json.dumps(
+                {
+                    "threshold": threshold,
+                    "k": k,
+                    "images": total,
+                    "groups": [
+                        [{"id": r.id, "path": r.path, "label": r.label} for r in group]
+                        for group in groups
+                    ],
+                },
+                indent=2,
+            )
+            + "\n"
+        )

@@ -1,0 +1,82 @@
+"""`lookalike evaluate`: compare embedders on a benchmark and write a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lookalike.cli.console import err, out
+
+
+def evaluate(
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="fashion-mnist (Debian's dataset-fashion-mnist), a labelled folder (one "
+            "subfolder per class), a UKBench folder (ukbench00000.jpg...), a folder of IDX "
+            "files, or a folder of originals with --kind copies.",
+            show_default=False,
+        ),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path(
+        "lookalike-report"
+    ),
+    embedders: Annotated[
+        list[str] | None,
+        typer.Option("--embedder", "-e", help="Embedder to compare (repeat). [default: lite0]"),
+    ] = None,
+    kind: Annotated[
+        str, typer.Option(help="auto, labelled, ukbench, copies or fashion-mnist.")
+    ] = "auto",
+    baselines: Annotated[
+        bool, typer.Option(help="Add the raw-pixel and colour-histogram baselines.")
+    ] = True,
+    plots: Annotated[bool, typer.Option(help="Draw the plots of the HTML report.")] = True,
+    workers: Annotated[
+        int | None, typer.Option(help="Decoding processes (default: one per core).")
+    ] = None,
+) -> None:
+    """Measure retrieval quality (mAP, P@k, R@k, N-S) and speed of embedders side by side.
+
+    Writes results.json, results.md and index.html (table, precision-recall curves, score
+    histograms, sample queries, t-SNE map) to the report folder.
+    """
+    import time
+
+    from lookalike.evaluation.datasets import detect
+    from lookalike.evaluation.report import table_rows, write_report
+    from lookalike.evaluation.runner import EvalOptions, embedder_list
+    from lookalike.evaluation.runner import evaluate as run_evaluation
+
+    started = time.perf_counter()
+    names = embedder_list(embedders or [], baselines=baselines)
+    data = detect(dataset, out_dir / "data", kind=kind)
+    err.print(
+        f"{data.name}: {len(data.queries())} queries against {len(data.gallery())} images "
+        f"({data.kind}); embedders: {', '.join(names)}"
+    )
+    results = run_evaluation(
+        data,
+        names,
+        out_dir,
+        options=EvalOptions(workers=workers),
+        progress=lambda message: err.print(message, markup=False),
+    )
+    files = write_report(
+        data, results, out_dir, seconds=time.perf_counter() - started, with_plots=plots
+    )
+    rows = table_rows(data, results)
+    table = Table(title=f"{data.name} ({data.kind})", title_justify="left")
+    for column in rows[0]:
+        table.add_column(column, justify="left" if column == "embedder" else "right")
+    for row in rows[1:]:
+        table.add_row(*row)
+    Console(highlight=False, width=max(out.width, 130)).print(table)
+    out.print(
+        f"Report: {files.html}  ({files.json.name}, {files.markdown.name} beside it); "
+        f"{time.perf_counter() - started:.0f} s"
+    )

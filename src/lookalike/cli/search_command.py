@@ -1,0 +1,138 @@
+"""`lookalike search`: query an index with images, print or plot the matches."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lookalike.cli.console import IndexDir, err, fail, out
+from lookalike.filters import NumericRange, SearchFilter
+from lookalike.matches import SearchResult
+from lookalike.sources import IMAGE_EXTENSIONS
+
+
+def _expand_queries(queries: list[Path]) -> list[Path]:
+    expanded: list[Path] = []
+    for query in queries:
+        if query.is_dir():
+            found = sorted(
+                p for p in query.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+            if not found:
+                fail(f"{query}: folder holds no images to search with")
+            expanded.extend(found)
+        elif not query.exists():
+            fail(f"{query}: query image not found")
+        else:
+            expanded.append(query)
+    return expanded
+
+
+def search(
+    queries: Annotated[
+        list[Path], typer.Argument(help="Query images (or folders of them).", show_default=False)
+    ],
+    index_dir: IndexDir,
+    k: Annotated[int, typer.Option("-k", "--top", help="Results per query.")] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per query, one per line.")
+    ] = False,
+    label: Annotated[
+        list[str] | None, typer.Option(help="Only images with this label (repeatable).")
+    ] = None,
+    folder: Annotated[
+        Path | None, typer.Option(help="Only images under this folder.", show_default=False)
+    ] = None,
+    minimum: Annotated[
+        list[str] | None,
+        typer.Option("--min", help="Only images whose numeric FIELD >= VALUE: FIELD=VALUE."),
+    ] = None,
+    maximum: Annotated[
+        list[str] | None,
+        typer.Option("--max", help="Only images whose numeric FIELD <= VALUE, e.g. price=30."),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            help="Order the k matches by this numeric metadata field, ascending.",
+            show_default=False,
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Save a montage of the results with scores (one row per query) to this PNG, "
+            "and a histogram of the top-k scores beside it (NAME-scores.png).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Find the indexed images most similar to each query image."""
+    from lookalike.engine import SearchEngine
+
+    if k < 1:
+        fail(f"-k must be at least 1, got {k}")
+    if plot is not None and plot.suffix.lower() != ".png":
+        fail(f"--plot must name a .png file, got {plot}")
+    paths = _expand_queries(queries)
+    where = _search_filter(label, folder, minimum or [], maximum or [])
+    found: list[SearchResult] = []
+    with SearchEngine.open(index_dir) as engine:
+        for start in range(0, len(paths), 64):
+            chunk = [str(p) for p in paths[start : start + 64]]
+            for result in engine.search(chunk, k=k, where=where, sort_by=sort):
+                found.append(result)
+                if as_json:
+                    sys.stdout.write(json.dumps(result.to_json()) + "\n")
+                    continue
+                table = Table(title=f"{result.query}", title_justify="left")
+                table.add_column("rank", justify="right")
+                table.add_column("score", justify="right")
+                table.add_column("path")
+                table.add_column("label")
+                table.add_column("metadata")
+                for m in result.matches:
+                    fields = ", ".join(f"{key}={value}" for key, value in m.metadata.items())
+                    table.add_row(str(m.rank), f"{m.score:.4f}", m.path, m.label or "", fields)
+                out.print(table)
+    if plot is not None:
+        _plot_results(found, plot)
+
+
+def _search_filter(
+    labels: list[str] | None, folder: Path | None, minimum: list[str], maximum: list[str]
+) -> SearchFilter:
+    bounds: dict[str, list[float | None]] = {}
+    for option, values, side in (("--min", minimum, 0), ("--max", maximum, 1)):
+        for text in values:
+            name, _, number = text.partition("=")
+            try:
+                value = float(number)
+            except ValueError:
+                fail(f"{option} takes FIELD=NUMBER, e.g. {option} price=30; got {text!r}")
+            bounds.setdefault(name.strip(), [None, None])[side] = value
+    return SearchFilter(
+        labels=frozenset(labels or []),
+        folder=str(folder.expanduser().resolve()) if folder else None,
+        ranges={name: NumericRange(low, high) for name, (low, high) in bounds.items()},
+    )
+
+
+def _plot_results(results: list[SearchResult], target: Path) -> None:
+    from lookalike.evaluation import plots
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rows = [(Path(r.query), [(Path(m.path), m.score, None) for m in r.matches]) for r in results]
+    plots.montage(rows, target)
+    scores = [m.score for r in results for m in r.matches]
+    histogram = target.with_name(f"{target.stem}-scores.png")
+    try:
+        plots.top_scores_histogram(scores, histogram, title=f"Top-{len(rows[0][1])} scores")
+    except ImportError:
+        fail("the score histogram needs matplotlib: pip install 'lookalike[report]'")
+    err.print(f"saved {target} and {histogram}", markup=False)
