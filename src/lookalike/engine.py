@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +17,6 @@ from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder, resolve_spec
 from lookalike.embedders.base import Embedder, EmbedderSpec, l2_normalise
 from lookalike.errors import (
     EmbedderMismatchError,
-    IndexFormatError,
     InvalidInputError,
     UnknownImageError,
 )
@@ -27,7 +25,8 @@ from lookalike.grouping import group_duplicates
 from lookalike.imaging import load_prepared, prepare
 from lookalike.indexes.base import distance_from_score
 from lookalike.indexes.exact import ExactIndex
-from lookalike.indexes.hnsw import POINTER, GraphInfo, HnswIndex, HnswParams, measure_recall
+from lookalike.indexes.graph_folder import GraphFolder
+from lookalike.indexes.hnsw import GraphInfo, HnswIndex
 from lookalike.indexing import (
     IndexOptions,
     IndexProgress,
@@ -37,7 +36,7 @@ from lookalike.indexing import (
 )
 from lookalike.matches import Match, SearchResult
 from lookalike.metadata import MetadataTable
-from lookalike.store import ANN, METRICS, IndexStore, Manifest, check_is_index
+from lookalike.store import METRICS, IndexStore, Manifest, check_is_index
 
 Query = str | Path | bytes | Image.Image
 INDEX_TYPES = ("auto", "exact", "hnsw")
@@ -84,8 +83,7 @@ class SearchEngine:
         self._index: ExactIndex | None = None
         self._index_generation = -1
         self._cache: dict[str, object] = {}
-        self._ann: HnswIndex | None = None
-        self._ann_stamp: tuple[int, int] = (-1, -1)
+        self._graphs = GraphFolder(store)
 
     # -- opening ----------------------------------------------------------------------------------
 
@@ -246,33 +244,8 @@ class SearchEngine:
         return chosen
 
     def sync_ann(self, *, pca_dim: int | None = None) -> GraphInfo:
-        """Bring the HNSW graph up to date with the catalog (adding and deleting, no rebuild
-        unless its PCA setting changes), measure its recall@10 against exact search, save it."""
-        folder = self._store.directory / ANN
-        exact = self.vector_index()
-        loaded = HnswIndex.load(folder, metric=self.manifest.metric)
-        if loaded is not None and pca_dim is not None and loaded[0].params.pca_dim != pca_dim:
-            loaded = None  # another projection: the graph is rebuilt
-        if loaded is None:
-            params = HnswParams(pca_dim=pca_dim or 0)
-            ann = HnswIndex.build(
-                exact.ids, exact.vectors, metric=self.manifest.metric, params=params
-            )
-        else:
-            ann = loaded[0]
-            self._apply_delta(ann, exact.ids)
-        recall, queries = measure_recall(ann, exact)
-        info = ann.save(folder, recall=recall, queries=queries, dim=self.manifest.dim)
-        self._ann = None
-        return info
-
-    def _apply_delta(self, ann: HnswIndex, ids: npt.NDArray[np.int64]) -> None:
-        current = {int(i) for i in ids.tolist()}
-        present = ann.ids()
-        ann.remove(sorted(present - current))
-        added = sorted(current - present)
-        if added:
-            ann.add(np.array(added, dtype=np.int64), self._store.vectors_for(added))
+        """Bring the HNSW graph up to date with the catalog and measure its recall@10."""
+        return self._graphs.sync(self.vector_index(), pca_dim=pca_dim)
 
     def add_vectors(
         self,
@@ -451,22 +424,7 @@ class SearchEngine:
 
     def ann_index(self) -> HnswIndex:
         """The HNSW graph, with any images committed since it was saved applied in memory."""
-        generation = self._store.catalog.generation()
-        pointer = self._store.directory / ANN / POINTER
-        stamp = pointer.stat().st_mtime_ns if pointer.exists() else -1
-        if self._ann is None or self._ann_stamp != (stamp, generation):
-            if self._ann is None or self._ann_stamp[0] != stamp:
-                loaded = HnswIndex.load(self._store.directory / ANN, metric=self.manifest.metric)
-                if loaded is None:
-                    raise IndexFormatError(
-                        f"{self._store.directory}: no HNSW graph yet; run `lookalike index` "
-                        "once more, or use --index-type exact"
-                    )
-                self._ann = loaded[0]
-            ids, _, _ = self._store.catalog.locations()
-            self._apply_delta(self._ann, ids)
-            self._ann_stamp = (stamp, generation)
-        return self._ann
+        return self._graphs.current()
 
     def _records(self) -> dict[int, ImageRecord]:
         self._follow_commits()
@@ -537,15 +495,6 @@ class SearchEngine:
             catalog.set_metadata(matched)
         return len(matched), unmatched
 
-    def _ann_recall(self) -> float | None:
-        pointer = self._store.directory / ANN / POINTER
-        if not pointer.is_file():
-            return None
-        try:
-            return float(json.loads(pointer.read_text())["recall_at_10"])
-        except (OSError, ValueError, KeyError):
-            return None
-
     def export_vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
         """(paths, vectors) of every indexed image, in id order: the embeddings themselves."""
         index = self.vector_index()
@@ -564,7 +513,7 @@ class SearchEngine:
             metric=manifest.metric,
             index_type=manifest.index_type,
             search_index=self.search_index_type(),
-            ann_recall_at_10=self._ann_recall(),
+            ann_recall_at_10=self._graphs.recall(),
             format_version=manifest.format_version,
             size_bytes=self._store.size_on_disk(),
             created=manifest.created,
