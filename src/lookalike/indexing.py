@@ -4,7 +4,9 @@ loses at most the batch in flight and a re-run picks up where it stopped."""
 
 from __future__ import annotations
 
+import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from lookalike.decoding import WorkerPool
 from lookalike.embedders.base import Embedder
 from lookalike.imaging import DEFAULT_MAX_PIXELS
 from lookalike.sources import ImageFile, scan_folder
-from lookalike.store import IndexStore
+from lookalike.store import SHARDS, IndexStore
 
 
 @dataclass(frozen=True)
@@ -201,17 +203,23 @@ def _local_vectors(
 def _ray_vectors(
     paths: list[str], embedder: Embedder, options: IndexOptions, shard_dir: Path
 ) -> Iterator[Outcome]:
+    """Vectors from a Ray cluster, which writes them as shard files under ``shard_dir``; the
+    shards of a run are deleted once every vector has been received."""
     from lookalike.distributed.ray_embedding import embed_with_ray
 
     assert options.ray_address is not None
-    return embed_with_ray(
-        paths,
-        embedder.spec,
-        address=options.ray_address,
-        shard_dir=shard_dir,
-        batch_size=options.batch_size,
-        max_pixels=options.max_pixels,
-    )
+    try:
+        yield from embed_with_ray(
+            paths,
+            embedder.spec,
+            address=options.ray_address,
+            shard_dir=shard_dir,
+            batch_size=options.batch_size,
+            max_pixels=options.max_pixels,
+            workers=options.workers or 2,
+        )
+    finally:
+        shutil.rmtree(shard_dir, ignore_errors=True)
 
 
 def _embed_and_commit(
@@ -266,7 +274,8 @@ def _embed_and_commit(
     dropped_total = 0
     paths = [f.path for f, _, _ in plan.to_embed]
     if options.ray_address is not None:
-        outcomes = _ray_vectors(paths, embedder, options, store.directory / "shards")
+        shards = store.directory / SHARDS / uuid.uuid4().hex
+        outcomes = _ray_vectors(paths, embedder, options, shards)
     else:
         outcomes = _local_vectors(paths, embedder, pool, options)
     for done, (position, vector, error) in enumerate(outcomes, start=1):

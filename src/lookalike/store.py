@@ -46,9 +46,10 @@ SEGMENTS = "segments"
 LOCK = "lock"
 ANN = "ann"
 UPLOADS = "uploads"
+SHARDS = "shards"
 _OWN_FILES = {
     CATALOG, f"{CATALOG}-wal", f"{CATALOG}-shm", f"{CATALOG}-journal", SEGMENTS, LOCK, ANN,
-    UPLOADS,
+    UPLOADS, SHARDS,
 }  # fmt: skip
 
 Metric = Literal["cosine", "euclidean"]
