@@ -19,8 +19,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """200 labelled training images, one subfolder per class."""
-    return fashion_mnist(tmp_path_factory.mktemp("fm"), split="train", limit=200).root
+    """120 labelled training images, one subfolder per class."""
+    return fashion_mnist(tmp_path_factory.mktemp("fm"), split="train", limit=120).root
 
 
 def test_help_lists_the_three_trainers() -> None:
@@ -42,7 +42,7 @@ def test_autoencoder_index_search_and_retrain(photos: Path, tmp_path: Path) -> N
     index = tmp_path / "idx"
     result = run_cli("index", photos, "--index", index, "--embedder", model, "-q", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["added"] == 200
+    assert json.loads(result.stdout)["added"] == 120
     info = json.loads(run_cli("info", "--index", index, "--json").stdout)
     assert info["embedder"] == "trained" and info["dim"] == 16
     assert info["embedder_params"] == {"path": str(model.resolve())}

@@ -33,7 +33,7 @@ def base() -> EfficientNetLite:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fashion_mnist(tmp_path_factory.mktemp("fm"), split="train", limit=500).root
+    return fashion_mnist(tmp_path_factory.mktemp("fm"), split="train", limit=300).root
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def head(data: LabelledFeatures) -> TripletHead:
 def test_features_are_computed_once(
     folder: Path, base: EfficientNetLite, cache: Path, data: LabelledFeatures
 ) -> None:
-    assert data.features.shape == (500, 1280) and len(data.classes) == 10
+    assert data.features.shape == (300, 1280) and len(data.classes) == 10
     assert len(list(cache.glob("features-*.npz"))) == 1
     started = time.perf_counter()
     again = labelled_features(folder, base, cache=cache)

@@ -196,7 +196,9 @@ class ConvAutoencoder:
         self.best_epoch_ = min(history, key=lambda r: r.validation_loss).epoch
         self.validation_loss_ = best
         self.train_seconds_ = time.perf_counter() - started
-        self.preview_images_ = images[held_rows[:8]]
+        # Spread over the held-out rows: files come sorted by folder, often one class a folder.
+        spread = np.linspace(0, len(held_rows) - 1, min(8, len(held_rows))).astype(np.int64)
+        self.preview_images_ = images[held_rows[spread]]
         return self
 
     def _evaluate(self, network: Any, held: Any) -> float:
