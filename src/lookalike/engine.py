@@ -161,7 +161,8 @@ class SearchEngine:
             return
         wanted = resolve_spec(embedder)
         same_name = wanted.name == manifest.embedder.name
-        same_file = wanted.name != "onnx" or wanted.params.get(
+        # Model files (onnx, trained folders) are told apart by their path.
+        same_file = wanted.name not in ("onnx", "trained") or wanted.params.get(
             "path"
         ) == manifest.embedder.params.get("path")
         if not (same_name and same_file):
