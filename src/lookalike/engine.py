@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,9 @@ from lookalike.indexing import (
 from lookalike.matches import Match, SearchResult
 from lookalike.metadata import MetadataTable
 from lookalike.store import METRICS, IndexStore, Manifest, check_is_index
+
+if TYPE_CHECKING:
+    from lookalike.indexes.milvus import MilvusIndex, SyncReport
 
 Query = str | Path | bytes | Image.Image
 INDEX_TYPES = ("auto", "exact", "hnsw")
@@ -84,6 +88,7 @@ class SearchEngine:
         self._index_generation = -1
         self._cache: dict[str, object] = {}
         self._graphs = GraphFolder(store)
+        self._remote: MilvusIndex | None = None
 
     # -- opening ----------------------------------------------------------------------------------
 
@@ -173,6 +178,8 @@ class SearchEngine:
             )
 
     def close(self) -> None:
+        if self._remote is not None:
+            self._remote.close()
         self._store.close()
 
     def __enter__(self) -> SearchEngine:
@@ -234,6 +241,29 @@ class SearchEngine:
             self.sync_ann(pca_dim=options.pca_dim)
             if progress is not None:
                 progress(IndexProgress("ann", 1, 1))
+        return report
+
+    def attach_milvus(
+        self, uri: str, *, collection: str | None = None, token: str | None = None
+    ) -> SyncReport:
+        """Serve searches from a Milvus collection (a cluster at ``http://host:19530``, or
+        milvus-lite at a local ``.db`` path): the index's vectors are pushed there (only what
+        changed), and searches without filters go to Milvus from then on."""
+        from lookalike.indexes.milvus import MilvusIndex
+
+        name = (
+            collection
+            or "lookalike_"
+            + hashlib.sha256(str(self.directory.resolve()).encode()).hexdigest()[:16]
+        )
+        remote = MilvusIndex(
+            uri, name, dim=self.manifest.dim, metric=self.manifest.metric, token=token
+        )
+        exact = self.vector_index()
+        report = remote.sync_from(exact.ids, exact.vectors)
+        if self._remote is not None:
+            self._remote.close()
+        self._remote = remote
         return report
 
     def search_index_type(self) -> str:
@@ -372,7 +402,9 @@ class SearchEngine:
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
         filtered = (where is not None and not where.empty) or exclude is not None
-        if not filtered and self.search_index_type() == "hnsw":
+        if not filtered and self._remote is not None:
+            scores, ids = self._remote.search(vectors, k)
+        elif not filtered and self.search_index_type() == "hnsw":
             scores, ids = self.ann_index().search(vectors, k)
         else:  # filters are exact: every candidate is checked
             index = self.vector_index()

@@ -63,6 +63,14 @@ def search(
             show_default=False,
         ),
     ] = None,
+    milvus: Annotated[
+        str | None,
+        typer.Option(
+            help="Search through Milvus at this URI (http://host:19530, or a milvus-lite "
+            ".db path); the index's vectors are pushed there first (only what changed).",
+            show_default=False,
+        ),
+    ] = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -83,6 +91,8 @@ def search(
     where = _search_filter(label, folder, minimum or [], maximum or [])
     found: list[SearchResult] = []
     with SearchEngine.open(index_dir) as engine:
+        if milvus is not None:
+            engine.attach_milvus(milvus)
         for start in range(0, len(paths), 64):
             chunk = [str(p) for p in paths[start : start + 64]]
             for result in engine.search(chunk, k=k, where=where, sort_by=sort):
