@@ -103,7 +103,7 @@ def search(
                 table = Table(title=f"{result.query}", title_justify="left")
                 table.add_column("rank", justify="right")
                 table.add_column("score", justify="right")
-                table.add_column("path")
+                table.add_column("path", overflow="fold")
                 table.add_column("label")
                 table.add_column("metadata")
                 for m in result.matches:
