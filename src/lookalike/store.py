@@ -124,9 +124,14 @@ class Manifest:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
+    tmp.write_bytes(data)
+    commit_file(tmp, path)
+
+
+def commit_file(tmp: Path, path: Path) -> None:
+    """Make a fully written temporary file durable and give it its final name, atomically
+    (fsync the data, rename, fsync the folder). For files too big to hold in memory twice."""
+    with tmp.open("rb+") as fh:
         os.fsync(fh.fileno())
     tmp.replace(path)
     _fsync_dir(path.parent)
@@ -237,10 +242,7 @@ class IndexStore:
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as fh:
             np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-        _fsync_dir(path.parent)
+        commit_file(tmp, path)
         return name
 
     def load_vectors(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:

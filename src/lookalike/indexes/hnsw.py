@@ -20,7 +20,7 @@ import numpy as np
 from lookalike.errors import IndexFormatError, InvalidInputError
 from lookalike.indexes.base import FloatArray, IdArray
 from lookalike.indexes.exact import ExactIndex
-from lookalike.store import write_atomic
+from lookalike.store import commit_file, write_atomic
 
 POINTER = "ann.json"
 
@@ -85,10 +85,10 @@ class Projection:
 
     def save(self, path: Path) -> None:
         stacked = np.concatenate([self.mean[None, :], self.axes.T]).astype(np.float32)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, stacked, allow_pickle=False)
-        write_atomic(path, tmp.read_bytes())
-        tmp.unlink()
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tmp.open("wb") as fh:
+            np.save(fh, stacked, allow_pickle=False)
+        commit_file(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> Projection:
@@ -180,14 +180,12 @@ class HnswIndex:
         stem = f"hnsw-{uuid.uuid4().hex}"
         graph_file, deleted_file = f"{stem}.bin", f"{stem}.deleted.npy"
         tmp = folder / f".{graph_file}.tmp"
-        self.graph.save_index(str(tmp))
-        write_atomic(folder / graph_file, tmp.read_bytes())
-        tmp.unlink()
-        np.save(
-            folder / deleted_file,
-            np.array(sorted(self.deleted), dtype=np.int64),
-            allow_pickle=False,
-        )
+        self.graph.save_index(str(tmp))  # a graph can be gigabytes: written once, then renamed
+        commit_file(tmp, folder / graph_file)
+        tmp = folder / f".{deleted_file}.tmp"
+        with tmp.open("wb") as fh:
+            np.save(fh, np.array(sorted(self.deleted), dtype=np.int64), allow_pickle=False)
+        commit_file(tmp, folder / deleted_file)
         pca_file = ""
         if self.projection is not None:
             pca_file = f"{stem}.pca.npy"
