@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
 from lookalike.catalog import ImageRecord
 from lookalike.errors import InvalidInputError
@@ -125,10 +127,17 @@ def info(request: Request) -> InfoOut:
     )
 
 
-@router.post("/search", response_model=SearchOut, summary="Search by an uploaded image")
-async def search_upload(
+@dataclass(frozen=True)
+class SearchParams:
+    """The query parameters both search routes take, parsed and checked once."""
+
+    k: int
+    where: SearchFilter
+    sort: str | None
+
+
+def search_params(
     request: Request,
-    image: Annotated[UploadFile, File(description="The query image.")],
     k: K = None,
     label: Labels = None,
     folder: Folder = None,
@@ -136,17 +145,25 @@ async def search_upload(
     min: Bound = None,
     max: Bound = None,
     sort: Sort = None,
+) -> SearchParams:
+    return SearchParams(_k(_service(request), k), _filter(label, folder, field, min, max), sort)
+
+
+Params = Annotated[SearchParams, Depends(search_params)]
+
+
+@router.post("/search", response_model=SearchOut, summary="Search by an uploaded image")
+async def search_upload(
+    request: Request,
+    image: Annotated[UploadFile, File(description="The query image.")],
+    params: Params,
 ) -> SearchOut:
     service = _service(request)
     data = await _read_upload(service, image)
-    where = _filter(label, folder, field, min, max)
-    count = _k(service, k)
-    from starlette.concurrency import run_in_threadpool
-
     result, seconds = await run_in_threadpool(
-        service.search_upload, data, k=count, where=where, sort_by=sort
+        service.search_upload, data, k=params.k, where=params.where, sort_by=params.sort
     )
-    return _search_out(result, count, seconds)
+    return _search_out(result, params.k, seconds)
 
 
 @router.get(
@@ -154,23 +171,11 @@ async def search_upload(
     response_model=SearchOut,
     summary="More like this: search by an indexed image",
 )
-def search_id(
-    request: Request,
-    image_id: int,
-    k: K = None,
-    label: Labels = None,
-    folder: Folder = None,
-    field: Field = None,
-    min: Bound = None,
-    max: Bound = None,
-    sort: Sort = None,
-) -> SearchOut:
-    service = _service(request)
-    count = _k(service, k)
-    result, seconds = service.search_id(
-        image_id, k=count, where=_filter(label, folder, field, min, max), sort_by=sort
+def search_id(request: Request, image_id: int, params: Params) -> SearchOut:
+    result, seconds = _service(request).search_id(
+        image_id, k=params.k, where=params.where, sort_by=params.sort
     )
-    return _search_out(result, count, seconds)
+    return _search_out(result, params.k, seconds)
 
 
 @router.get("/images/{image_id}", summary="The indexed image file itself")
@@ -214,8 +219,6 @@ async def add_image(request: Request, image: Annotated[UploadFile, File()]) -> I
     if not service.settings.allow_writes:
         raise ReadOnlyError()
     data = await _read_upload(service, image)
-    from starlette.concurrency import run_in_threadpool
-
     image_id = await run_in_threadpool(service.add_upload, data, image.filename or "upload.jpg")
     return _image_out(*service.record(image_id))
 
