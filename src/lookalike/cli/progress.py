@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -36,25 +37,25 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:6.1f} img/s" if speed else "   -- img/s", style="cyan")
 
 
-class ProgressBar:
-    """A callable for ``index_folder(progress=...)`` that draws one bar per phase."""
+class PhaseBars:
+    """One progress bar per phase of a long job; ``detail`` is the column beside the count
+    (images/s for indexing, losses for training). Use as a context manager."""
 
-    def __init__(self, console: Console, *, enabled: bool = True) -> None:
+    def __init__(self, console: Console, detail: ProgressColumn, *, enabled: bool = True) -> None:
         self._progress = Progress(
             TextColumn("{task.description:<14}"),
             BarColumn(),
             MofNCompleteColumn(),
-            RateColumn(),
+            detail,
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=console,
             disable=not enabled,
-            transient=False,
         )
         self._tasks: dict[str, TaskID] = {}
 
-    def __enter__(self) -> ProgressBar:
+    def __enter__(self) -> Self:
         self._progress.start()
         return self
 
@@ -66,12 +67,19 @@ class ProgressBar:
     ) -> None:
         self._progress.stop()
 
+    def show(self, phase: str, label: str, done: int, total: int, **fields: Any) -> None:
+        if phase not in self._tasks:
+            self._tasks[phase] = self._progress.add_task(label, total=total, **fields)
+        self._progress.update(self._tasks[phase], completed=done, total=total, **fields)
+
+
+class ProgressBar(PhaseBars):
+    """A callable for ``index_folder(progress=...)`` that draws one bar per phase."""
+
+    def __init__(self, console: Console, *, enabled: bool = True) -> None:
+        super().__init__(console, RateColumn(), enabled=enabled)
+
     def __call__(self, event: IndexProgress) -> None:
-        if event.phase == "scan":
+        if event.phase == "scan" or (event.total == 0 and event.phase not in self._tasks):
             return
-        if event.phase not in self._tasks:
-            if event.total == 0:
-                return
-            label = _LABELS.get(event.phase, event.phase)
-            self._tasks[event.phase] = self._progress.add_task(label, total=event.total)
-        self._progress.update(self._tasks[event.phase], completed=event.done, total=event.total)
+        self.show(event.phase, _LABELS.get(event.phase, event.phase), event.done, event.total)

@@ -4,21 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import TextColumn
 
+from lookalike.cli.console import err, out
+from lookalike.cli.progress import PhaseBars
 from lookalike.errors import InvalidInputError
 from lookalike.training.progress import TrainingProgress
 
@@ -29,8 +22,6 @@ train_app = typer.Typer(
     "--index DIR --embedder MODEL_DIR`.",
     no_args_is_help=True,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 _LABELS = {
     "decode": "Decoding",
@@ -61,39 +52,13 @@ Threads = Annotated[
 ]
 
 
-class TrainingBar:
+class TrainingBar(PhaseBars):
     """Draws training progress events: one bar per phase, with the latest losses."""
 
     def __init__(self, console: Console, *, enabled: bool = True) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description:<14}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[losses]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not enabled,
-        )
-        self._tasks: dict[str, TaskID] = {}
-
-    def __enter__(self) -> TrainingBar:
-        self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._progress.stop()
+        super().__init__(console, TextColumn("{task.fields[losses]}"), enabled=enabled)
 
     def __call__(self, event: TrainingProgress) -> None:
-        if event.phase not in self._tasks:
-            label = _LABELS.get(event.phase, event.phase)
-            self._tasks[event.phase] = self._progress.add_task(label, total=event.total, losses="")
         parts = []
         if event.train_loss is not None:
             parts.append(f"train loss {event.train_loss:.4f}")
@@ -101,12 +66,8 @@ class TrainingBar:
             parts.append(f"val loss {event.validation_loss:.4f}")
         if event.validation_map is not None:
             parts.append(f"val mAP {event.validation_map:.3f}")
-        self._progress.update(
-            self._tasks[event.phase],
-            completed=event.done,
-            total=event.total,
-            losses=", ".join(parts),
-        )
+        label = _LABELS.get(event.phase, event.phase)
+        self.show(event.phase, label, event.done, event.total, losses=", ".join(parts))
 
 
 def _positive(name: str, value: float) -> None:
