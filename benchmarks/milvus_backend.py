@@ -59,7 +59,7 @@ def main() -> None:
     vectors, queries = data[: args.vectors], data[args.vectors :]
     ids = np.arange(args.vectors, dtype=np.int64)
     print(
-        f"machine: {os.cpu_count()} cores (shared with other jobs: figures are noisy); "
+        f"machine: {os.cpu_count()} cores; "
         f"{args.vectors:,} vectors x {vectors.shape[1]}, {args.queries} held-out queries, k=10",
         flush=True,
     )
