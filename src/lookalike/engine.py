@@ -370,15 +370,21 @@ class SearchEngine:
         sort_by: str | None = None,
     ) -> SearchResult:
         """ "More like this": the k images most similar to an indexed one, itself excluded."""
-        index = self.vector_index()
-        rows = np.flatnonzero(index.ids == image_id)
         record = self._store.catalog.get(image_id)
-        if len(rows) == 0 or record is None:
+        if record is None:
             raise UnknownImageError(f"image id {image_id} is not in the index")
-        found = self.search_vectors(
-            index.vectors[rows[:1]], k=k + 1, where=where, sort_by=sort_by, exclude=image_id
-        )[0]
-        return SearchResult(record.path, found[:k])
+        vector = self._store.vectors_for([image_id])
+        if where is None or where.empty:
+            # One extra result stands in for the image itself, so unfiltered searches keep
+            # using the fastest structure (HNSW, Milvus) instead of an exact scan.
+            found = self.search_vectors(vector, k=k + 1, sort_by=sort_by)[0]
+            others = [m for m in found if m.id != image_id][:k]
+            matches = tuple(replace(m, rank=r) for r, m in enumerate(others, start=1))
+        else:
+            matches = self.search_vectors(
+                vector, k=k, where=where, sort_by=sort_by, exclude=image_id
+            )[0]
+        return SearchResult(record.path, matches)
 
     def search_vectors(
         self,
