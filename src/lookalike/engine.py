@@ -62,6 +62,7 @@ class IndexInfo:
     index_type: str
     search_index: str
     ann_recall_at_10: float | None
+    ann_params: dict[str, object] | None
     format_version: int
     size_bytes: int
     created: str
@@ -238,7 +239,7 @@ class SearchEngine:
         if self.search_index_type() == "hnsw":
             if progress is not None:
                 progress(IndexProgress("ann", 0, 1))
-            self.sync_ann(pca_dim=options.pca_dim)
+            self.sync_ann(pca_dim=options.pca_dim, whiten=options.whiten, rerank=options.rerank)
             if progress is not None:
                 progress(IndexProgress("ann", 1, 1))
         return report
@@ -274,9 +275,17 @@ class SearchEngine:
             return "hnsw" if len(self) >= ANN_THRESHOLD else "exact"
         return chosen
 
-    def sync_ann(self, *, pca_dim: int | None = None) -> GraphInfo:
-        """Bring the HNSW graph up to date with the catalog and measure its recall@10."""
-        return self._graphs.sync(self.vector_index(), pca_dim=pca_dim)
+    def sync_ann(
+        self,
+        *,
+        pca_dim: int | None = None,
+        whiten: bool | None = None,
+        rerank: int | None = None,
+    ) -> GraphInfo:
+        """Bring the HNSW graph up to date with the catalog and measure its recall@10.
+        ``pca_dim`` (0: none; default: 128 for big collections of >256-d vectors), ``whiten``
+        and ``rerank`` set the graph's projection; None keeps what the saved graph has."""
+        return self._graphs.sync(self.vector_index(), pca_dim=pca_dim, whiten=whiten, rerank=rerank)
 
     def add_vectors(
         self,
@@ -553,6 +562,7 @@ class SearchEngine:
             index_type=manifest.index_type,
             search_index=self.search_index_type(),
             ann_recall_at_10=self._graphs.recall(),
+            ann_params=self._graphs.params(),
             format_version=manifest.format_version,
             size_bytes=self._store.size_on_disk(),
             created=manifest.created,

@@ -42,7 +42,8 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class IndexOptions:
-    """How to index. ``index_type`` (auto, exact, hnsw) and ``pca_dim`` (for hnsw) change the
+    """How to index. ``index_type`` (auto, exact, hnsw), and for hnsw ``pca_dim`` (0: none),
+    ``whiten`` and ``rerank`` (graph candidates re-scored with the full vectors), change the
     search structure kept beside the vectors; None keeps what the index has."""
 
     workers: int | None = None
@@ -51,6 +52,8 @@ class IndexOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     index_type: str | None = None
     pca_dim: int | None = None
+    whiten: bool | None = None
+    rerank: int | None = None
     ray_address: str | None = None
 
 

@@ -97,3 +97,38 @@ def test_auto_is_exact_for_small_collections(photos: Path, tmp_path: Path) -> No
         assert engine.manifest.index_type == "auto"
         assert len(engine) < ANN_THRESHOLD and engine.search_index_type() == "exact"
         assert not (tmp_path / "auto.idx" / "ann").exists()
+
+
+def test_pca_graph_rescores_its_candidates_with_the_full_vectors(
+    photos: Path, copy_set: CopySet, tmp_path: Path
+) -> None:
+    index = tmp_path / "rerank.idx"
+    with SearchEngine.create(index, index_type="hnsw") as engine:
+        engine.index_folder(photos, options=IndexOptions(pca_dim=16))
+        queries = engine.embed([str(p.copy) for p in copy_set.copies[:12]])
+        exact_scores, exact_ids = engine.vector_index().search(queries, 10)
+        graph = engine.ann_index()
+        assert graph.reranks and graph.params.rerank == 100
+        scores, ids = graph.search(queries, 10)
+        # 100 candidates out of 80 images: every one is re-scored, so the answer is exact.
+        np.testing.assert_array_equal(ids, exact_ids)
+        np.testing.assert_allclose(scores, exact_scores, atol=1e-5)
+
+        # --rerank 0 keeps the graph (no rebuild) and scores in the 16-d projection instead.
+        pointer = json.loads((index / "ann" / "ann.json").read_text())
+        engine.index_folder(photos, options=IndexOptions(rerank=0))
+        updated = json.loads((index / "ann" / "ann.json").read_text())
+        assert updated["params"]["rerank"] == 0 and updated["pca_file"] != ""
+        assert updated["deleted_file"] != pointer["deleted_file"]  # saved again, same graph
+        projected = engine.ann_index().search(queries, 10)[0]
+        assert not engine.ann_index().reranks
+        assert np.abs(projected - exact_scores).max() > 0.01
+
+        # Whitening is a new projection: the graph is rebuilt on it and still finds each photo.
+        engine.index_folder(photos, options=IndexOptions(pca_dim=16, whiten=True, rerank=40))
+        whitened = json.loads((index / "ann" / "ann.json").read_text())
+        assert whitened["params"]["whiten"] is True and whitened["file"] != updated["file"]
+        assert engine.info().ann_params == whitened["params"]
+        results = engine.search([str(p.copy) for p in copy_set.copies[:12]], k=1)
+        expected = [p.copy.name for p in copy_set.copies[:12]]
+        assert [Path(r.matches[0].path).name for r in results] == expected

@@ -83,6 +83,33 @@ def test_evaluate_cli_on_a_labelled_folder_writes_table_json_and_report(
 
 
 @needs_fmnist
+def test_pca_rows_show_what_dimension_reduction_costs(fmnist_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pca"
+    result = run_cli(
+        "evaluate", fmnist_folder, "--out", out, "--no-baselines", "--no-plots",
+        "--pca", "16", "--pca", "128", "--pca", "4096",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {r["embedder"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    assert list(rows) == ["lite0", "lite0 + PCA 16", "lite0 + PCA 128"]  # 4096 > 1280: skipped
+    assert "no PCA to 4096" in result.stderr
+    assert [r["dim"] for r in rows.values()] == [1280, 16, 128]
+    assert rows["lite0 + PCA 128"]["bytes_per_vector"] == 512
+    full, small, mid = (rows[n]["map"] for n in rows)
+    # 128 components keep nearly all of the quality; 16 keep the classes apart, but lose some.
+    assert abs(mid - full) < 0.03 and 0.5 * full < small < mid + 0.03
+    assert all(r["search_ms"] > 0 for r in rows.values())
+
+    dataset = detect(fmnist_folder, tmp_path)
+    options = EvalOptions(workers=0, pca_dims=(32,), whiten=True)
+    plain, whitened = evaluate(dataset, ["lite0"], tmp_path / "w", options=options)
+    assert whitened.name == "lite0 + PCA 32 whitened" and whitened.dim == 32
+    assert whitened.scores != plain.scores and whitened.scores.precision_at_10 > 0.5
+    bad = run_cli("evaluate", fmnist_folder, "--out", out, "--whiten")
+    assert bad.returncode == 2 and "--whiten needs --pca" in bad.stderr
+
+
+@needs_fmnist
 def test_evaluation_is_reproducible_to_the_digit(fmnist_folder: Path, tmp_path: Path) -> None:
     dataset = detect(fmnist_folder, tmp_path)
     first = evaluate(dataset, ["pixels"], tmp_path / "a", options=EvalOptions(workers=0))

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lookalike.cli.console import err, out
+from lookalike.cli.console import err, fail, out
 
 
 def evaluate(
@@ -39,6 +39,17 @@ def evaluate(
     workers: Annotated[
         int | None, typer.Option(help="Decoding processes (default: one per core).")
     ] = None,
+    pca: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Also score each embedder after a PCA to this many dimensions, learned on the "
+            "gallery (repeat for several), to see what `lookalike index --pca` costs.",
+            show_default=False,
+        ),
+    ] = None,
+    whiten: Annotated[
+        bool, typer.Option(help="With --pca: whiten the projection (as `index --whiten`).")
+    ] = False,
 ) -> None:
     """Measure retrieval quality (mAP, P@k, R@k, N-S) and speed of embedders side by side.
 
@@ -52,6 +63,11 @@ def evaluate(
     from lookalike.evaluation.runner import EvalOptions, embedder_list
     from lookalike.evaluation.runner import evaluate as run_evaluation
 
+    dims = tuple(pca or ())
+    if any(d < 2 for d in dims):
+        fail(f"--pca must be at least 2 dimensions, got {min(dims)}")
+    if whiten and not dims:
+        fail("--whiten needs --pca: it whitens the PCA projection")
     started = time.perf_counter()
     names = embedder_list(embedders or [], baselines=baselines)
     data = detect(dataset, out_dir / "data", kind=kind)
@@ -63,7 +79,7 @@ def evaluate(
         data,
         names,
         out_dir,
-        options=EvalOptions(workers=workers),
+        options=EvalOptions(workers=workers, pca_dims=dims, whiten=whiten),
         progress=lambda message: err.print(message, markup=False),
     )
     files = write_report(

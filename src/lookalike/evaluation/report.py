@@ -32,7 +32,7 @@ def table_rows(dataset: Dataset, results: list[EmbedderEvaluation]) -> list[list
     header = ["embedder", "mAP", "P@1", "P@5", "P@10", "R@10", "R@1"]
     if dataset.has_ns:
         header.append("N-S")
-    header += ["index img/s", "query ms (p50)"]
+    header += ["dim", "search ms", "index img/s", "query ms (p50)"]
     rows = [header]
     for r in results:
         s = r.scores
@@ -47,7 +47,12 @@ def table_rows(dataset: Dataset, results: list[EmbedderEvaluation]) -> list[list
         ]
         if dataset.has_ns:
             row.append(_fmt(s.ns, 2))
-        row += [f"{r.images_per_second:.1f}", f"{r.query_ms_p50:.1f}"]
+        row += [
+            str(r.dim),
+            f"{r.search_ms:.2f}",
+            f"{r.images_per_second:.1f}",
+            f"{r.query_ms_p50:.1f}",
+        ]
         rows.append(row)
     return rows
 
@@ -91,6 +96,9 @@ def write_report(
                 "images_per_second": r.images_per_second,
                 "index_seconds": r.index_seconds,
                 "query_ms_p50": r.query_ms_p50,
+                "dim": r.dim,
+                "bytes_per_vector": r.dim * 4,
+                "search_ms": r.search_ms,
             }
             for r in results
         ],
@@ -152,7 +160,11 @@ def _scope(dataset: Dataset) -> str:
     queries, gallery = len(dataset.queries()), len(dataset.gallery())
     inside = all(item.gallery for item in dataset.items if item.query)
     against = f"the other {gallery - 1:,}" if inside else f"{gallery:,}"
-    return f"{queries:,} queries, each against {against} images."
+    return (
+        f"{queries:,} queries, each against {against} images. dim: floats per vector (4 bytes "
+        "each); search ms: one exact top-10 search of the gallery's vectors; query ms: one "
+        "image file searched end to end (decode, embed, search)."
+    )
 
 
 def _page(

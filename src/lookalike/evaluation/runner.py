@@ -7,7 +7,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,8 @@ from lookalike.engine import SearchEngine
 from lookalike.errors import InvalidInputError
 from lookalike.evaluation import metrics
 from lookalike.evaluation.datasets import Dataset
+from lookalike.indexes.exact import ExactIndex
+from lookalike.indexes.hnsw import Projection
 from lookalike.indexing import IndexOptions
 
 BASELINES = ("pixels", "colour-histogram")
@@ -59,6 +61,8 @@ class EmbedderEvaluation:
     images_per_second: float
     index_seconds: float
     query_ms_p50: float
+    dim: int
+    search_ms: float
     samples: tuple[SampleQuery, ...]
     relevant_scores: npt.NDArray[np.float32] = field(repr=False)
     irrelevant_scores: npt.NDArray[np.float32] = field(repr=False)
@@ -74,6 +78,9 @@ class EvalOptions:
     sample_k: int = 6
     map_points: int = 1500
     seed: int = 0
+    #: Also score each embedder's vectors after a PCA (learned on the gallery) to these sizes.
+    pca_dims: tuple[int, ...] = ()
+    whiten: bool = False
 
 
 Progress = Callable[[str], None]
@@ -103,13 +110,68 @@ def evaluate(
     results = []
     for name in embedders:
         say(f"{name}: indexing {len(dataset.items)} images")
-        results.append(_evaluate_one(dataset, name, work_dir, options, say))
+        result, vectors = _evaluate_one(dataset, name, work_dir, options, say)
+        results.append(result)
+        for dim in options.pca_dims:
+            if dim >= vectors.shape[1]:
+                say(f"{name}: no PCA to {dim} (its vectors have {vectors.shape[1]} dimensions)")
+                continue
+            say(f"{name}: ranking after PCA to {dim}" + (" (whitened)" if options.whiten else ""))
+            results.append(_projected(dataset, result, vectors, dim, options))
     return results
+
+
+def _projected(
+    dataset: Dataset,
+    base: EmbedderEvaluation,
+    vectors: npt.NDArray[np.float32],
+    dim: int,
+    options: EvalOptions,
+) -> EmbedderEvaluation:
+    """``base``'s vectors projected by a PCA learned on the gallery, scored the same way."""
+    gallery = np.asarray(dataset.gallery())
+    projection = Projection.fit(vectors[gallery], dim, whiten=options.whiten, seed=options.seed)
+    projected = projection(vectors)
+    ranking = _score(dataset, projected, "cosine", options)
+    return replace(
+        base,
+        name=f"{base.name} + PCA {dim}" + (" whitened" if options.whiten else ""),
+        scores=ranking.scores,
+        dim=dim,
+        search_ms=_search_ms(dataset, projected, "cosine", options),
+        samples=ranking.samples,
+        relevant_scores=ranking.relevant_scores,
+        irrelevant_scores=ranking.irrelevant_scores,
+        map_vectors=projected[_map_rows(dataset, options)],
+    )
+
+
+def _map_rows(dataset: Dataset, options: EvalOptions) -> npt.NDArray[np.int64]:
+    rng = np.random.default_rng(options.seed)
+    gallery = np.asarray(dataset.gallery())
+    return np.sort(rng.choice(gallery, size=min(options.map_points, len(gallery)), replace=False))
+
+
+def _search_ms(
+    dataset: Dataset, vectors: npt.NDArray[np.float32], metric: str, options: EvalOptions
+) -> float:
+    """Median milliseconds of one exact top-10 search of the gallery, vectors given."""
+    gallery = np.asarray(dataset.gallery())
+    index = ExactIndex(gallery.astype(np.int64), vectors[gallery], metric=metric)
+    queries = vectors[np.asarray(dataset.queries())[: max(options.latency_queries, 1)]]
+    index.search(queries[:1], 10)
+    timings = []
+    for query in queries:
+        start = time.perf_counter()
+        index.search(query[None], 10)
+        timings.append(time.perf_counter() - start)
+    return float(np.median(timings) * 1000.0)
 
 
 def _evaluate_one(
     dataset: Dataset, name: str, work_dir: Path, options: EvalOptions, say: Progress
-) -> EmbedderEvaluation:
+) -> tuple[EmbedderEvaluation, npt.NDArray[np.float32]]:
+    """The evaluation of one embedder, and its vectors of ``dataset.items``, in order."""
     spec = resolve_spec(name)
     index_dir = work_dir / "indexes" / slug(name)
     shutil.rmtree(index_dir, ignore_errors=True)
@@ -128,22 +190,24 @@ def _evaluate_one(
         say(f"{name}: ranking {len(dataset.queries())} queries")
         ranking = _score(dataset, item_vectors, engine.manifest.metric, options)
         latency = _latency(engine, dataset, options)
-    rng = np.random.default_rng(options.seed)
-    gallery = np.asarray(dataset.gallery())
-    chosen = np.sort(rng.choice(gallery, size=min(options.map_points, len(gallery)), replace=False))
-    return EmbedderEvaluation(
+        metric = engine.manifest.metric
+    chosen = _map_rows(dataset, options)
+    evaluation = EmbedderEvaluation(
         name=name,
         spec=engine.manifest.embedder,
         scores=ranking.scores,
         images_per_second=report.images_per_second,
         index_seconds=report.seconds,
         query_ms_p50=latency,
+        dim=int(item_vectors.shape[1]),
+        search_ms=_search_ms(dataset, item_vectors, metric, options),
         samples=ranking.samples,
         relevant_scores=ranking.relevant_scores,
         irrelevant_scores=ranking.irrelevant_scores,
         map_vectors=item_vectors[chosen],
         map_groups=tuple(dataset.items[i].group for i in chosen),
     )
+    return evaluation, item_vectors
 
 
 @dataclass(frozen=True)

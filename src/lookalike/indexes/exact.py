@@ -63,12 +63,27 @@ class ExactIndex:
         return scores, ids
 
     def _scores(self, block: FloatArray) -> FloatArray:
-        dots: FloatArray = block @ self.vectors.T
-        if self.metric == "cosine":
-            return dots
-        q_sq = np.einsum("ij,ij->i", block, block)[:, None]
-        distance = np.sqrt(np.maximum(q_sq + self._sq_norms[None, :] - 2.0 * dots, 0.0))
-        return euclidean_score(distance.astype(np.float32))
+        return similarity(block, self.vectors, self.metric, self._sq_norms)
+
+
+def similarity(
+    queries: FloatArray, vectors: FloatArray, metric: str, sq_norms: FloatArray | None = None
+) -> FloatArray:
+    """Scores of every vector for every query, (queries, vectors): higher is more similar."""
+    dots: FloatArray = queries @ vectors.T
+    if metric == "cosine":
+        return dots
+    norms = np.einsum("ij,ij->i", vectors, vectors) if sq_norms is None else sq_norms
+    q_sq = np.einsum("ij,ij->i", queries, queries)[:, None]
+    distance = np.sqrt(np.maximum(q_sq + norms[None, :] - 2.0 * dots, 0.0))
+    return euclidean_score(distance.astype(np.float32))
+
+
+def best(sims: FloatArray, k: int, ids: IdArray) -> tuple[FloatArray, IdArray]:
+    """The k best (scores, ids) of each row of ``sims`` (columns named by ``ids``), best first,
+    equal scores ordered by id; k must not exceed the number of columns."""
+    top = _top_k(sims, k, ids)
+    return np.take_along_axis(sims, top, axis=1), ids[top]
 
 
 def _top_k(sims: FloatArray, k: int, ids: IdArray) -> npt.NDArray[np.intp]:

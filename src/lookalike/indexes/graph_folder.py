@@ -1,7 +1,7 @@
 """The HNSW graph that an index directory keeps in ``ann/``, kept in step with its catalog.
 
 Writers call :meth:`GraphFolder.sync` after indexing: the saved graph gains the new images and
-marks the removed ones deleted (a rebuild happens only when the PCA setting changes), its
+marks the removed ones deleted (a rebuild happens only when the projection changes), its
 recall@10 against exact search is measured, and it is saved. Readers call
 :meth:`GraphFolder.current`, which reloads the graph when a writer saved a new one and applies,
 in memory, whatever was committed after that.
@@ -10,14 +10,27 @@ in memory, whatever was committed after that.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
-import numpy.typing as npt
 
 from lookalike.errors import IndexFormatError
 from lookalike.indexes.exact import ExactIndex
 from lookalike.indexes.hnsw import POINTER, GraphInfo, HnswIndex, HnswParams, measure_recall
 from lookalike.store import ANN, IndexStore
+from lookalike.vector_table import VectorTable
+
+#: Collections at least this big, of vectors with more than PCA_MIN_DIM dimensions, get a graph
+#: on a PCA projection to DEFAULT_PCA dimensions (candidates re-scored with the full vectors)
+#: unless told otherwise: it builds several times faster than a graph on 1280-d vectors.
+PCA_MIN_COUNT = 10_000
+PCA_MIN_DIM = 256
+DEFAULT_PCA = 128
+
+
+def default_pca(count: int, dim: int) -> int:
+    """The PCA dimension a new graph gets when none is asked for (0: no projection)."""
+    return DEFAULT_PCA if count >= PCA_MIN_COUNT and dim > PCA_MIN_DIM else 0
 
 
 class GraphFolder:
@@ -27,18 +40,35 @@ class GraphFolder:
         self._graph: HnswIndex | None = None
         self._stamp: tuple[int, int] = (-1, -1)
 
-    def sync(self, exact: ExactIndex, *, pca_dim: int | None = None) -> GraphInfo:
+    def sync(
+        self,
+        exact: ExactIndex,
+        *,
+        pca_dim: int | None = None,
+        whiten: bool | None = None,
+        rerank: int | None = None,
+    ) -> GraphInfo:
+        """Bring the saved graph up to date with ``exact`` (None: keep the saved setting)."""
         metric = self._store.manifest.metric
         loaded = HnswIndex.load(self._folder, metric=metric)
-        if loaded is not None and pca_dim is not None and loaded[0].params.pca_dim != pca_dim:
-            loaded = None  # another projection: the graph is rebuilt
+        if loaded is not None:
+            saved = loaded[0].params
+            if (pca_dim is not None and saved.pca_dim != pca_dim) or (
+                whiten is not None and saved.whiten != whiten
+            ):
+                loaded = None  # another projection: the graph is rebuilt
         if loaded is None:
-            graph = HnswIndex.build(
-                exact.ids, exact.vectors, metric=metric, params=HnswParams(pca_dim=pca_dim or 0)
-            )
+            dim = default_pca(len(exact), exact.dim) if pca_dim is None else pca_dim
+            params = HnswParams(pca_dim=dim, whiten=bool(whiten))
+            if rerank is not None:
+                params = replace(params, rerank=rerank)
+            graph = HnswIndex.build(exact.ids, exact.vectors, metric=metric, params=params)
         else:
             graph = loaded[0]
-            self._apply(graph, exact.ids)
+            if rerank is not None:
+                graph.params = replace(graph.params, rerank=rerank)
+            graph.table = VectorTable.of(exact.ids, exact.vectors)
+            self._apply(graph, graph.table)
         recall, queries = measure_recall(graph, exact)
         info = graph.save(
             self._folder, recall=recall, queries=queries, dim=self._store.manifest.dim
@@ -60,25 +90,35 @@ class GraphFolder:
                         "once more, or use --index-type exact"
                     )
                 self._graph = loaded[0]
-            ids, _, _ = self._store.catalog.locations()
-            self._apply(self._graph, ids)
+            table = self._store.vector_table(populate=True)
+            self._graph.table = table
+            self._apply(self._graph, table)
             self._stamp = (saved, generation)
         return self._graph
 
     def recall(self) -> float | None:
         """The recall@10 measured when the graph in use was saved, if there is one."""
-        pointer = self._folder / POINTER
-        if not pointer.is_file():
-            return None
-        try:
-            return float(json.loads(pointer.read_text())["recall_at_10"])
-        except (OSError, ValueError, KeyError):
-            return None
+        value = self._pointer().get("recall_at_10")
+        return float(value) if isinstance(value, int | float) else None
 
-    def _apply(self, graph: HnswIndex, ids: npt.NDArray[np.int64]) -> None:
-        current = {int(i) for i in ids.tolist()}
+    def params(self) -> dict[str, object] | None:
+        """The parameters of the graph in use (M, ef, PCA, whitening, rerank), if any."""
+        value = self._pointer().get("params")
+        return dict(value) if isinstance(value, dict) else None
+
+    def _pointer(self) -> dict[str, object]:
+        pointer = self._folder / POINTER
+        try:
+            raw = json.loads(pointer.read_text())
+        except (OSError, ValueError):
+            return {}
+        return raw if isinstance(raw, dict) else {}
+
+    def _apply(self, graph: HnswIndex, table: VectorTable) -> None:
+        """Add to and delete from ``graph`` until it holds exactly the ids of ``table``."""
+        current = {int(i) for i in table.ids.tolist()}
         present = graph.ids()
         graph.remove(sorted(present - current))
         added = sorted(current - present)
         if added:
-            graph.add(np.array(added, dtype=np.int64), self._store.vectors_for(added))
+            graph.add(np.array(added, dtype=np.int64), table.take(added))
