@@ -131,8 +131,9 @@ def main() -> None:
     print(
         f"bytes/vector: graph + PCA {graph_bytes:.0f} on disk and in memory; the re-scored "
         f"full vectors are the index's float32 segments ({exact_bytes:.0f} on disk, memory-"
-        f"mapped: only the pages of candidates are read); exact search holds {exact_bytes:.0f} "
-        f"in memory; peak RSS of this run {peak_rss_gb:.1f} GB"
+        f"mapped and populated at open: page cache, shared between processes, not copied); "
+        f"exact search copies {exact_bytes:.0f} into memory; peak RSS of this run (which also "
+        f"holds the exact index) {peak_rss_gb:.1f} GB"
     )
     engine.close()
 
