@@ -236,7 +236,7 @@ class SearchEngine:
         report = sync_folder(
             self._store, lambda: self.embedder, Path(folder), options=options, progress=progress
         )
-        if self.search_index_type() == "hnsw":
+        if self._wants_graph():
             if progress is not None:
                 progress(IndexProgress("ann", 0, 1))
             self.sync_ann(pca_dim=options.pca_dim, whiten=options.whiten, rerank=options.rerank)
@@ -268,12 +268,14 @@ class SearchEngine:
         return report
 
     def search_index_type(self) -> str:
-        """The structure searches use now: 'exact', or 'hnsw' (chosen, or automatic from
-        ANN_THRESHOLD images on)."""
+        """The structure searches use now: 'hnsw' where the index wants a graph (chosen, or
+        automatic from ANN_THRESHOLD images on) and one has been built, else 'exact'. Vectors
+        added through the API get a graph at the next ``index_folder`` or ``sync_ann``."""
+        return "hnsw" if self._wants_graph() and self._graphs.exists() else "exact"
+
+    def _wants_graph(self) -> bool:
         chosen = self.manifest.index_type
-        if chosen == "auto":
-            return "hnsw" if len(self) >= ANN_THRESHOLD else "exact"
-        return chosen
+        return chosen == "hnsw" or (chosen == "auto" and len(self) >= ANN_THRESHOLD)
 
     def sync_ann(
         self,

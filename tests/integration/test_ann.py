@@ -132,3 +132,20 @@ def test_pca_graph_rescores_its_candidates_with_the_full_vectors(
         results = engine.search([str(p.copy) for p in copy_set.copies[:12]], k=1)
         expected = [p.copy.name for p in copy_set.copies[:12]]
         assert [Path(r.matches[0].path).name for r in results] == expected
+
+
+def test_vectors_added_through_the_api_are_searched_exactly_until_a_graph_is_built(
+    photos: Path, tmp_path: Path
+) -> None:
+    with SearchEngine.create(tmp_path / "src.idx", index_type="exact") as source:
+        source.index_folder(photos, options=IndexOptions(workers=0))
+        paths, vectors = source.export_vectors()
+        expected = [[m.path for m in r] for r in source.search_vectors(vectors[:3], k=5)]
+    with SearchEngine.create(tmp_path / "api.idx", index_type="hnsw") as engine:
+        engine.add_vectors(paths, vectors)
+        assert engine.search_index_type() == "exact"  # no graph yet: exact, never an error
+        assert [[m.path for m in r] for r in engine.search_vectors(vectors[:3], k=5)] == expected
+        info = engine.sync_ann()
+        assert info.count == len(paths) and engine.search_index_type() == "hnsw"
+        found = engine.search_vectors(vectors[:3], k=5)
+        assert [r[0].path for r in found] == [r[0] for r in expected]

@@ -96,6 +96,10 @@ class GraphFolder:
             self._stamp = (saved, generation)
         return self._graph
 
+    def exists(self) -> bool:
+        """Whether a graph has been saved (searches can use it)."""
+        return (self._folder / POINTER).is_file()
+
     def recall(self) -> float | None:
         """The recall@10 measured when the graph in use was saved, if there is one."""
         value = self._pointer().get("recall_at_10")
