@@ -1,7 +1,8 @@
 """Indexing throughput on real-size JPEG photos, three ways, measured in one run:
 
-1. end to end: `SearchEngine.index_folder` (scan, hash, parallel decode, embed, commit);
-2. model only: the ONNX Runtime embedder on prepared 224-px batches of 32;
+1. end to end: `SearchEngine.index_folder` (scan, hash, parallel decode, embed, commit), with
+   EfficientNet-Lite0 in float32 (the default) and int8 (`--embedder lite0-int8`);
+2. model only: the ONNX Runtime embedder on prepared 224-px batches of 32, both precisions;
 3. naive baseline: eager PyTorch, one image at a time, full-size decode, the way the blog
    posts this field is taught from do it.
 
@@ -27,18 +28,18 @@ from lookalike.embedders.pretrained import VARIANTS, EfficientNetLite, weights_p
 from lookalike.imaging import load_prepared
 
 
-def end_to_end(folder: Path, workdir: Path, workers: int | None) -> tuple[float, int]:
-    index = workdir / f"bench-{workers}.idx"
+def end_to_end(folder: Path, workdir: Path, embedder: str) -> tuple[float, int]:
+    index = workdir / f"bench-{embedder}.idx"
     shutil.rmtree(index, ignore_errors=True)
-    with SearchEngine.create(index) as engine:
+    with SearchEngine.create(index, embedder=embedder) as engine:
         engine.embedder  # noqa: B018  (model load and export are not indexing work)
-        report = engine.index_folder(folder, options=IndexOptions(workers=workers))
+        report = engine.index_folder(folder, options=IndexOptions())
     assert not report.skipped, report.skipped
     return report.embedded / report.seconds, report.embedded
 
 
-def model_only(paths: list[Path], repeats: int = 10) -> float:
-    model = EfficientNetLite("efficientnet-lite0")
+def model_only(paths: list[Path], variant: str, repeats: int = 10) -> float:
+    model = EfficientNetLite(variant)
     batch = np.stack([load_prepared(p, model.input_spec) for p in paths[:32]])
     model.embed(batch)
     rates = []
@@ -98,17 +99,21 @@ def main() -> None:
         f" {total_mb:.0f} MB"
     )
 
-    model_rate = model_only(paths)
+    model_rate = model_only(paths, "efficientnet-lite0")
+    int8_model_rate = model_only(paths, "efficientnet-lite0-int8")
     naive_rate = naive_baseline(paths[: args.naive_images])
-    e2e_rate, embedded = end_to_end(folder, args.workdir, None)
+    e2e_rate, embedded = end_to_end(folder, args.workdir, "lite0")
+    int8_rate, _ = end_to_end(folder, args.workdir, "lite0-int8")
 
-    print(f"{'method':<44}{'images/s':>10}{'vs naive':>10}")
+    print(f"{'method':<52}{'images/s':>10}{'vs naive':>10}")
     for name, rate in (
-        (f"end to end (index_folder, {embedded} photos)", e2e_rate),
-        ("model only (ONNX Runtime, batch 32)", model_rate),
+        (f"end to end, lite0 float32 ({embedded} photos)", e2e_rate),
+        (f"end to end, lite0-int8 ({embedded} photos)", int8_rate),
+        ("model only, lite0 float32 (batch 32)", model_rate),
+        ("model only, lite0-int8 (batch 32)", int8_model_rate),
         (f"naive baseline (eager PyTorch, 1 at a time, {args.naive_images} photos)", naive_rate),
     ):
-        print(f"{name:<44}{rate:>10.1f}{rate / naive_rate:>9.1f}x")
+        print(f"{name:<52}{rate:>10.1f}{rate / naive_rate:>9.1f}x")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from lookalike import SearchEngine
+from lookalike import SearchEngine, SearchResult
 from lookalike.evaluation.copies import CopySet
 
 
@@ -15,6 +15,20 @@ def test_edited_copies_retrieve_their_original_at_rank_1(
     with SearchEngine.open(gallery_index) as engine:
         assert len(engine) == 8 + 210
         results = engine.search([str(pair.copy) for pair in copy_set.copies], k=5)
+    _assert_rank_1(copy_set, results)
+
+
+def test_int8_embedder_finds_the_originals_too(
+    copy_set: CopySet, gallery: Path, tmp_path: Path
+) -> None:
+    with SearchEngine.create(tmp_path / "int8.idx", embedder="lite0-int8") as engine:
+        engine.index_folder(gallery)
+        assert engine.manifest.embedder.name == "efficientnet-lite0-int8"
+        results = engine.search([str(pair.copy) for pair in copy_set.copies], k=5)
+    _assert_rank_1(copy_set, results)
+
+
+def _assert_rank_1(copy_set: CopySet, results: list[SearchResult]) -> None:
     misses = Counter()
     for pair, result in zip(copy_set.copies, results, strict=True):
         if Path(result.matches[0].path).name != pair.original.name:

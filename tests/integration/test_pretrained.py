@@ -45,7 +45,11 @@ def test_embeddings_are_unit_length_deterministic_and_1280_d(lite0: EfficientNet
 
 
 def test_export_is_cached_by_weights_digest(lite0: EfficientNetLite, model_cache: Path) -> None:
-    exported = sorted((model_cache / "models").glob("efficientnet-lite0-*.onnx"))
+    exported = [
+        p
+        for p in sorted((model_cache / "models").glob("efficientnet-lite0-*.onnx"))
+        if "-int8" not in p.name
+    ]
     assert len(exported) == 1
     assert lite0.weights_digest[:16] in exported[0].name
     stamp = exported[0].stat().st_mtime_ns
@@ -64,3 +68,32 @@ def test_incomplete_weights_are_refused_not_randomly_initialised(tmp_path: Path)
     with pytest.raises(ModelError, match="not a complete efficientnet-lite0 state_dict"):
         exported_model(variant, broken, "f" * 64)
     assert not list((tmp_path).glob("*.onnx"))
+
+
+def test_int8_variant_is_quantised_once_and_stays_close_to_float(
+    lite0: EfficientNetLite, model_cache: Path
+) -> None:
+    int8 = EfficientNetLite("efficientnet-lite0-int8")
+    assert (
+        int8.spec.name == "efficientnet-lite0-int8" and int8.weights_digest == lite0.weights_digest
+    )
+    (quantised,) = (model_cache / "models").glob("efficientnet-lite0-*-int8-q*.onnx")
+    float_export = quantised.with_name(quantised.name.split("-int8")[0] + ".onnx")
+    assert quantised.stat().st_size < 0.7 * float_export.stat().st_size  # int8 weights
+    stamp = quantised.stat().st_mtime_ns
+    EfficientNetLite("efficientnet-lite0-int8")  # reuses the quantised file
+    assert quantised.stat().st_mtime_ns == stamp
+
+    photos = _batch(lite0, skimage.data.chelsea(), skimage.data.coffee())
+    cat, coffee = int8.classify(photos).argmax(axis=1).tolist()
+    assert cat in CAT_CLASSES and coffee in COFFEE_CLASSES
+    # Photos the calibration never saw: scikit-image's greyscale and other colour photos.
+    held_out = [
+        np.stack([getattr(skimage.data, name)()] * 3, axis=-1)
+        for name in ("camera", "moon", "page", "text", "grass", "gravel", "brick")
+    ] + [skimage.data.coins()[..., None].repeat(3, axis=2), skimage.data.retina()]
+    batch = _batch(lite0, *held_out)
+    cosine = np.sum(lite0.embed(batch) * int8.embed(batch), axis=1)
+    np.testing.assert_allclose(np.linalg.norm(int8.embed(batch), axis=1), 1.0, atol=1e-5)
+    assert cosine.mean() > 0.97 and cosine.min() > 0.95, cosine
+    assert not np.allclose(cosine, 1.0)  # it really is another model

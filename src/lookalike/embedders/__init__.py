@@ -14,6 +14,9 @@ ALIASES = {
     "lite0": "efficientnet-lite0",
     "lite1": "efficientnet-lite1",
     "lite2": "efficientnet-lite2",
+    "lite0-int8": "efficientnet-lite0-int8",
+    "lite1-int8": "efficientnet-lite1-int8",
+    "lite2-int8": "efficientnet-lite2-int8",
 }
 DEFAULT_EMBEDDER = "efficientnet-lite0"
 CLASSICAL = ("pixels", "colour-histogram")
@@ -34,7 +37,8 @@ def resolve_spec(name_or_path: str | EmbedderSpec) -> EmbedderSpec:
     if name.endswith(".onnx"):
         return EmbedderSpec("onnx", {"path": str(Path(name).expanduser().resolve())})
     raise InvalidInputError(
-        f"unknown embedder {name_or_path!r}; use lite0, lite1, lite2, pixels, colour-histogram "
+        f"unknown embedder {name_or_path!r}; use lite0, lite1, lite2 (or lite0-int8...), pixels, "
+        "colour-histogram, "
         "the path of an .onnx file, or a model folder made by `lookalike train`"
     )
 
