@@ -27,7 +27,7 @@ def evaluate(
     ),
     embedders: Annotated[
         list[str] | None,
-        typer.Option("--embedder", "-e", help="Embedder to compare (repeat). [default: lite0]"),
+        typer.Option("--embedder", "-e", help="Embedder to compare (repeat). (default: lite0)"),
     ] = None,
     kind: Annotated[
         str, typer.Option(help="auto, labelled, ukbench, copies or fashion-mnist.")

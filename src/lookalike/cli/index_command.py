@@ -53,14 +53,14 @@ def index(
         typer.Option(
             help=f"lite0, lite1, lite2 (EfficientNet-Lite, ImageNet weights; lite0-int8... for "
             "the int8-quantised network, ~1.4x faster), a model.onnx file or a folder made by "
-            f"`lookalike train`. Fixed when the index is created. [default: {DEFAULT_EMBEDDER}]",
+            f"`lookalike train`. Fixed when the index is created. (default: {DEFAULT_EMBEDDER})",
             show_default=False,
         ),
     ] = None,
     metric: Annotated[
         str | None,
         typer.Option(
-            help="cosine or euclidean; fixed when the index is created. [default: cosine]",
+            help="cosine or euclidean; fixed when the index is created. (default: cosine)",
             show_default=False,
         ),
     ] = None,
@@ -88,7 +88,7 @@ def index(
         typer.Option(
             help="Search structure: exact, hnsw (approximate; its recall@10 against exact "
             "search is measured after each build and shown by `lookalike info`), or auto "
-            "(exact below 100,000 images, hnsw from there). [default: auto for a new index]",
+            "(exact below 100,000 images, hnsw from there). (default: auto for a new index)",
             show_default=False,
         ),
     ] = None,
@@ -97,7 +97,7 @@ def index(
         typer.Option(
             help="hnsw only: build the graph on a PCA projection to this many dimensions, "
             "learned on the collection (builds faster, less memory; 0: none; see lookalike "
-            "evaluate --pca). [default: 128 from 10,000 images of >256-d vectors]",
+            "evaluate --pca). (default: 128 from 10,000 images of >256-d vectors)",
             show_default=False,
         ),
     ] = None,
@@ -106,7 +106,7 @@ def index(
         typer.Option(
             "--whiten/--no-whiten",
             help="hnsw with --pca: whiten the projection (each component scaled to unit "
-            "variance). [default: no]",
+            "variance). (default: no)",
             show_default=False,
         ),
     ] = None,
@@ -114,7 +114,7 @@ def index(
         int | None,
         typer.Option(
             help="hnsw with PCA: re-score this many graph candidates with the full vectors, "
-            "so scores are exact (0: scores from the reduced space). [default: 100]",
+            "so scores are exact (0: scores from the reduced space). (default: 100)",
             show_default=False,
         ),
     ] = None,
@@ -137,8 +137,8 @@ def index(
     metadata_key: Annotated[
         str | None,
         typer.Option(
-            help="Column of the metadata CSV that names the file. [default: path, "
-            "file, filename, image or name]",
+            help="Column of the metadata CSV that names the file (default: path, "
+            "file, filename, image or name).",
             show_default=False,
         ),
     ] = None,
