@@ -204,14 +204,14 @@ class HnswIndex:
         if kk == 0:
             return scores, ids
         space = self.projection(queries) if self.projection else queries
-        wanted = min(max(self.params.rerank, kk), len(self)) if self.reranks else kk
+        table = self.table if self.reranks else None
+        wanted = min(max(self.params.rerank, kk), len(self)) if table is not None else kk
         self.graph.set_ef(max(self.params.ef_search, wanted))
         labels, distances = self.graph.knn_query(space, k=wanted)
         labels = labels.astype(np.int64)
-        if self.reranks:
-            assert self.table is not None
+        if table is not None:
             for row, candidates in enumerate(labels):
-                sims = similarity(queries[row : row + 1], self.table.take(candidates), self.metric)
+                sims = similarity(queries[row : row + 1], table.take(candidates), self.metric)
                 found_scores, found_ids = best(sims, kk, candidates)
                 scores[row, :kk], ids[row, :kk] = found_scores[0], found_ids[0]
             return scores, ids
