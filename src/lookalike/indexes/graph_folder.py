@@ -90,7 +90,10 @@ class GraphFolder:
                         "once more, or use --index-type exact"
                     )
                 self._graph = loaded[0]
-            table = self._store.vector_table(populate=True)
+            graph = self._graph
+            # Re-scoring reads candidates at random: map their pages up front (see store).
+            rescores = graph.projection is not None and graph.params.rerank > 0
+            table = self._store.vector_table(populate=rescores)
             self._graph.table = table
             self._apply(self._graph, table)
             self._stamp = (saved, generation)
