@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -553,6 +553,7 @@ class SearchEngine:
 
     def info(self) -> IndexInfo:
         manifest = self.manifest
+        graph = self._graphs.saved()
         return IndexInfo(
             directory=str(self.directory),
             count=len(self),
@@ -563,8 +564,8 @@ class SearchEngine:
             metric=manifest.metric,
             index_type=manifest.index_type,
             search_index=self.search_index_type(),
-            ann_recall_at_10=self._graphs.recall(),
-            ann_params=self._graphs.params(),
+            ann_recall_at_10=graph.recall_at_10 if graph else None,
+            ann_params=asdict(graph.params) if graph else None,
             format_version=manifest.format_version,
             size_bytes=self._store.size_on_disk(),
             created=manifest.created,

@@ -119,7 +119,7 @@ def test_pca_graph_rescores_its_candidates_with_the_full_vectors(
         engine.index_folder(photos, options=IndexOptions(rerank=0))
         updated = json.loads((index / "ann" / "ann.json").read_text())
         assert updated["params"]["rerank"] == 0 and updated["pca_file"] != ""
-        assert updated["deleted_file"] != pointer["deleted_file"]  # saved again, same graph
+        assert updated["deleted_file"] != pointer["deleted_file"]  # saved with the new setting
         projected = engine.ann_index().search(queries, 10)[0]
         assert not engine.ann_index().reranks
         assert np.abs(projected - exact_scores).max() > 0.01

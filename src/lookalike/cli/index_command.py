@@ -52,7 +52,7 @@ def index(
         str | None,
         typer.Option(
             help=f"lite0, lite1, lite2 (EfficientNet-Lite, ImageNet weights; lite0-int8... for "
-            "the int8-quantised network, ~1.4x faster), a model.onnx file or a folder made by "
+            "the int8-quantised network, ~1.25x faster), a model.onnx file or a folder made by "
             f"`lookalike train`. Fixed when the index is created. (default: {DEFAULT_EMBEDDER})",
             show_default=False,
         ),

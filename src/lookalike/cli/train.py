@@ -38,6 +38,9 @@ OutDir = Annotated[
         show_default=False,
     ),
 ]
+Photos = Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")]
+Epochs = Annotated[int, typer.Option(help="Most passes over the training images.")]
+LearningRate = Annotated[float, typer.Option(help="Adam learning rate.")]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")]
 Workers = Annotated[
     int | None, typer.Option(help="Decoding processes (default: one per core; 0: none).")
@@ -83,7 +86,7 @@ def _skipped(skipped: tuple[tuple[str, str], ...] | tuple[str, ...]) -> None:
 
 @train_app.command()
 def autoencoder(
-    photos: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
+    photos: Photos,
     model_dir: OutDir,
     latent_dim: Annotated[
         int, typer.Option(help="Size of the latent vector (the embedding).")
@@ -94,9 +97,9 @@ def autoencoder(
     width: Annotated[
         int, typer.Option(help="Channels of the first conv layer (doubling down).")
     ] = 16,
-    epochs: Annotated[int, typer.Option(help="Most passes over the training images.")] = 20,
+    epochs: Epochs = 20,
     batch_size: Annotated[int, typer.Option(help="Images per training step.")] = 128,
-    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    learning_rate: LearningRate = 1e-3,
     validation: Annotated[
         float, typer.Option(help="Fraction of the images held out to measure validation loss.")
     ] = 0.1,
@@ -165,14 +168,14 @@ def triplet(
         list[int] | None,
         typer.Option(help="Hidden layer size (repeat for more layers; default: a linear head)."),
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Most passes over the training images.")] = 30,
+    epochs: Epochs = 30,
     classes_per_batch: Annotated[int, typer.Option(help="P: classes in each batch.")] = 16,
     images_per_class: Annotated[int, typer.Option(help="K: images of each class per batch.")] = 8,
     margin: Annotated[float, typer.Option(help="Triplet margin (on L2-normalised vectors).")] = 0.2,
     mining: Annotated[
         str, typer.Option(help="Online triplet mining in each batch: semihard, hard or all.")
     ] = "semihard",
-    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    learning_rate: LearningRate = 1e-3,
     validation: Annotated[
         float, typer.Option(help="Fraction of each class held out to measure mAP.")
     ] = 0.2,
@@ -251,7 +254,7 @@ def triplet(
 
 @train_app.command()
 def bovw(
-    photos: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
+    photos: Photos,
     model_dir: OutDir,
     words: Annotated[
         int, typer.Option(help="Visual words in the vocabulary (the dimension).")

@@ -24,6 +24,11 @@ class VectorIndex(Protocol):
     def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]: ...
 
 
+def empty_results(n: int, k: int) -> tuple[FloatArray, IdArray]:
+    """(scores, ids) for ``n`` queries with no result yet: -inf and -1 in every place."""
+    return np.full((n, k), -np.inf, dtype=np.float32), np.full((n, k), -1, dtype=np.int64)
+
+
 def euclidean_score(distance: FloatArray) -> FloatArray:
     """Euclidean scores are negated distances, so that higher is always more similar."""
     out: FloatArray = -distance

@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.errors import InvalidInputError
-from lookalike.indexes.base import FloatArray, IdArray, euclidean_score
+from lookalike.indexes.base import FloatArray, IdArray, empty_results, euclidean_score
 
 #: Queries scored at once; bounds the (queries x gallery) score matrix held in memory.
 _QUERY_BLOCK = 256
@@ -44,13 +44,11 @@ class ExactIndex:
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        n = len(queries)
-        scores = np.full((n, k), -np.inf, dtype=np.float32)
-        ids = np.full((n, k), -1, dtype=np.int64)
+        scores, ids = empty_results(len(queries), k)
         kk = min(k, len(self))
         if kk == 0:
             return scores, ids
-        for start in range(0, n, _QUERY_BLOCK):
+        for start in range(0, len(queries), _QUERY_BLOCK):
             block = queries[start : start + _QUERY_BLOCK]
             sims = self._scores(block)
             if allowed is not None:

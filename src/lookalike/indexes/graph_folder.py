@@ -9,14 +9,20 @@ in memory, whatever was committed after that.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
 
 from lookalike.errors import IndexFormatError
 from lookalike.indexes.exact import ExactIndex
-from lookalike.indexes.hnsw import POINTER, GraphInfo, HnswIndex, HnswParams, measure_recall
+from lookalike.indexes.hnsw import (
+    POINTER,
+    GraphInfo,
+    HnswIndex,
+    HnswParams,
+    measure_recall,
+    read_pointer,
+)
 from lookalike.store import ANN, IndexStore
 from lookalike.vector_table import VectorTable
 
@@ -103,23 +109,9 @@ class GraphFolder:
         """Whether a graph has been saved (searches can use it)."""
         return (self._folder / POINTER).is_file()
 
-    def recall(self) -> float | None:
-        """The recall@10 measured when the graph in use was saved, if there is one."""
-        value = self._pointer().get("recall_at_10")
-        return float(value) if isinstance(value, int | float) else None
-
-    def params(self) -> dict[str, object] | None:
-        """The parameters of the graph in use (M, ef, PCA, whitening, rerank), if any."""
-        value = self._pointer().get("params")
-        return dict(value) if isinstance(value, dict) else None
-
-    def _pointer(self) -> dict[str, object]:
-        pointer = self._folder / POINTER
-        try:
-            raw = json.loads(pointer.read_text())
-        except (OSError, ValueError):
-            return {}
-        return raw if isinstance(raw, dict) else {}
+    def saved(self) -> GraphInfo | None:
+        """What the pointer says of the graph in use (recall, parameters), if there is one."""
+        return read_pointer(self._folder)
 
     def _apply(self, graph: HnswIndex, table: VectorTable) -> None:
         """Add to and delete from ``graph`` until it holds exactly the ids of ``table``."""

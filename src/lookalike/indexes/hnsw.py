@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.errors import IndexFormatError, InvalidInputError
-from lookalike.indexes.base import FloatArray, IdArray
+from lookalike.indexes.base import FloatArray, IdArray, empty_results
 from lookalike.indexes.exact import ExactIndex, best, similarity
 from lookalike.store import commit_file, write_atomic
 from lookalike.vector_table import VectorTable
@@ -197,9 +197,7 @@ class HnswIndex:
                 self.deleted.add(int(image_id))
 
     def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]:
-        n = len(queries)
-        scores = np.full((n, k), -np.inf, dtype=np.float32)
-        ids = np.full((n, k), -1, dtype=np.int64)
+        scores, ids = empty_results(len(queries), k)
         kk = min(k, len(self))
         if kk == 0:
             return scores, ids
@@ -252,14 +250,9 @@ class HnswIndex:
     def load(cls, folder: Path, *, metric: str) -> tuple[HnswIndex, GraphInfo] | None:
         import hnswlib
 
-        pointer = folder / POINTER
-        if not pointer.is_file():
+        info = read_pointer(folder)
+        if info is None:
             return None
-        try:
-            raw = json.loads(pointer.read_text())
-            info = GraphInfo(**{**raw, "params": HnswParams(**raw["params"])})
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise IndexFormatError(f"{pointer}: unreadable ANN pointer ({exc})") from exc
         dim = info.params.pca_dim or info.dim
         graph = hnswlib.Index(space="ip" if metric == "cosine" else "l2", dim=dim)
         graph.load_index(str(folder / info.file))
@@ -269,6 +262,18 @@ class HnswIndex:
         return cls(
             graph, metric=metric, params=info.params, projection=projection, deleted=deleted
         ), info
+
+
+def read_pointer(folder: Path) -> GraphInfo | None:
+    """What ``ann.json`` in ``folder`` says of the graph in use; None where there is none."""
+    pointer = folder / POINTER
+    if not pointer.is_file():
+        return None
+    try:
+        raw = json.loads(pointer.read_text())
+        return GraphInfo(**{**raw, "params": HnswParams(**raw["params"])})
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise IndexFormatError(f"{pointer}: unreadable ANN pointer ({exc})") from exc
 
 
 def measure_recall(
@@ -297,4 +302,12 @@ def _threads() -> int:
     return os.cpu_count() or 1
 
 
-__all__ = ["POINTER", "GraphInfo", "HnswIndex", "HnswParams", "Projection", "measure_recall"]
+__all__ = [
+    "POINTER",
+    "GraphInfo",
+    "HnswIndex",
+    "HnswParams",
+    "Projection",
+    "measure_recall",
+    "read_pointer",
+]

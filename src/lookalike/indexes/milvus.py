@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.errors import IndexFormatError, InvalidInputError
-from lookalike.indexes.base import FloatArray, IdArray, euclidean_score
+from lookalike.indexes.base import FloatArray, IdArray, empty_results, euclidean_score
 from lookalike.indexes.hnsw import HnswParams
 
 #: Milvus's metric names for lookalike's.
@@ -130,9 +130,7 @@ class MilvusIndex:
             raise InvalidInputError(f"queries must have shape (n, {self.dim}), got {queries.shape}")
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
-        n = len(queries)
-        scores = np.full((n, k), -np.inf, dtype=np.float32)
-        ids = np.full((n, k), -1, dtype=np.int64)
+        scores, ids = empty_results(len(queries), k)
         limit = k
         if k > _MAX_TOPK:
             limit = len(self)
@@ -140,11 +138,11 @@ class MilvusIndex:
                 raise InvalidInputError(
                     f"{self._where} returns at most {_MAX_TOPK} results per query, asked for {k}"
                 )
-        if n == 0 or limit == 0:
+        if len(queries) == 0 or limit == 0:
             return scores, ids
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         params: dict[str, Any] = {"params": {"ef": max(self._ef, limit)}} if self._ef else {}
-        for start, stop in _batches(n, min(_MAX_TOPK, _rows_per_request(self.dim))):
+        for start, stop in _batches(len(queries), min(_MAX_TOPK, _rows_per_request(self.dim))):
             hits = self._call(
                 "search",
                 self.collection,
