@@ -287,14 +287,8 @@ class IndexStore:
         write_atomic(self.directory / MANIFEST, body)
 
     def _load_vectors_once(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        ids, segments, rows = self.catalog.locations()
-        out = np.empty((len(ids), self.manifest.dim), dtype=np.float32)
-        files = self.catalog.segments()
-        for segment in np.unique(segments):
-            mask = segments == segment
-            data = self._open_segment(files[int(segment)][0])
-            out[mask] = data[rows[mask]]
-        return ids, out
+        table = self.vector_table()
+        return table.ids, table.take(table.ids)
 
     def _open_segment(self, name: str, *, populate: bool = False) -> npt.NDArray[np.float32]:
         """A segment's vectors, memory-mapped read-only. ``populate`` maps every page up front

@@ -99,9 +99,8 @@ class GraphFolder:
             graph = self._graph
             # Re-scoring reads candidates at random: map their pages up front (see store).
             rescores = graph.projection is not None and graph.params.rerank > 0
-            table = self._store.vector_table(populate=rescores)
-            self._graph.table = table
-            self._apply(self._graph, table)
+            graph.table = self._store.vector_table(populate=rescores)
+            self._apply(graph, graph.table)
             self._stamp = (saved, generation)
         return self._graph
 
