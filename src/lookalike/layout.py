@@ -1,0 +1,95 @@
+"""The layout of an index directory: the one place that names its files and folders.
+
+```
+INDEX_DIR/
+  manifest.json       what the index is: format version, embedder spec and weights digest,
+                      dim, metric, index type (written last at creation: a directory without
+                      it is not an index)
+  catalog.sqlite      images, fingerprints, labels, metadata, and where each vector lives; the
+                      commit point (plus SQLite's -wal, -shm and -journal files beside it)
+  segments/*.npy      immutable float32 (n, dim) vector files; durable before any catalog row
+                      refers to them, deleted by the next writer once none does
+  graph/ (ann/)       the HNSW graph searches use for big collections: graph, deleted ids and
+                      PCA files, and ann.json pointing at the current ones (derived data)
+  uploads/            images added through `serve --allow-writes`, named by content
+  shards/<run>/       vectors a Ray cluster wrote during one `index --ray` run (deleted after)
+  lock                held (flock) by the one process allowed to write
+  .*.tmp              what an interrupted durable write left; deleted by the next writer
+```
+
+Thumbnails and model exports are caches outside the index directory (see ``lookalike.cache``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class IndexLayout:
+    """Where each part of one index directory lives."""
+
+    directory: Path
+
+    MANIFEST = "manifest.json"
+    CATALOG = "catalog.sqlite"
+    SEGMENTS = "segments"
+    GRAPH = "ann"
+    UPLOADS = "uploads"
+    SHARDS = "shards"
+    LOCK = "lock"
+
+    @property
+    def manifest(self) -> Path:
+        return self.directory / self.MANIFEST
+
+    @property
+    def catalog(self) -> Path:
+        return self.directory / self.CATALOG
+
+    @property
+    def catalog_files(self) -> tuple[Path, ...]:
+        """The catalog and the files SQLite keeps beside it."""
+        base = self.catalog
+        return (base, *(base.with_name(base.name + s) for s in ("-wal", "-shm", "-journal")))
+
+    @property
+    def segments(self) -> Path:
+        return self.directory / self.SEGMENTS
+
+    def segment(self, name: str) -> Path:
+        return self.segments / name
+
+    @property
+    def graph(self) -> Path:
+        """The folder of the HNSW graph (named ``ann`` on disk since format 1)."""
+        return self.directory / self.GRAPH
+
+    @property
+    def uploads(self) -> Path:
+        return self.directory / self.UPLOADS
+
+    @property
+    def shards(self) -> Path:
+        return self.directory / self.SHARDS
+
+    def shard_run(self, run: str) -> Path:
+        return self.shards / run
+
+    @property
+    def lock(self) -> Path:
+        return self.directory / self.LOCK
+
+    def own_names(self) -> frozenset[str]:
+        """Every name this layout may create at the top of the directory."""
+        return frozenset(
+            {p.name for p in self.catalog_files}
+            | {self.MANIFEST, self.SEGMENTS, self.GRAPH, self.UPLOADS, self.SHARDS, self.LOCK}
+        )
+
+    def is_index(self) -> bool:
+        return self.manifest.is_file()
+
+
+__all__ = ["IndexLayout"]
