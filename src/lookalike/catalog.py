@@ -63,6 +63,21 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class ImageEntry:
+    """An image about to be added, before its vector has a place: the file facts of its row."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str
+    label: str | None
+
+    def at(self, segment: int, row: int) -> NewImage:
+        """The catalog row of this image once its vector is at ``row`` of ``segment``."""
+        return NewImage(self.path, self.size, self.mtime_ns, self.hash, self.label, segment, row)
+
+
+@dataclass(frozen=True)
 class NewImage:
     """An image about to be added: its file facts and where its vector was written."""
 
@@ -128,6 +143,19 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """All changes made in the block commit together, or none do. Inside another
+        transaction it is a savepoint: its changes are undone if it raises, and commit with
+        the outer transaction otherwise (so a store operation composes with a caller's)."""
+        if self._db.in_transaction:
+            self._db.execute("SAVEPOINT nested")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK TO nested")
+                self._db.execute("RELEASE nested")
+                raise
+            self._db.execute("RELEASE nested")
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield

@@ -79,9 +79,18 @@ def staged_folder(target: Path) -> Iterator[Path]:
             if path.is_file():
                 with path.open("rb+") as fh:
                     os.fsync(fh.fileno())
-        if target.exists():
+            elif path.is_dir():
+                fsync_dir(path)
+        fsync_dir(staging)
+        moved = target.exists()
+        if moved:
             target.rename(old)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except BaseException:
+            if moved:  # put the old folder back rather than delete it below
+                old.rename(target)
+            raise
         fsync_dir(target.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.catalog import ImageRecord, NewImage
+from lookalike.catalog import ImageEntry, ImageRecord, NewImage
 from lookalike.decoding import WorkerPool
 from lookalike.embedders.base import Embedder
 from lookalike.imaging import DEFAULT_MAX_PIXELS
 from lookalike.sources import ImageFile, scan_folder
-from lookalike.store import SHARDS, IndexStore
+from lookalike.store import IndexStore
 
 
 @dataclass(frozen=True)
@@ -252,16 +252,15 @@ def _embed_and_commit(
             return
         with store.catalog.transaction():
             if ready:
-                block = np.stack(vectors).astype(np.float32, copy=False)
-                segment = store.catalog.add_segment(store.write_segment(block), len(block))
                 replaced = [r.id for _, r, _ in ready if r is not None]
                 kept = store.catalog.metadata(replaced)  # re-embedding keeps a file's metadata
                 store.catalog.delete(replaced)
-                new_ids = store.catalog.insert(
+                new_ids = store.append(
+                    np.stack(vectors).astype(np.float32, copy=False),
                     [
-                        NewImage(f.path, f.size, f.mtime_ns, digest, f.label, segment, row)
-                        for row, (f, _, digest) in enumerate(ready)
-                    ]
+                        ImageEntry(f.path, f.size, f.mtime_ns, digest, f.label)
+                        for f, _, digest in ready
+                    ],
                 )
                 store.catalog.set_metadata(
                     (new, kept[r.id])
@@ -277,7 +276,7 @@ def _embed_and_commit(
     dropped_total = 0
     paths = [f.path for f, _, _ in plan.to_embed]
     if options.ray_address is not None:
-        shards = store.directory / SHARDS / uuid.uuid4().hex
+        shards = store.layout.shard_run(uuid.uuid4().hex)
         outcomes = _ray_vectors(paths, embedder, options, shards)
     else:
         outcomes = _local_vectors(paths, embedder, pool, options)

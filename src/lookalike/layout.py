@@ -88,6 +88,13 @@ class IndexLayout:
             | {self.MANIFEST, self.SEGMENTS, self.GRAPH, self.UPLOADS, self.SHARDS, self.LOCK}
         )
 
+    def owns(self, name: str) -> bool:
+        """Whether ``name``, at the top of the directory, is one this layout may create: one of
+        its own names, or the temporary of an interrupted durable write of one."""
+        if name.startswith(".") and name.endswith(".tmp"):
+            name = name[1:-4].rpartition(".")[0]  # .<target>.<random>.tmp
+        return name in self.own_names()
+
     def is_index(self) -> bool:
         return self.manifest.is_file()
 

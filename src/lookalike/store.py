@@ -1,17 +1,10 @@
-"""The index directory on disk.
-
-```
-INDEX_DIR/
-  manifest.json     format version, embedder spec and weights digest, dim, metric (written last
-                    at creation: a directory without it is not an index)
-  catalog.sqlite    images, fingerprints, and where each vector lives; the commit point
-  segments/*.npy    immutable float32 (n, dim) vector files, written to a temporary name,
-                    fsync'ed and renamed before any catalog row refers to them
-  lock              held (flock) by the one process allowed to write
-```
+"""The index directory on disk: its manifest, its writer's lock, and vectors committed as
+segment files plus catalog rows. Which file is where is :class:`lookalike.layout.IndexLayout`'s
+business (its docstring shows the whole directory); every write goes through
+:mod:`lookalike.durable`.
 
 A crash at any moment leaves the last committed catalog transaction in force; segment files it
-does not refer to are garbage and are deleted by the next writer.
+does not refer to, and temporaries of interrupted writes, are deleted by the next writer.
 """
 
 from __future__ import annotations
@@ -20,8 +13,9 @@ import contextlib
 import fcntl
 import json
 import mmap
-import os
+import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +24,8 @@ from typing import IO, Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.catalog import Catalog
+from lookalike import durable
+from lookalike.catalog import Catalog, ImageEntry
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import (
     IndexFormatError,
@@ -38,21 +33,11 @@ from lookalike.errors import (
     InvalidInputError,
     NotAnIndexError,
 )
+from lookalike.layout import IndexLayout
 from lookalike.vector_table import VectorTable
 
 FORMAT_NAME = "lookalike-index"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-CATALOG = "catalog.sqlite"
-SEGMENTS = "segments"
-LOCK = "lock"
-ANN = "ann"
-UPLOADS = "uploads"
-SHARDS = "shards"
-_OWN_FILES = {
-    CATALOG, f"{CATALOG}-wal", f"{CATALOG}-shm", f"{CATALOG}-journal", SEGMENTS, LOCK, ANN,
-    UPLOADS, SHARDS,
-}  # fmt: skip
 
 Metric = Literal["cosine", "euclidean"]
 METRICS: tuple[Metric, ...] = ("cosine", "euclidean")
@@ -84,6 +69,10 @@ class Manifest:
             "lookalike_version": self.lookalike_version,
         }
 
+    def to_bytes(self) -> bytes:
+        """The manifest file's contents."""
+        return json.dumps(self.to_json(), indent=2).encode() + b"\n"
+
     @classmethod
     def read(cls, path: Path) -> Manifest:
         try:
@@ -94,7 +83,7 @@ class Manifest:
             ) from exc
         if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
             raise NotAnIndexError(
-                f"{path.parent}: not a lookalike index ({MANIFEST} does not say format "
+                f"{path.parent}: not a lookalike index ({path.name} does not say format "
                 f"'{FORMAT_NAME}')"
             )
         version = data.get("format_version")
@@ -123,30 +112,6 @@ class Manifest:
             raise IndexFormatError(f"{path}: manifest field missing or malformed ({exc})") from exc
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(data)
-    commit_file(tmp, path)
-
-
-def commit_file(tmp: Path, path: Path) -> None:
-    """Make a fully written temporary file durable and give it its final name, atomically
-    (fsync the data, rename, fsync the folder). For files too big to hold in memory twice."""
-    with tmp.open("rb+") as fh:
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def check_is_index(directory: Path) -> None:
     if not directory.exists():
         raise NotAnIndexError(
@@ -155,8 +120,9 @@ def check_is_index(directory: Path) -> None:
         )
     if not directory.is_dir():
         raise NotAnIndexError(f"{directory}: is a file, not an index directory")
-    if not (directory / MANIFEST).is_file():
-        raise NotAnIndexError(f"{directory}: not a lookalike index (no {MANIFEST})")
+    layout = IndexLayout(directory)
+    if not layout.is_index():
+        raise NotAnIndexError(f"{directory}: not a lookalike index (no {layout.manifest.name})")
 
 
 class IndexStore:
@@ -164,11 +130,12 @@ class IndexStore:
 
     def __init__(self, directory: Path, manifest: Manifest, *, writable: bool) -> None:
         self.directory = directory
+        self.layout = IndexLayout(directory)
         self.manifest = manifest
         self.writable = writable
-        self._lock: IO[bytes] | None = _take_lock(directory) if writable else None
+        self._lock: IO[bytes] | None = _take_lock(self.layout) if writable else None
         try:
-            self.catalog = Catalog(directory / CATALOG)
+            self.catalog = Catalog(self.layout.catalog)
         except BaseException:
             self._release()
             raise
@@ -184,23 +151,25 @@ class IndexStore:
         if directory.exists() and not directory.is_dir():
             raise InvalidInputError(f"{directory}: exists and is a file; choose another --index")
         directory.mkdir(parents=True, exist_ok=True)
-        if (directory / MANIFEST).exists():
+        layout = IndexLayout(directory)
+        if layout.manifest.exists():
             raise InvalidInputError(f"{directory}: an index already exists there")
-        strangers = sorted(p.name for p in directory.iterdir() if p.name not in _OWN_FILES)
+        strangers = sorted(p.name for p in directory.iterdir() if not layout.owns(p.name))
         if strangers:
             raise InvalidInputError(
                 f"{directory}: folder is not empty and is not an index (holds {strangers[0]!r}); "
                 "choose an empty or new folder for --index"
             )
-        lock = _take_lock(directory)
+        lock = _take_lock(layout)
         try:
             # Leftovers of a creation that crashed before its manifest was written.
-            for name in (CATALOG, f"{CATALOG}-wal", f"{CATALOG}-shm", f"{CATALOG}-journal"):
-                (directory / name).unlink(missing_ok=True)
-            (directory / SEGMENTS).mkdir(exist_ok=True)
-            for stale in (directory / SEGMENTS).iterdir():
+            for path in layout.catalog_files:
+                path.unlink(missing_ok=True)
+            durable.remove_temporaries(directory)
+            layout.segments.mkdir(exist_ok=True)
+            for stale in layout.segments.iterdir():
                 stale.unlink()
-            Catalog(directory / CATALOG, create=True).close()
+            Catalog(layout.catalog, create=True).close()
             stamped = Manifest(
                 embedder=manifest.embedder,
                 weights_digest=manifest.weights_digest,
@@ -210,8 +179,7 @@ class IndexStore:
                 created=manifest.created or datetime.now(UTC).isoformat(timespec="seconds"),
                 lookalike_version=manifest.lookalike_version,
             )
-            body = json.dumps(stamped.to_json(), indent=2).encode() + b"\n"
-            write_atomic(directory / MANIFEST, body)
+            cls._write_manifest(layout, stamped)
         finally:
             lock.close()
         return cls(directory, stamped, writable=True)
@@ -219,7 +187,7 @@ class IndexStore:
     @classmethod
     def open(cls, directory: Path, *, writable: bool = False) -> IndexStore:
         check_is_index(directory)
-        return cls(directory, Manifest.read(directory / MANIFEST), writable=writable)
+        return cls(directory, Manifest.read(IndexLayout(directory).manifest), writable=writable)
 
     def close(self) -> None:
         self.catalog.close()
@@ -229,6 +197,10 @@ class IndexStore:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+    @staticmethod
+    def _write_manifest(layout: IndexLayout, manifest: Manifest) -> None:
+        durable.write_bytes(layout.manifest, manifest.to_bytes())
 
     # -- vectors ---------------------------------------------------------------------------------
 
@@ -240,12 +212,32 @@ class IndexStore:
                 f"vectors must have shape (n, {self.manifest.dim}), got {vectors.shape}"
             )
         name = f"seg-{uuid.uuid4().hex}.npy"
-        path = self.directory / SEGMENTS / name
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-        commit_file(tmp, path)
+        block = np.ascontiguousarray(vectors, dtype=np.float32)
+        durable.write_with(
+            self.layout.segment(name), lambda fh: np.save(fh, block, allow_pickle=False)
+        )
         return name
+
+    def append(self, vectors: npt.NDArray[np.float32], entries: Sequence[ImageEntry]) -> list[int]:
+        """Commit ``vectors`` as a new segment with one catalog row per entry (row i holds
+        vector i); returns the new image ids. Inside the caller's catalog transaction it
+        commits with it, and nothing of it stays if either raises."""
+        self._require_writable()
+        if len(entries) != len(vectors):
+            raise InvalidInputError(f"{len(vectors)} vectors for {len(entries)} images")
+        if not entries:
+            return []
+        with self.catalog.transaction():
+            segment = self._add_segment(vectors)
+            return self.catalog.insert(
+                [entry.at(segment, row) for row, entry in enumerate(entries)]
+            )
+
+    def _add_segment(self, vectors: npt.NDArray[np.float32]) -> int:
+        """Write a segment file and register it in the open transaction; returns its id. The
+        file is durable before the row that refers to it can commit (an unreferenced file is
+        garbage the next writer deletes)."""
+        return self.catalog.add_segment(self.write_segment(vectors), len(vectors))
 
     def load_vectors(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """(ids, vectors) of every committed image, ordered by id."""
@@ -283,8 +275,7 @@ class IndexStore:
         """Record another index type in the manifest (the vectors do not change)."""
         self._require_writable()
         self.manifest = replace(self.manifest, index_type=index_type)
-        body = json.dumps(self.manifest.to_json(), indent=2).encode() + b"\n"
-        write_atomic(self.directory / MANIFEST, body)
+        self._write_manifest(self.layout, self.manifest)
 
     def _load_vectors_once(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         table = self.vector_table()
@@ -294,7 +285,7 @@ class IndexStore:
         """A segment's vectors, memory-mapped read-only. ``populate`` maps every page up front
         (Linux MAP_POPULATE): one bulk step instead of a page fault on each first touch, which
         is what random reads by id (re-scoring ANN candidates) would otherwise pay."""
-        path = self.directory / SEGMENTS / name
+        path = self.layout.segment(name)
         try:
             if populate and hasattr(mmap, "MAP_POPULATE"):
                 data = _map_npy(path)
@@ -321,7 +312,7 @@ class IndexStore:
         old = self.catalog.segments()
         ids, vectors = self.load_vectors()
         with self.catalog.transaction():
-            segment = self.catalog.add_segment(self.write_segment(vectors), len(ids))
+            segment = self._add_segment(vectors)
             self.catalog.relocate(
                 zip(ids.tolist(), [segment] * len(ids), range(len(ids)), strict=True)
             )
@@ -329,18 +320,23 @@ class IndexStore:
         self.collect_garbage()
 
     def collect_garbage(self) -> None:
-        """Delete segment files that no committed catalog row refers to."""
+        """Delete what no committed state refers to: segment files outside the catalog, the
+        temporaries of interrupted writes, and the shards of interrupted Ray runs."""
         self._require_writable()
         keep = {name for name, _ in self.catalog.segments().values()}
-        folder = self.directory / SEGMENTS
+        folder = self.layout.segments
         if not folder.is_dir():
             raise IndexFormatError(f"{folder}: vector folder missing; the index is damaged")
+        durable.remove_temporaries(folder)
         for path in folder.iterdir():
             if path.name not in keep:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-        for path in self.directory.glob(".*.tmp"):
-            path.unlink(missing_ok=True)
+        durable.remove_temporaries(self.layout.directory)
+        durable.remove_temporaries(self.layout.graph)
+        # Only the writer (this process, holding the lock) runs Ray jobs for this index, and it
+        # deletes a run's shards when the run ends: any found now belong to a killed run.
+        shutil.rmtree(self.layout.shards, ignore_errors=True)
 
     def size_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
@@ -350,8 +346,9 @@ class IndexStore:
             raise InvalidInputError(f"{self.directory}: index was opened read-only")
 
 
-def _take_lock(directory: Path) -> IO[bytes]:
-    handle = (directory / LOCK).open("ab")
+def _take_lock(layout: IndexLayout) -> IO[bytes]:
+    directory = layout.directory
+    handle = layout.lock.open("ab")
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:

@@ -1,10 +1,11 @@
-"""The index directory: manifest, lock, segment files, garbage collection, compaction."""
+"""The index directory: manifest, lock, segment files, appends, garbage collection, compaction."""
 
 from __future__ import annotations
 
 import gc
 import json
 import shutil
+import sqlite3
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from lookalike.catalog import NewImage
+from lookalike.catalog import ImageEntry, NewImage
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import (
     IndexFormatError,
@@ -21,9 +22,11 @@ from lookalike.errors import (
     InvalidInputError,
     NotAnIndexError,
 )
-from lookalike.store import CATALOG, MANIFEST, SEGMENTS, IndexStore, Manifest
+from lookalike.layout import IndexLayout
+from lookalike.store import IndexStore, Manifest
 
 DIM = 8
+MANIFEST, CATALOG, SEGMENTS = IndexLayout.MANIFEST, IndexLayout.CATALOG, IndexLayout.SEGMENTS
 F32 = npt.NDArray[np.float32]
 
 MANIFEST_IN = Manifest(
@@ -389,3 +392,127 @@ def test_failed_writable_open_is_a_format_error_and_leaks_nothing(
     raised, leaks = _failure_of(lambda: IndexStore.open(index_dir, writable=True))
     assert raised is IndexFormatError
     assert leaks == []
+
+
+# -- append: a segment and its catalog rows in one commit ---------------------------------------
+
+
+def _entries(prefix: str, n: int) -> list[ImageEntry]:
+    return [
+        ImageEntry(f"/photos/{prefix}{i}.jpg", 100 + i, i, f"{prefix}{i:030d}", "cats")
+        for i in range(n)
+    ]
+
+
+def test_append_returns_ids_whose_vectors_and_rows_read_back(store: IndexStore) -> None:
+    first, second = _vectors(1, 3), _vectors(2, 2)
+    ids1 = store.append(first, _entries("a", 3))
+    ids2 = store.append(second, _entries("b", 2))
+    assert len(set(ids1 + ids2)) == 5
+    assert np.array_equal(store.vectors_for(ids2 + ids1), np.vstack([second, first]))
+    record = store.catalog.get(ids2[1])
+    assert record is not None
+    assert (record.path, record.size, record.mtime_ns, record.hash, record.label) == (
+        "/photos/b1.jpg",
+        101,
+        1,
+        f"b{1:030d}",
+        "cats",
+    )
+    assert record.row == 1
+    assert len(store.catalog.segments()) == 2
+
+
+def test_append_commits_with_the_callers_transaction(store: IndexStore) -> None:
+    (old,) = store.append(_vectors(1, 1), _entries("old", 1))
+    with store.catalog.transaction():
+        store.catalog.delete([old])  # the same path is free again only inside this transaction
+        (new,) = store.append(_vectors(2, 1), _entries("old", 1))
+        store.catalog.set_metadata([(new, {"colour": "red"})])
+    record = store.catalog.by_path("/photos/old0.jpg")
+    assert store.catalog.count() == 1 and record is not None and record.id == new
+    assert store.catalog.metadata() == {new: {"colour": "red"}}
+    assert np.array_equal(store.vectors_for([new]), _vectors(2, 1))
+
+
+def test_append_rolls_back_with_the_caller_and_leaves_no_orphan_after_gc(
+    store: IndexStore, index_dir: Path
+) -> None:
+    kept = store.append(_vectors(1, 2), _entries("kept", 2))
+    generation = store.catalog.generation()
+    with pytest.raises(RuntimeError), store.catalog.transaction():
+        store.catalog.delete(kept)
+        store.append(_vectors(2, 3), _entries("lost", 3))
+        raise RuntimeError("crash before the caller commits")
+    assert store.catalog.generation() == generation
+    assert store.load_vectors()[0].tolist() == sorted(kept)
+    assert store.catalog.by_path("/photos/lost0.jpg") is None
+    assert len(_segment_files(index_dir)) == 2  # the rolled-back segment is on disk...
+    store.collect_garbage()
+    assert _segment_files(index_dir) == {name for name, _ in store.catalog.segments().values()}
+    assert len(_segment_files(index_dir)) == 1  # ...until the writer collects it
+
+
+def test_append_that_fails_inside_a_transaction_undoes_only_itself(store: IndexStore) -> None:
+    with store.catalog.transaction():
+        (first,) = store.append(_vectors(1, 1), _entries("a", 1))
+        with pytest.raises(sqlite3.IntegrityError):
+            store.append(_vectors(2, 2), _entries("a", 2))  # a0.jpg is taken: no row of it stays
+    assert store.catalog.count() == 1
+    assert len(store.catalog.segments()) == 1
+    assert np.array_equal(store.vectors_for([first]), _vectors(1, 1))
+
+
+def test_append_refuses_mismatched_or_read_only_input(store: IndexStore, index_dir: Path) -> None:
+    with pytest.raises(InvalidInputError, match="3 vectors for 2 images"):
+        store.append(_vectors(0, 3), _entries("a", 2))
+    assert store.append(np.empty((0, DIM), dtype=np.float32), []) == []
+    assert _segment_files(index_dir) == set()
+    reader = IndexStore.open(index_dir)
+    try:
+        with pytest.raises(InvalidInputError, match="read-only"):
+            reader.append(_vectors(0, 1), _entries("a", 1))
+    finally:
+        reader.close()
+
+
+# -- what interrupted writes leave ----------------------------------------------------------------
+
+
+def test_writer_deletes_temporaries_of_graph_saves_and_shards_of_killed_runs(
+    store: IndexStore, index_dir: Path
+) -> None:
+    layout = store.layout
+    layout.graph.mkdir()
+    (layout.graph / "ann.json").write_text("{}", encoding="utf-8")
+    (layout.graph / ".hnsw-dead.bin.0123.tmp").write_bytes(b"half a graph")
+    run = layout.shard_run("killed")
+    run.mkdir(parents=True)
+    (run / "shard-0000000000-abc.npy").write_bytes(b"vectors")
+    store.close()
+    IndexStore.open(index_dir).close()  # readers delete nothing
+    assert (layout.graph / ".hnsw-dead.bin.0123.tmp").exists() and run.exists()
+    IndexStore.open(index_dir, writable=True).close()
+    assert sorted(p.name for p in layout.graph.iterdir()) == ["ann.json"]
+    assert not layout.shards.exists()
+
+
+def test_creation_killed_while_writing_the_manifest_can_be_run_again(index_dir: Path) -> None:
+    index_dir.mkdir()
+    (index_dir / CATALOG).write_bytes(b"half-written")
+    (index_dir / f".{MANIFEST}.0123abcd.tmp").write_bytes(b'{"form')
+    store = IndexStore.create(index_dir, MANIFEST_IN)
+    try:
+        assert store.layout.is_index()
+        assert not list(index_dir.glob(".*.tmp"))
+    finally:
+        store.close()
+
+
+def test_a_stranger_temporary_is_not_taken_for_an_index_leftover(tmp_path: Path) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / ".notes.txt.1234.tmp").write_text("mine", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="not empty"):
+        IndexStore.create(folder, MANIFEST_IN)
+    assert (folder / ".notes.txt.1234.tmp").read_text(encoding="utf-8") == "mine"

@@ -21,14 +21,15 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from lookalike import durable
 from lookalike.embedders import create_embedder
 from lookalike.embedders.base import EmbedderSpec, InputSpec
 from lookalike.errors import (
@@ -86,7 +87,7 @@ def embed_with_ray(
 
     Example:
         >>> rows = embed_with_ray(paths, EmbedderSpec("efficientnet-lite0"),  # doctest: +SKIP
-        ...                       address="local", shard_dir=Path("shards"))
+        ...                       address="local", shard_dir=Path("vectors"))
         >>> for index, vector, reason in rows:  # doctest: +SKIP
         ...     print(paths[index], reason or vector.shape)
     """
@@ -313,19 +314,9 @@ def write_shard(
         "writer": {"host": socket.gethostname(), "pid": os.getpid()},
         "errors": [[row, reason] for row, reason in errors],
     }
-    _write_atomic(folder / f"{name}.npy", lambda f: np.save(f, vectors, allow_pickle=False))
-    text = json.dumps(meta) + "\n"
-    _write_atomic(folder / f"{name}.json", lambda f: f.write(text.encode("utf-8")))
+    durable.write_with(folder / f"{name}.npy", lambda f: np.save(f, vectors, allow_pickle=False))
+    durable.write_bytes(folder / f"{name}.json", (json.dumps(meta) + "\n").encode("utf-8"))
     return name
-
-
-def _write_atomic(target: Path, write: Callable[[BinaryIO], object]) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    with tmp.open("wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(target)
 
 
 def _actor_cpus(cluster_cpus: float, workers: int) -> float:

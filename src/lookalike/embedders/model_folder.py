@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lookalike import durable
 from lookalike.errors import InvalidInputError, ModelError
 
 CONFIG_FILE = "lookalike-model.json"
@@ -143,21 +142,11 @@ def write_model_folder(
             f"{target}: folder is not empty and holds no model; choose a new --out folder"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    with durable.staged_folder(target) as staging:
         tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         save_file(tensors, str(staging / WEIGHTS_FILE))
         for name, data in (extra or {}).items():
             (staging / name).write_bytes(data)
         document = {"kind": kind, "format_version": FORMAT_VERSION, **config}
         (staging / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n")
-        old = target.with_name(f".{target.name}.{os.getpid()}.old")
-        if target.exists():
-            target.rename(old)
-        staging.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target

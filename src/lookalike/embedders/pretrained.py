@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lookalike import durable
 from lookalike.cache import cache_dir
 from lookalike.embedders.base import EmbedderSpec, InputSpec, check_batch
 from lookalike.embedders.onnx import OnnxModel, make_session
@@ -144,14 +144,12 @@ def exported_model(variant: Variant, weights: Path, digest: str) -> Path:
     if target.is_file():
         return target
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    with durable.staged(target) as tmp:
         _export(variant, weights, tmp)
-        tmp.replace(target)
-        sidecar = {"variant": variant.name, "weights_sha256": digest, "recipe": _EXPORT_RECIPE}
-        target.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
-    finally:
-        tmp.unlink(missing_ok=True)
+    sidecar = {"variant": variant.name, "weights_sha256": digest, "recipe": _EXPORT_RECIPE}
+    durable.write_bytes(
+        target.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode()
+    )
     return target
 
 

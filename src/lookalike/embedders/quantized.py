@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lookalike import durable
 from lookalike.embedders.base import InputSpec
 from lookalike.errors import ModelError
 
@@ -46,13 +47,11 @@ def quantized_model(float_model: Path, image_size: int) -> Path:
     target = float_model.with_name(f"{float_model.stem}-int8-q{QUANT_RECIPE}.onnx")
     if target.is_file():
         return target
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     prepared = target.with_name(f".{target.name}.{os.getpid()}.pre.onnx")
     try:
-        _quantize(float_model, prepared, tmp, calibration_images(image_size))
-        tmp.replace(target)
+        with durable.staged(target) as tmp:
+            _quantize(float_model, prepared, tmp, calibration_images(image_size))
     finally:
-        tmp.unlink(missing_ok=True)
         prepared.unlink(missing_ok=True)
     return target
 

@@ -1,4 +1,5 @@
-"""The HNSW graph that an index directory keeps in ``ann/``, kept in step with its catalog.
+"""The HNSW graph an index directory keeps (in its layout's graph folder), in step with its
+catalog.
 
 Writers call :meth:`GraphFolder.sync` after indexing: the saved graph gains the new images and
 marks the removed ones deleted (a rebuild happens only when the projection changes), its
@@ -23,7 +24,7 @@ from lookalike.indexes.hnsw import (
     measure_recall,
     read_pointer,
 )
-from lookalike.store import ANN, IndexStore
+from lookalike.store import IndexStore
 from lookalike.vector_table import VectorTable
 
 #: Collections at least this big, of vectors with more than PCA_MIN_DIM dimensions, get a graph
@@ -42,7 +43,7 @@ def default_pca(count: int, dim: int) -> int:
 class GraphFolder:
     def __init__(self, store: IndexStore) -> None:
         self._store = store
-        self._folder = store.directory / ANN
+        self._folder = store.layout.graph
         self._graph: HnswIndex | None = None
         self._stamp: tuple[int, int] = (-1, -1)
 

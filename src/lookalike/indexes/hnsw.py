@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from lookalike import durable
 from lookalike.errors import IndexFormatError, InvalidInputError
 from lookalike.indexes.base import FloatArray, IdArray, empty_results
 from lookalike.indexes.exact import ExactIndex, best, similarity
-from lookalike.store import commit_file, write_atomic
 from lookalike.vector_table import VectorTable
 
 POINTER = "ann.json"
@@ -105,10 +105,7 @@ class Projection:
 
     def save(self, path: Path) -> None:
         stacked = np.concatenate([self.mean[None, :], self.axes.T]).astype(np.float32)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("wb") as fh:
-            np.save(fh, stacked, allow_pickle=False)
-        commit_file(tmp, path)
+        durable.write_with(path, lambda fh: np.save(fh, stacked, allow_pickle=False))
 
     @classmethod
     def load(cls, path: Path) -> Projection:
@@ -225,13 +222,12 @@ class HnswIndex:
         folder.mkdir(exist_ok=True)
         stem = f"hnsw-{uuid.uuid4().hex}"
         graph_file, deleted_file = f"{stem}.bin", f"{stem}.deleted.npy"
-        tmp = folder / f".{graph_file}.tmp"
-        self.graph.save_index(str(tmp))  # a graph can be gigabytes: written once, then renamed
-        commit_file(tmp, folder / graph_file)
-        tmp = folder / f".{deleted_file}.tmp"
-        with tmp.open("wb") as fh:
-            np.save(fh, np.array(sorted(self.deleted), dtype=np.int64), allow_pickle=False)
-        commit_file(tmp, folder / deleted_file)
+        with durable.staged(folder / graph_file) as tmp:
+            self.graph.save_index(str(tmp))  # a graph can be gigabytes: written once, renamed
+        deleted = np.array(sorted(self.deleted), dtype=np.int64)
+        durable.write_with(
+            folder / deleted_file, lambda fh: np.save(fh, deleted, allow_pickle=False)
+        )
         pca_file = ""
         if self.projection is not None:
             pca_file = f"{stem}.pca.npy"
@@ -239,7 +235,7 @@ class HnswIndex:
         info = GraphInfo(
             graph_file, deleted_file, pca_file, self.params, dim, len(self), recall, queries
         )
-        write_atomic(folder / POINTER, json.dumps(asdict(info), indent=2).encode() + b"\n")
+        durable.write_bytes(folder / POINTER, json.dumps(asdict(info), indent=2).encode() + b"\n")
         keep = {graph_file, deleted_file, pca_file, POINTER}
         for stale in folder.iterdir():
             if stale.name not in keep and not stale.name.startswith("."):

@@ -4,13 +4,13 @@ labelled folder computed once and cached on disk, keyed by the base weights and 
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from lookalike import durable
 from lookalike.decoding import WorkerPool
 from lookalike.embedders.base import Embedder, InputSpec
 from lookalike.errors import InvalidInputError
@@ -124,12 +124,11 @@ def base_features(
                 kept[rows] = True
                 batch, rows = [], []
                 progress(TrainingProgress("features", i + 1, len(paths)))
+    found = features[kept]
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, features=features[kept], kept=kept)
-        tmp.replace(target)
-    return features[kept], kept
+        durable.write_with(target, lambda fh: np.savez(fh, features=found, kept=kept))
+    return found, kept
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from PIL import Image
 
+from lookalike import durable
 from lookalike.cache import cache_dir
 from lookalike.catalog import ImageRecord
 from lookalike.imaging import open_image
@@ -30,7 +30,6 @@ class Thumbnailer:
         image = open_image(record.path, min_side=size)
         image.thumbnail((size, size), Image.Resampling.LANCZOS)
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{key}.{os.getpid()}.tmp"
-        image.save(tmp, format="JPEG", quality=85)
-        tmp.replace(target)  # readers see a whole thumbnail or none
+        # Readers (other requests, other workers) see a whole thumbnail or none.
+        durable.write_with(target, lambda fh: image.save(fh, format="JPEG", quality=85))
         return target
