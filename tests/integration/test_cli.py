@@ -156,7 +156,10 @@ def test_euclidean_metric_is_recorded_and_scores_are_negated_distances(
         (["index", "{missing}", "--index", "{tmp}/new.idx"], "folder not found"),
         (["index", "{photos}", "--index", "{index}", "--embedder", "lite1"], FAST_EMBEDDER),
         (["index", "{photos}", "--index", "{index}", "--embedder", "vgg"], "unknown embedder"),
-        (["index", "{photos}", "--index", "{photos}"], "not empty and is not an index"),
+        (
+            ["index", "{photos}", "--index", "{photos}", "--embedder", FAST_EMBEDDER],
+            "not empty and is not an index",
+        ),
         (["remove", "{missing}", "--index", "{index}"], "not in the index"),
         (["info"], "Missing option"),
     ],
