@@ -1,6 +1,8 @@
-"""Shared fixtures: real photos (scikit-image), a copy-detection set, a built index.
+"""Shared fixtures: real photos (scikit-image), a copy-detection set, built indexes.
 
-Expensive fixtures are session-scoped; every random choice is seeded.
+Expensive fixtures are session-scoped; every random choice is seeded. Tests about the engine
+(indexing, storage, filters, the CLI and web plumbing) use the ``pixels`` embedder, which is
+real but fast; only tests about model quality use the default network (and are marked heavy).
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from PIL import Image
 
 from lookalike import SearchEngine
 from lookalike.evaluation.copies import CopySet, make_copy_set, skimage_originals
+
+#: The fast, real embedder for tests that are not about model quality (32 x 32 RGB, 3,072-d).
+FAST_EMBEDDER = "pixels"
+FAST_DIM = 32 * 32 * 3
+#: The copy-set edits that raw pixels see through: a copy made with one of these finds its
+#: original at rank 1 with ``FAST_EMBEDDER`` (mirrors, crops and rotations need the network).
+FAST_EDITS = ("jpeg15", "colour", "downscale4")
 
 GREY_DISTRACTORS = (
     "camera",
@@ -86,6 +95,17 @@ def gallery_index(gallery: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     directory = tmp_path_factory.mktemp("indexes") / "gallery.idx"
     with SearchEngine.create(directory) as engine:
         report = engine.index_folder(gallery)
+    assert report.added == len(list(gallery.rglob("*.jpg")))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def fast_gallery_index(gallery: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The gallery indexed with the fast ``pixels`` embedder (read-only: copy it to change it)."""
+    directory = tmp_path_factory.mktemp("indexes") / "gallery-pixels.idx"
+    with SearchEngine.create(directory, embedder=FAST_EMBEDDER) as engine:
+        report = engine.index_folder(gallery)
+        assert engine.manifest.dim == FAST_DIM
     assert report.added == len(list(gallery.rglob("*.jpg")))
     return directory
 

@@ -13,7 +13,11 @@ import pytest
 from lookalike import IndexOptions, SearchEngine
 from lookalike.engine import ANN_THRESHOLD
 from lookalike.evaluation.copies import CopySet
+from tests.conftest import FAST_EMBEDDER
 from tests.helpers import run_cli
+
+#: PCA tests use the 512-d colour histogram: fitting PCA to 3,072-d pixels takes many seconds.
+PCA_EMBEDDER = "colour-histogram"
 
 
 @pytest.fixture()
@@ -27,8 +31,10 @@ def test_hnsw_finds_what_exact_search_finds(
     photos: Path, copy_set: CopySet, tmp_path: Path
 ) -> None:
     with (
-        SearchEngine.create(tmp_path / "ann.idx", index_type="hnsw") as ann,
-        SearchEngine.create(tmp_path / "exact.idx", index_type="exact") as exact,
+        SearchEngine.create(tmp_path / "ann.idx", embedder=FAST_EMBEDDER, index_type="hnsw") as ann,
+        SearchEngine.create(
+            tmp_path / "exact.idx", embedder=FAST_EMBEDDER, index_type="exact"
+        ) as exact,
     ):
         ann.index_folder(photos)
         exact.index_folder(photos)
@@ -46,7 +52,7 @@ def test_hnsw_finds_what_exact_search_finds(
 
 def test_graph_is_updated_not_rebuilt_and_readers_see_commits(photos: Path, tmp_path: Path) -> None:
     index = tmp_path / "live.idx"
-    with SearchEngine.create(index, index_type="hnsw") as writer:
+    with SearchEngine.create(index, embedder=FAST_EMBEDDER, index_type="hnsw") as writer:
         writer.index_folder(photos)
     pointer = json.loads((index / "ann" / "ann.json").read_text())
     assert pointer["count"] == 80
@@ -75,7 +81,10 @@ def test_graph_is_updated_not_rebuilt_and_readers_see_commits(photos: Path, tmp_
 
 def test_pca_projection_and_cli(photos: Path, tmp_path: Path) -> None:
     index = tmp_path / "pca.idx"
-    result = run_cli("index", photos, "--index", index, "--index-type", "hnsw", "--pca", "32", "-q")
+    result = run_cli(
+        "index", photos, "--index", index, "--embedder", PCA_EMBEDDER,
+        "--index-type", "hnsw", "--pca", "32", "-q",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     pointer = json.loads((index / "ann" / "ann.json").read_text())
     assert pointer["params"]["pca_dim"] == 32 and pointer["pca_file"]
@@ -83,7 +92,13 @@ def test_pca_projection_and_cli(photos: Path, tmp_path: Path) -> None:
     assert info["search_index"] == "hnsw" and info["ann_recall_at_10"] >= 0.9
     found = json.loads(
         run_cli(
-            "search", photos / "copies" / "coffee__hflip.jpg", "--index", index, "--json", "-k", "2"
+            "search",
+            photos / "copies" / "coffee__jpeg15.jpg",
+            "--index",
+            index,
+            "--json",
+            "-k",
+            "2",
         ).stdout
     )
     assert Path(found["matches"][1]["path"]).stem.startswith("coffee")
@@ -92,7 +107,7 @@ def test_pca_projection_and_cli(photos: Path, tmp_path: Path) -> None:
 
 
 def test_auto_is_exact_for_small_collections(photos: Path, tmp_path: Path) -> None:
-    with SearchEngine.create(tmp_path / "auto.idx") as engine:
+    with SearchEngine.create(tmp_path / "auto.idx", embedder=FAST_EMBEDDER) as engine:
         engine.index_folder(photos, options=IndexOptions(workers=0))
         assert engine.manifest.index_type == "auto"
         assert len(engine) < ANN_THRESHOLD and engine.search_index_type() == "exact"
@@ -103,7 +118,7 @@ def test_pca_graph_rescores_its_candidates_with_the_full_vectors(
     photos: Path, copy_set: CopySet, tmp_path: Path
 ) -> None:
     index = tmp_path / "rerank.idx"
-    with SearchEngine.create(index, index_type="hnsw") as engine:
+    with SearchEngine.create(index, embedder=PCA_EMBEDDER, index_type="hnsw") as engine:
         engine.index_folder(photos, options=IndexOptions(pca_dim=16))
         queries = engine.embed([str(p.copy) for p in copy_set.copies[:12]])
         exact_scores, exact_ids = engine.vector_index().search(queries, 10)
@@ -137,11 +152,15 @@ def test_pca_graph_rescores_its_candidates_with_the_full_vectors(
 def test_vectors_added_through_the_api_are_searched_exactly_until_a_graph_is_built(
     photos: Path, tmp_path: Path
 ) -> None:
-    with SearchEngine.create(tmp_path / "src.idx", index_type="exact") as source:
+    with SearchEngine.create(
+        tmp_path / "src.idx", embedder=FAST_EMBEDDER, index_type="exact"
+    ) as source:
         source.index_folder(photos, options=IndexOptions(workers=0))
         paths, vectors = source.export_vectors()
         expected = [[m.path for m in r] for r in source.search_vectors(vectors[:3], k=5)]
-    with SearchEngine.create(tmp_path / "api.idx", index_type="hnsw") as engine:
+    with SearchEngine.create(
+        tmp_path / "api.idx", embedder=FAST_EMBEDDER, index_type="hnsw"
+    ) as engine:
         engine.add_vectors(paths, vectors)
         assert engine.search_index_type() == "exact"  # no graph yet: exact, never an error
         assert [[m.path for m in r] for r in engine.search_vectors(vectors[:3], k=5)] == expected

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lookalike.evaluation.copies import CopySet
+from tests.conftest import FAST_DIM, FAST_EDITS, FAST_EMBEDDER
 from tests.helpers import json_lines, run_cli, top_path
 
 
@@ -63,7 +64,7 @@ EXPECTED_REASONS = {
 @pytest.fixture(scope="module")
 def messy_index(messy_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     index = tmp_path_factory.mktemp("cli") / "messy.idx"
-    result = run_cli("index", messy_folder, "--index", index, "--json")
+    result = run_cli("index", messy_folder, "--index", index, "--json", "--embedder", FAST_EMBEDDER)
     assert result.returncode == 0, result.stderr
     return index, json.loads(result.stdout)
 
@@ -87,10 +88,10 @@ def test_text_summary_and_rerun(messy_folder: Path, messy_index: tuple[Path, dic
     )
 
 
-def test_search_json_lines_for_many_queries(copy_set: CopySet, gallery_index: Path) -> None:
-    queries = [p for p in copy_set.copies if p.edit in ("crop60", "grey")][:6]
+def test_search_json_lines_for_many_queries(copy_set: CopySet, fast_gallery_index: Path) -> None:
+    queries = [p for p in copy_set.copies if p.edit in FAST_EDITS][:6]
     result = run_cli(
-        "search", *[q.copy for q in queries], "--index", gallery_index, "-k", "3", "--json"
+        "search", *[q.copy for q in queries], "--index", fast_gallery_index, "-k", "3", "--json"
     )
     assert result.returncode == 0, result.stderr
     lines = json_lines(result.stdout)
@@ -104,17 +105,18 @@ def test_search_json_lines_for_many_queries(copy_set: CopySet, gallery_index: Pa
         assert Path(top_path(line)).name == pair.original.name
 
 
-def test_search_table_and_info(copy_set: CopySet, gallery_index: Path) -> None:
-    result = run_cli("search", copy_set.copies[0].copy, "--index", gallery_index, "-k", "2")
+def test_search_table_and_info(copy_set: CopySet, fast_gallery_index: Path) -> None:
+    pair = next(p for p in copy_set.copies if p.edit in FAST_EDITS)
+    result = run_cli("search", pair.copy, "--index", fast_gallery_index, "-k", "2")
     assert result.returncode == 0
-    assert copy_set.copies[0].original.name in result.stdout
-    info = run_cli("info", "--index", gallery_index, "--json")
+    assert pair.original.name in result.stdout
+    info = run_cli("info", "--index", fast_gallery_index, "--json")
     data = json.loads(info.stdout)
     assert data["count"] == 218
-    assert (data["embedder"], data["dim"], data["metric"]) == ("efficientnet-lite0", 1280, "cosine")
-    assert data["format_version"] == 1 and data["size_bytes"] > 218 * 1280 * 4
-    text = run_cli("info", "--index", gallery_index)
-    assert "efficientnet-lite0" in text.stdout and "count:" in text.stdout
+    assert (data["embedder"], data["dim"], data["metric"]) == (FAST_EMBEDDER, FAST_DIM, "cosine")
+    assert data["format_version"] == 1 and data["size_bytes"] > 218 * FAST_DIM * 4
+    text = run_cli("info", "--index", fast_gallery_index)
+    assert FAST_EMBEDDER in text.stdout and "count:" in text.stdout
 
 
 def test_euclidean_metric_is_recorded_and_scores_are_negated_distances(
@@ -125,14 +127,16 @@ def test_euclidean_metric_is_recorded_and_scores_are_negated_distances(
     for path in copy_set.originals:
         shutil.copy(path, folder / path.name)
     index = tmp_path / "euclid.idx"
-    assert run_cli("index", folder, "--index", index, "--metric", "euclidean", "-q").returncode == 0
-    line = json_lines(
-        run_cli("search", copy_set.copies[0].copy, "--index", index, "--json", "-k", "8").stdout
-    )[0]
+    created = run_cli(
+        "index", folder, "--index", index, "--metric", "euclidean", "--embedder", FAST_EMBEDDER
+    )
+    assert created.returncode == 0, created.stderr
+    pair = next(p for p in copy_set.copies if p.edit in FAST_EDITS)
+    line = json_lines(run_cli("search", pair.copy, "--index", index, "--json", "-k", "8").stdout)[0]
     matches = line["matches"]
     assert all(m["score"] == pytest.approx(-m["distance"]) for m in matches)
     assert all(0 <= m["distance"] <= 2.0 for m in matches)
-    assert Path(top_path(line)).name == copy_set.copies[0].original.name
+    assert Path(top_path(line)).name == pair.original.name
     info = json.loads(run_cli("info", "--index", index, "--json").stdout)
     assert info["metric"] == "euclidean"
     # The metric is fixed at creation: asking for another one is refused.
@@ -150,9 +154,12 @@ def test_euclidean_metric_is_recorded_and_scores_are_negated_distances(
         (["search", "{good}", "--index", "{index}", "-k", "0"], "-k must be at least 1"),
         (["search", "{good}", "--index", "{index}", "-k", "many"], "Invalid value"),
         (["index", "{missing}", "--index", "{tmp}/new.idx"], "folder not found"),
-        (["index", "{photos}", "--index", "{index}", "--embedder", "lite1"], "lite0"),
+        (["index", "{photos}", "--index", "{index}", "--embedder", "lite1"], FAST_EMBEDDER),
         (["index", "{photos}", "--index", "{index}", "--embedder", "vgg"], "unknown embedder"),
-        (["index", "{photos}", "--index", "{photos}"], "not empty and is not an index"),
+        (
+            ["index", "{photos}", "--index", "{photos}", "--embedder", FAST_EMBEDDER],
+            "not empty and is not an index",
+        ),
         (["remove", "{missing}", "--index", "{index}"], "not in the index"),
         (["info"], "Missing option"),
     ],
@@ -185,7 +192,8 @@ def test_user_errors_exit_2_with_one_clear_line(
 
 def test_remove_command(messy_folder: Path, tmp_path: Path) -> None:
     index = tmp_path / "rm.idx"
-    assert run_cli("index", messy_folder, "--index", index, "-q").returncode == 0
+    created = run_cli("index", messy_folder, "--index", index, "-q", "--embedder", FAST_EMBEDDER)
+    assert created.returncode == 0, created.stderr
     victim = next(p for p in sorted(messy_folder.glob("*.jpg")) if p.stat().st_size > 10_000)
     result = run_cli("remove", victim, "--index", index)
     assert (
@@ -197,18 +205,18 @@ def test_remove_command(messy_folder: Path, tmp_path: Path) -> None:
 
 
 def test_search_plot_saves_montage_and_histogram(
-    copy_set: CopySet, gallery_index: Path, tmp_path: Path
+    copy_set: CopySet, fast_gallery_index: Path, tmp_path: Path
 ) -> None:
     from PIL import Image
 
     target = tmp_path / "plots" / "results.png"
     queries = [copy_set.copies[0].copy, copy_set.copies[10].copy]
-    result = run_cli("search", *queries, "--index", gallery_index, "-k", "4", "--plot", target)
+    result = run_cli("search", *queries, "--index", fast_gallery_index, "-k", "4", "--plot", target)
     assert result.returncode == 0, result.stderr
     with Image.open(target) as montage:
         # One row per query; the query and its 4 results per row (128 px tiles + margins).
         assert montage.size == (5 * 134, 2 * 152)
     with Image.open(target.with_name("results-scores.png")) as histogram:
         assert histogram.width > 300
-    bad = run_cli("search", queries[0], "--index", gallery_index, "--plot", tmp_path / "x.jpg")
+    bad = run_cli("search", queries[0], "--index", fast_gallery_index, "--plot", tmp_path / "x.jpg")
     assert bad.returncode == 2 and ".png" in bad.stderr

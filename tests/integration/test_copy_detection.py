@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from lookalike import SearchEngine, SearchResult
 from lookalike.evaluation.copies import CopySet
+
+pytestmark = pytest.mark.heavy
 
 
 def test_edited_copies_retrieve_their_original_at_rank_1(

@@ -19,6 +19,7 @@ import pytest
 from lookalike import NotAnIndexError, SearchEngine
 from lookalike.evaluation.copies import CopySet
 from lookalike.store import IndexStore
+from tests.conftest import FAST_DIM, FAST_EMBEDDER
 from tests.helpers import run_cli
 
 
@@ -58,6 +59,8 @@ def _kill_when(photos: Path, index: Path, condition: Callable[[], bool], limit: 
             "8",
             "--workers",
             "1",
+            "--embedder",
+            FAST_EMBEDDER,
             "--quiet",
         ],
         stdout=subprocess.DEVNULL,
@@ -86,7 +89,7 @@ def _assert_readable(index: Path, photos: Path, expected_max: int) -> int:
         count = len(engine)
         assert 0 <= count <= expected_max
         paths, vectors = engine.export_vectors()
-        assert len(paths) == count and vectors.shape == (count, 1280)
+        assert len(paths) == count and vectors.shape == (count, FAST_DIM)
         np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
         assert all(Path(p).is_file() and Path(p).is_relative_to(photos) for p in paths)
         if count:
@@ -115,12 +118,12 @@ def test_sigkill_at_several_points_then_resume(copy_set: CopySet, tmp_path: Path
     # Some kill landed mid-run with part of the work committed: the test exercised a real crash.
     assert any(0 < count < total for _, count in seen), seen
 
-    finished = run_cli("index", photos, "--index", index, "--quiet", "--json")
+    finished = run_cli("index", photos, "--index", index, "--embedder", FAST_EMBEDDER, "--json")
     assert finished.returncode == 0, finished.stderr
     assert _assert_readable(index, photos, total) == total
 
     clean = tmp_path / "clean.idx"
-    assert run_cli("index", photos, "--index", clean, "--quiet").returncode == 0
+    assert run_cli("index", photos, "--index", clean, "--embedder", FAST_EMBEDDER).returncode == 0
     with SearchEngine.open(index) as crashed, SearchEngine.open(clean) as reference:
         crashed_paths, crashed_vectors = crashed.export_vectors()
         clean_paths, clean_vectors = reference.export_vectors()
@@ -140,13 +143,13 @@ def test_sigkill_at_several_points_then_resume(copy_set: CopySet, tmp_path: Path
 
 @pytest.mark.parametrize("damage", ["newer", "garbage"])
 def test_damaged_or_newer_index_is_refused_with_exit_2(
-    gallery_index: Path, copy_set: CopySet, tmp_path: Path, damage: str
+    fast_gallery_index: Path, copy_set: CopySet, tmp_path: Path, damage: str
 ) -> None:
     import json
     import shutil
 
     index = tmp_path / "copy.idx"
-    shutil.copytree(gallery_index, index, ignore=shutil.ignore_patterns("lock"))
+    shutil.copytree(fast_gallery_index, index, ignore=shutil.ignore_patterns("lock"))
     manifest = index / "manifest.json"
     if damage == "newer":
         data = json.loads(manifest.read_text())

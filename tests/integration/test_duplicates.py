@@ -13,24 +13,39 @@ import pytest
 from lookalike import SearchEngine
 from lookalike.evaluation.copies import CopySet
 from lookalike.grouping import group_duplicates, pair_precision_recall
-from tests.conftest import GREY_DISTRACTORS
+from tests.conftest import FAST_EMBEDDER, GREY_DISTRACTORS
 from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")
-def dup_index(copy_set: CopySet, gallery: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dup_photos(copy_set: CopySet, gallery: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Originals, their 72 copies, and the 10 unrelated greyscale photos."""
-    root = tmp_path_factory.mktemp("dups")
-    photos = root / "photos"
+    photos = tmp_path_factory.mktemp("dups") / "photos"
     shutil.copytree(copy_set.root, photos)
     for name in GREY_DISTRACTORS:
         shutil.copy(gallery / "distractors" / f"{name}.jpg", photos / f"{name}.jpg")
-    index = root / "dups.idx"
+    return photos
+
+
+@pytest.fixture(scope="module")
+def dup_index(dup_photos: Path) -> Path:
+    """The duplicates folder indexed with the default network."""
+    index = dup_photos.parent / "dups.idx"
     with SearchEngine.create(index) as engine:
-        engine.index_folder(photos)
+        engine.index_folder(dup_photos)
     return index
 
 
+@pytest.fixture(scope="module")
+def fast_dup_index(dup_photos: Path) -> Path:
+    """The duplicates folder indexed with the fast pixels embedder."""
+    index = dup_photos.parent / "dups-pixels.idx"
+    with SearchEngine.create(index, embedder=FAST_EMBEDDER) as engine:
+        engine.index_folder(dup_photos)
+    return index
+
+
+@pytest.mark.heavy
 def test_grouping_precision_and_recall_on_the_copy_set(dup_index: Path) -> None:
     with SearchEngine.open(dup_index) as engine:
         groups = engine.duplicates(threshold=0.75)
@@ -51,11 +66,15 @@ def test_grouping_precision_and_recall_on_the_copy_set(dup_index: Path) -> None:
     assert not grouped & set(GREY_DISTRACTORS)  # unrelated photos stay alone
 
 
-def test_cli_writes_csv_and_json(dup_index: Path, tmp_path: Path) -> None:
+def test_cli_writes_csv_and_json(fast_dup_index: Path, copy_set: CopySet, tmp_path: Path) -> None:
+    # Raw pixels of any two photos are alike (all values are positive): only near-exact copies
+    # pass a threshold this high.
     result = run_cli(
         "duplicates",
         "--index",
-        dup_index,
+        fast_dup_index,
+        "--threshold",
+        "0.98",
         "--csv",
         tmp_path / "g.csv",
         "--json",
@@ -68,6 +87,23 @@ def test_cli_writes_csv_and_json(dup_index: Path, tmp_path: Path) -> None:
     data = json.loads((tmp_path / "g.json").read_text())
     assert len(rows) == sum(len(g) for g in data["groups"]) and data["images"] == 90
     assert {r["group"] for r in rows} == {str(i) for i in range(1, len(data["groups"]) + 1)}
+    assert data["threshold"] == 0.98
+    groups = [{Path(r["path"]).stem for r in group} for group in data["groups"]]
+    for original in copy_set.originals:
+        # JPEG quality 15 and a quarter-size copy keep the pixels: they join their original.
+        name = original.stem
+        expected = {name, f"{name}__jpeg15", f"{name}__downscale4"}
+        assert any(expected <= group for group in groups), (name, groups)
+    originals = {p.stem for p in copy_set.originals}
+    for group in groups:
+        # Copies never join another photo's group. (Raw pixels do group the greyscale
+        # distractors with each other: telling those apart is the network's job.)
+        names = {stem.split("__")[0] for stem in group}
+        assert len(names & originals) <= 1 and (not names & originals or names <= originals), group
+    csv_groups: dict[str, set[str]] = {}
+    for row in rows:
+        csv_groups.setdefault(row["group"], set()).add(Path(row["path"]).stem)
+    assert sorted(map(sorted, csv_groups.values())) == sorted(map(sorted, groups))
 
 
 def test_exact_duplicates_and_chains_on_synthetic_vectors() -> None:

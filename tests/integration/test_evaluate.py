@@ -52,6 +52,7 @@ def test_read_idx_matches_the_fashion_mnist_header() -> None:
     assert labels[:5].tolist() == [9, 2, 1, 1, 6]  # the published first test labels
 
 
+@pytest.mark.heavy
 @needs_fmnist
 def test_evaluate_cli_on_a_labelled_folder_writes_table_json_and_report(
     fmnist_folder: Path, tmp_path: Path
@@ -82,6 +83,7 @@ def test_evaluate_cli_on_a_labelled_folder_writes_table_json_and_report(
     assert "http://" not in page and "https://" not in page
 
 
+@pytest.mark.heavy
 @needs_fmnist
 def test_pca_rows_show_what_dimension_reduction_costs(fmnist_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "pca"
@@ -117,6 +119,7 @@ def test_evaluation_is_reproducible_to_the_digit(fmnist_folder: Path, tmp_path: 
     assert first[0].scores == second[0].scores
 
 
+@pytest.mark.heavy
 def test_ukbench_layout_and_ns_score(copy_set: CopySet, tmp_path: Path) -> None:
     """Groups of four: each original with three of its copies, named like UKBench."""
     root = tmp_path / "ukbench"
@@ -148,6 +151,7 @@ def test_ukbench_layout_and_ns_score(copy_set: CopySet, tmp_path: Path) -> None:
     assert ukbench(root).items[5].group == "00001"
 
 
+@pytest.mark.heavy
 def test_copy_detection_dataset(copy_set: CopySet, tmp_path: Path) -> None:
     originals = tmp_path / "originals"
     originals.mkdir()

@@ -12,6 +12,7 @@ from PIL import Image
 
 from lookalike import IndexOptions, SearchEngine
 from lookalike.errors import InvalidInputError
+from tests.conftest import FAST_EMBEDDER
 
 OPTIONS = IndexOptions(workers=1, commit_every=4)
 
@@ -32,7 +33,7 @@ def _paths(engine: SearchEngine) -> set[str]:
 
 
 def test_second_run_embeds_nothing(photos: Path, tmp_path: Path) -> None:
-    with SearchEngine.create(tmp_path / "idx") as engine:
+    with SearchEngine.create(tmp_path / "idx", embedder=FAST_EMBEDDER) as engine:
         first = engine.index_folder(photos, options=OPTIONS)
         second = engine.index_folder(photos, options=OPTIONS)
     assert (first.added, first.embedded) == (6, 6)
@@ -40,7 +41,7 @@ def test_second_run_embeds_nothing(photos: Path, tmp_path: Path) -> None:
 
 
 def test_new_changed_touched_deleted_files(photos: Path, tmp_path: Path) -> None:
-    with SearchEngine.create(tmp_path / "idx") as engine:
+    with SearchEngine.create(tmp_path / "idx", embedder=FAST_EMBEDDER) as engine:
         engine.index_folder(photos, options=OPTIONS)
         before = engine.search([str(photos / "things" / "coffee.jpg")], k=1)[0].matches[0]
 
@@ -69,7 +70,7 @@ def test_new_changed_touched_deleted_files(photos: Path, tmp_path: Path) -> None
 
 
 def test_renamed_and_moved_files_keep_their_vectors(photos: Path, tmp_path: Path) -> None:
-    with SearchEngine.create(tmp_path / "idx") as engine:
+    with SearchEngine.create(tmp_path / "idx", embedder=FAST_EMBEDDER) as engine:
         engine.index_folder(photos, options=OPTIONS)
         old = engine.search([str(photos / "animals" / "chelsea.jpg")], k=1)[0].matches[0]
         (photos / "pets").mkdir()
@@ -85,7 +86,7 @@ def test_renamed_and_moved_files_keep_their_vectors(photos: Path, tmp_path: Path
 def test_duplicate_content_shares_the_vector_without_embedding(
     photos: Path, tmp_path: Path
 ) -> None:
-    with SearchEngine.create(tmp_path / "idx") as engine:
+    with SearchEngine.create(tmp_path / "idx", embedder=FAST_EMBEDDER) as engine:
         engine.index_folder(photos, options=OPTIONS)
         shutil.copy(photos / "things" / "rocket.jpg", photos / "things" / "rocket-copy.jpg")
         report = engine.index_folder(photos, options=OPTIONS)
@@ -96,7 +97,7 @@ def test_duplicate_content_shares_the_vector_without_embedding(
 
 
 def test_indexing_one_folder_leaves_another_alone(photos: Path, tmp_path: Path) -> None:
-    with SearchEngine.create(tmp_path / "idx") as engine:
+    with SearchEngine.create(tmp_path / "idx", embedder=FAST_EMBEDDER) as engine:
         engine.index_folder(photos / "animals", options=OPTIONS)
         report = engine.index_folder(photos / "things", options=OPTIONS)
         assert report.removed == 0
@@ -104,7 +105,7 @@ def test_indexing_one_folder_leaves_another_alone(photos: Path, tmp_path: Path) 
 
 
 def test_remove_by_file_and_folder_and_unknown_path(photos: Path, tmp_path: Path) -> None:
-    with SearchEngine.create(tmp_path / "idx") as engine:
+    with SearchEngine.create(tmp_path / "idx", embedder=FAST_EMBEDDER) as engine:
         engine.index_folder(photos, options=OPTIONS)
         with pytest.raises(InvalidInputError, match=r"not in the index: .*nowhere\.jpg"):
             engine.remove([photos / "animals" / "chelsea.jpg", photos / "nowhere.jpg"])

@@ -21,6 +21,8 @@ MISSING = "is not installed: pip install -e '.[milvus]'"
 pytest.importorskip("pymilvus", reason=f"pymilvus {MISSING}")
 pytest.importorskip("milvus_lite", reason=f"milvus-lite {MISSING}")
 
+pytestmark = pytest.mark.heavy
+
 Gallery = tuple[np.ndarray, np.ndarray]
 
 

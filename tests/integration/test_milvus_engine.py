@@ -11,10 +11,14 @@ from lookalike import SearchEngine
 from lookalike.evaluation.copies import CopySet
 from tests.helpers import json_lines, run_cli
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("pymilvus") is None or importlib.util.find_spec("milvus_lite") is None,
-    reason="pymilvus and milvus-lite are not installed (the milvus extra)",
-)
+pytestmark = [
+    pytest.mark.heavy,
+    pytest.mark.skipif(
+        importlib.util.find_spec("pymilvus") is None
+        or importlib.util.find_spec("milvus_lite") is None,
+        reason="pymilvus and milvus-lite are not installed (the milvus extra)",
+    ),
+]
 
 
 def test_engine_searches_through_milvus(

@@ -18,6 +18,8 @@ from lookalike.embedders.pretrained import VARIANTS, EfficientNetLite, weights_p
 from lookalike.evaluation.copies import CopySet
 from tests.helpers import json_lines, run_cli, top_path
 
+pytestmark = pytest.mark.heavy
+
 
 def _export_feature_map_model(path: Path, *, perturb: bool = False) -> None:
     from efficientnet_lite_pytorch import EfficientNet

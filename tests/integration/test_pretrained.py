@@ -14,6 +14,8 @@ from lookalike.embedders.pretrained import VARIANTS, EfficientNetLite, exported_
 from lookalike.errors import ModelError
 from lookalike.imaging import prepare
 
+pytestmark = pytest.mark.heavy
+
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE_CLASSES = {967, 968, 504}  # espresso, cup, coffee mug
 

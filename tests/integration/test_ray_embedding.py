@@ -21,7 +21,7 @@ from tests.helpers import free_port
 
 SPEC = EmbedderSpec("efficientnet-lite0")
 # Ray Data's own context warns about its deprecated settings whenever it is created.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
+pytestmark = [pytest.mark.heavy, pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")]
 
 
 def test_importing_lookalike_does_not_import_ray() -> None:

@@ -13,9 +13,12 @@ from lookalike import SearchEngine
 from lookalike.evaluation.copies import CopySet
 from tests.helpers import run_cli
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None, reason="ray is not installed (the ray extra)"
-)
+pytestmark = [
+    pytest.mark.heavy,
+    pytest.mark.skipif(
+        importlib.util.find_spec("ray") is None, reason="ray is not installed (the ray extra)"
+    ),
+]
 
 
 def test_ray_indexing_equals_local_indexing(copy_set: CopySet, tmp_path: Path) -> None:

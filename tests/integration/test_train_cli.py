@@ -11,10 +11,14 @@ import pytest
 from lookalike.evaluation.datasets import FASHION_MNIST_DIR, fashion_mnist
 from tests.helpers import json_lines, run_cli, top_path
 
-pytestmark = pytest.mark.skipif(
-    not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
-    reason=f"Fashion-MNIST is not installed at {FASHION_MNIST_DIR} (Debian: dataset-fashion-mnist)",
-)
+pytestmark = [
+    pytest.mark.heavy,
+    pytest.mark.skipif(
+        not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
+        reason=f"Fashion-MNIST is not installed at {FASHION_MNIST_DIR} "
+        "(Debian: dataset-fashion-mnist)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from lookalike.evaluation.copies import CopySet
 from lookalike.metadata import read_metadata_csv
 from lookalike.web.app import create_app
 from lookalike.web.settings import ServeSettings
+from tests.conftest import FAST_EMBEDDER
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def shop(copy_set: CopySet, tmp_path_factory: pytest.TempPathFactory) -> Path:
         for i, path in enumerate(sorted((photos / "copies").iterdir())):
             writer.writerow([f"copies/{path.name}", f"item {i}", 100 - i])
     index = root / "shop.idx"
-    with SearchEngine.create(index) as engine:
+    with SearchEngine.create(index, embedder=FAST_EMBEDDER) as engine:
         engine.index_folder(photos)
         matched, unmatched = engine.set_metadata(read_metadata_csv(table, photos))
     assert (matched, unmatched) == (72, [])
@@ -60,14 +61,14 @@ def _upload(path: Path) -> dict[str, tuple[str, bytes, str]]:
 def test_health_and_info(client: TestClient) -> None:
     assert client.get("/api/health").json() == {"status": "ok", "count": 80}
     info = client.get("/api/info").json()
-    assert info["count"] == 80 and info["embedder"] == "efficientnet-lite0"
+    assert info["count"] == 80 and info["embedder"] == FAST_EMBEDDER
     assert info["labels"] == {"copies": 72, "originals": 8}
     assert info["numeric_fields"] == ["price"]
     assert info["read_only"] is True
 
 
 def test_search_by_upload_finds_the_original(client: TestClient, copy_set: CopySet) -> None:
-    pair = next(p for p in copy_set.copies if p.edit == "crop60")
+    pair = next(p for p in copy_set.copies if p.edit == "colour")
     response = client.post("/api/search?k=5&label=originals", files=_upload(pair.copy))
     assert response.status_code == 200
     body = response.json()

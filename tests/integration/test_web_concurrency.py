@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lookalike import SearchEngine
 from lookalike.evaluation.copies import CopySet
+from tests.conftest import FAST_EMBEDDER
 from tests.helpers import Server, multipart
 
 
@@ -22,7 +23,7 @@ def test_concurrent_searches_during_indexing(copy_set: CopySet, tmp_path: Path) 
     for path in copy_set.originals:
         shutil.copy(path, photos / path.name)
     index = tmp_path / "live.idx"
-    with SearchEngine.create(index) as engine:
+    with SearchEngine.create(index, embedder=FAST_EMBEDDER) as engine:
         engine.index_folder(photos)
     for pair in copy_set.copies:  # 72 new files for the indexer to add while we search
         shutil.copy(pair.copy, photos / pair.copy.name)

@@ -18,10 +18,14 @@ from lookalike.evaluation.datasets import FASHION_MNIST_DIR, read_idx
 from lookalike.training.autoencoder import ConvAutoencoder
 
 TRAIN_IMAGES = FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz"
-pytestmark = pytest.mark.skipif(
-    not TRAIN_IMAGES.is_file(),
-    reason=f"Fashion-MNIST is not installed at {FASHION_MNIST_DIR} (Debian: dataset-fashion-mnist)",
-)
+pytestmark = [
+    pytest.mark.heavy,
+    pytest.mark.skipif(
+        not TRAIN_IMAGES.is_file(),
+        reason=f"Fashion-MNIST is not installed at {FASHION_MNIST_DIR} "
+        "(Debian: dataset-fashion-mnist)",
+    ),
+]
 
 
 def small(count: int, size: int = 16) -> npt.NDArray[np.uint8]:

@@ -16,6 +16,8 @@ from lookalike.errors import InvalidInputError, ModelError
 from lookalike.evaluation.copies import CopySet
 from lookalike.imaging import load_prepared
 
+pytestmark = pytest.mark.heavy
+
 SIZE = 128
 
 

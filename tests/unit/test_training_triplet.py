@@ -20,10 +20,14 @@ from lookalike.training.data import LabelledFeatures, labelled_features
 from lookalike.training.triplet import TripletHead
 from lookalike.training.validation import mean_average_precision, split_indices
 
-pytestmark = pytest.mark.skipif(
-    not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
-    reason=f"Fashion-MNIST is not installed at {FASHION_MNIST_DIR} (Debian: dataset-fashion-mnist)",
-)
+pytestmark = [
+    pytest.mark.heavy,
+    pytest.mark.skipif(
+        not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
+        reason=f"Fashion-MNIST is not installed at {FASHION_MNIST_DIR} "
+        "(Debian: dataset-fashion-mnist)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
