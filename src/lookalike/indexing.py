@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import numpy.typing as npt
 from lookalike.catalog import ImageEntry, ImageRecord, NewImage
 from lookalike.decoding import WorkerPool
 from lookalike.embedders.base import Embedder
+from lookalike.errors import InvalidInputError
 from lookalike.imaging import DEFAULT_MAX_PIXELS
 from lookalike.sources import ImageFile, scan_folder
 from lookalike.store import IndexStore
@@ -95,10 +96,46 @@ def sync_folder(
 ) -> IndexReport:
     """Make the index hold exactly the readable images under ``root`` (other folders untouched)."""
     started = time.perf_counter()
-    notify = progress or (lambda event: None)
     files = list(scan_folder(root))
-    notify(IndexProgress("scan", len(files), len(files)))
     known = store.catalog.under(str(root.expanduser().resolve()))
+    return _sync(store, embedder, files, known, options, progress, started)
+
+
+def sync_files(
+    store: IndexStore,
+    embedder: Callable[[], Embedder],
+    paths: Sequence[Path | str],
+    *,
+    options: IndexOptions,
+    progress: ProgressCallback | None = None,
+) -> IndexReport:
+    """Index these image files (new or changed ones are embedded), touching nothing else: for
+    adding a few files without walking their folder. They get no label."""
+    started = time.perf_counter()
+    files = []
+    for raw in paths:
+        path = Path(raw).expanduser().resolve()
+        if not path.is_file():
+            raise InvalidInputError(f"{raw}: no such image file; pass files that exist")
+        stat = path.stat()
+        files.append(ImageFile(str(path), stat.st_size, stat.st_mtime_ns, None))
+    found = ((f.path, store.catalog.by_path(f.path)) for f in files)
+    known = {path: record for path, record in found if record is not None}
+    return _sync(store, embedder, files, known, options, progress, started)
+
+
+def _sync(
+    store: IndexStore,
+    embedder: Callable[[], Embedder],
+    files: list[ImageFile],
+    known: dict[str, ImageRecord],
+    options: IndexOptions,
+    progress: ProgressCallback | None,
+    started: float,
+) -> IndexReport:
+    """Bring ``known`` (records) in line with ``files``: records without a file are dropped."""
+    notify = progress or (lambda event: None)
+    notify(IndexProgress("scan", len(files), len(files)))
     plan = _Plan(missing={p: r for p, r in known.items()})
     changed: list[tuple[ImageFile, ImageRecord | None]] = []
     for f in files:

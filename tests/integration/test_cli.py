@@ -220,3 +220,29 @@ def test_search_plot_saves_montage_and_histogram(
         assert histogram.width > 300
     bad = run_cli("search", queries[0], "--index", fast_gallery_index, "--plot", tmp_path / "x.jpg")
     assert bad.returncode == 2 and ".png" in bad.stderr
+
+
+def test_search_walks_folders_of_queries_like_indexing_does(
+    copy_set: CopySet, tmp_path: Path
+) -> None:
+    index = tmp_path / "pixels.idx"
+    built = run_cli("index", copy_set.root, "--index", index, "--embedder", "pixels", "-q")
+    assert built.returncode == 0, built.stderr
+    queries = tmp_path / "queries"
+    (queries / "nested").mkdir(parents=True)
+    shutil.copy(copy_set.originals[0], queries / copy_set.originals[0].name)
+    shutil.copy(copy_set.originals[1], queries / "nested" / copy_set.originals[1].name)
+    (queries / "notes.txt").write_text("not an image")
+    (queries / ".hidden.jpg").write_bytes(copy_set.originals[2].read_bytes())
+    result = run_cli("search", queries, "--index", index, "-k", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    lines = json_lines(result.stdout)
+    assert [line["query"] for line in lines] == [
+        str(queries / copy_set.originals[0].name),
+        str(queries / "nested" / copy_set.originals[1].name),
+    ]
+    for line in lines:
+        assert Path(top_path(line)).name == Path(str(line["query"])).name
+    (queries / "empty").mkdir()
+    empty = run_cli("search", queries / "empty", "--index", index)
+    assert empty.returncode == 2 and "holds no images" in empty.stderr

@@ -3,15 +3,21 @@ another process: every answer reflects a committed state, and the count only gro
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lookalike import SearchEngine
+import numpy as np
+from PIL import Image
+
+from lookalike import IndexOptions, SearchEngine
 from lookalike.evaluation.copies import CopySet
 from tests.conftest import FAST_EMBEDDER
 from tests.helpers import Server, multipart
@@ -89,3 +95,54 @@ def test_concurrent_searches_during_indexing(copy_set: CopySet, tmp_path: Path) 
     for slot in counts:  # each client sees the index only grow
         assert slot == sorted(slot)
     assert len(set(seen)) >= 2, "no search ran while the index was changing"
+
+
+def _png(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).resize((48, 48), Image.Resampling.BILINEAR).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _post(url: str, name: str, data: bytes) -> tuple[int, dict[str, object]]:
+    body, content_type = multipart("image", name, data)
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_parallel_uploads_all_succeed_and_are_searchable(tmp_path: Path) -> None:
+    """The server writes through one writer: uploads at the same moment never collide with
+    each other over the index's lock (no 409), and each one is searchable afterwards."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for seed in range(4):
+        (photos / f"seed{seed}.png").write_bytes(_png(seed))
+    index = tmp_path / "uploads.idx"
+    with SearchEngine.create(index, embedder="pixels") as engine:
+        engine.index_folder(photos, options=IndexOptions(workers=0))
+    uploads = [_png(100 + i) for i in range(8)]
+    start = threading.Barrier(len(uploads))
+
+    def upload(i: int) -> tuple[int, dict[str, object]]:
+        start.wait(timeout=30)
+        return _post(f"{server.url}/api/images", f"upload{i}.png", uploads[i])
+
+    server = Server(index, "--allow-writes")
+    try:
+        with ThreadPoolExecutor(len(uploads)) as pool:
+            answers = list(pool.map(upload, range(len(uploads))))
+        assert [status for status, _ in answers] == [201] * len(uploads), answers
+        with urllib.request.urlopen(f"{server.url}/api/health", timeout=30) as response:
+            assert json.loads(response.read())["count"] == 4 + len(uploads)
+        for data, (_, added) in zip(uploads, answers, strict=True):
+            status, found = _post(f"{server.url}/api/search?k=1", "q.png", data)
+            assert status == 200
+            matches = found["matches"]
+            assert isinstance(matches, list) and matches[0]["id"] == added["id"]
+    finally:
+        server.stop()
+    assert len(list((index / "uploads").iterdir())) == len(uploads)

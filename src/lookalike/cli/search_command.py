@@ -13,16 +13,16 @@ from rich.table import Table
 from lookalike.cli.console import IndexDir, err, fail, out
 from lookalike.filters import NumericRange, SearchFilter
 from lookalike.matches import SearchResult
-from lookalike.sources import IMAGE_EXTENSIONS
+from lookalike.sources import scan_folder
 
 
 def _expand_queries(queries: list[Path]) -> list[Path]:
     expanded: list[Path] = []
     for query in queries:
         if query.is_dir():
-            found = sorted(
-                p for p in query.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-            )
+            # Results name each query as the user wrote its folder, not as scan_folder resolved it.
+            base = query.expanduser().resolve()
+            found = [query / Path(f.path).relative_to(base) for f in scan_folder(query)]
             if not found:
                 fail(f"{query}: folder holds no images to search with")
             expanded.extend(found)

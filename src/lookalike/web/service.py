@@ -1,8 +1,11 @@
-"""The server's one SearchEngine, shared by request threads.
+"""The server's one SearchEngine, shared by request threads, and its one writer.
 
 Search is CPU-bound on an ordinary machine, so embedding and searching run one request at a
-time under a lock (decoding the upload happens outside it); the engine reloads its vectors when
-another process (`lookalike index`) commits, so readers always see the last committed state.
+time under a lock; uploads are decoded before it, through the query pipeline's decode stage.
+The engine reloads its vectors when another process (`lookalike index`) commits, so readers
+always see the last committed state. Writes (with --allow-writes) go through one IndexWriter,
+opened on the first write and kept open, one write at a time: the server never competes with
+itself for the index's lock, and the model is never rebuilt for a write.
 """
 
 from __future__ import annotations
@@ -15,14 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.catalog import ImageRecord
+from lookalike.durable import write_bytes
 from lookalike.engine import SearchEngine
 from lookalike.filters import SearchFilter
-from lookalike.imaging import load_prepared
 from lookalike.indexing import IndexOptions
+from lookalike.layout import IndexLayout
 from lookalike.matches import SearchResult
 from lookalike.sources import IMAGE_EXTENSIONS
 from lookalike.web.settings import ServeSettings
 from lookalike.web.thumbnails import Thumbnailer
+from lookalike.writer import IndexWriter
+
+UPLOAD_NAME = "<uploaded image>"
 
 
 class SearchService:
@@ -31,6 +38,8 @@ class SearchService:
         self.engine = SearchEngine.open(settings.index, threads=settings.threads)
         self.thumbnails = Thumbnailer(settings.index)
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._writer: IndexWriter | None = None
 
     def warm(self) -> None:
         """Load the model and the vectors before the first request, and run the network once."""
@@ -44,24 +53,30 @@ class SearchService:
                 self.engine.vector_index()
 
     def close(self) -> None:
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         self.engine.close()
 
     def search_upload(
         self, data: bytes, *, k: int, where: SearchFilter, sort_by: str | None
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
-        pixels = load_prepared(data, self.engine.embedder.input_spec)
+        pipeline = self.engine.pipeline
+        decoded = pipeline.decode([data], names=[UPLOAD_NAME])
         with self._lock:
-            vector = self.engine.embedder.embed(pixels[None])
-            matches = self.engine.search_vectors(vector, k=k, where=where, sort_by=sort_by)[0]
-        return SearchResult("<uploaded image>", matches), time.perf_counter() - started
+            (result,) = pipeline.search_decoded(decoded, k=k, where=where, sort_by=sort_by)
+        return result, time.perf_counter() - started
 
     def search_id(
         self, image_id: int, *, k: int, where: SearchFilter, sort_by: str | None
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         with self._lock:
-            result = self.engine.search_by_id(image_id, k=k, where=where, sort_by=sort_by)
+            (result,) = self.engine.pipeline.search_ids(
+                [image_id], k=k, where=where, sort_by=sort_by
+            )
         return result, time.perf_counter() - started
 
     def record(self, image_id: int) -> tuple[ImageRecord, dict[str, object]]:
@@ -81,21 +96,26 @@ class SearchService:
         suffix = Path(filename).suffix.lower()
         if suffix not in IMAGE_EXTENSIONS:
             suffix = ".jpg"
-        load_prepared(data, self.engine.embedder.input_spec)  # refuse non-images before storing
-        folder = self.settings.index / "uploads"
+        self.engine.pipeline.decode([data], names=[filename])  # refuse non-images before storing
+        folder = IndexLayout(self.settings.index).uploads
         folder.mkdir(exist_ok=True)
+        # Named by content: the same image uploaded twice is one file and one indexed image.
         target = folder / f"{hashlib.blake2b(data, digest_size=16).hexdigest()}{suffix}"
         if not target.exists():
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(target)
-        with SearchEngine.open(self.settings.index, writable=True) as writer:
-            writer.index_folder(folder, options=IndexOptions(workers=0))
-            record = writer.record_by_path(str(target.resolve()))
-        return record.id
+            write_bytes(target, data)
+        with self._write_lock:
+            self._open_writer().index_files([target], options=IndexOptions(workers=0))
+        with self._lock:
+            return self.engine.record_by_path(str(target.resolve())).id
 
     def remove(self, image_id: int) -> None:
         with self._lock:
             record, _ = self.engine.record(image_id)
-        with SearchEngine.open(self.settings.index, writable=True) as writer:
-            writer.remove([record.path])
+        with self._write_lock:
+            self._open_writer().remove([record.path])
+
+    def _open_writer(self) -> IndexWriter:
+        """The one writer, opened on first use (call with the write lock held)."""
+        if self._writer is None:
+            self._writer = IndexWriter.open(self.settings.index, self.engine.model)
+        return self._writer

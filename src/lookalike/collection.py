@@ -1,0 +1,165 @@
+"""What an index holds, read side: records, labels, metadata fields, vectors, info.
+
+Whatever is read in bulk (every vector, every record, every metadata row) is kept in a
+snapshot of one catalog generation, and dropped as soon as another commit (from this process
+or another one) moves the generation on, so readers always see the last committed state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import cached_property
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.catalog import ImageRecord
+from lookalike.errors import InvalidInputError, UnknownImageError
+from lookalike.grouping import group_duplicates
+from lookalike.indexes.exact import ExactIndex
+from lookalike.indexes.graph_folder import GraphFolder
+from lookalike.store import IndexStore
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What ``lookalike info`` shows."""
+
+    directory: str
+    count: int
+    embedder: str
+    embedder_params: dict[str, object]
+    weights_digest: str
+    dim: int
+    metric: str
+    index_type: str
+    search_index: str
+    ann_recall_at_10: float | None
+    ann_params: dict[str, object] | None
+    format_version: int
+    size_bytes: int
+    created: str
+    lookalike_version: str
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+class Snapshot:
+    """The catalog's bulk reads at one generation, each made on first use."""
+
+    def __init__(self, store: IndexStore, generation: int) -> None:
+        self._store = store
+        self.generation = generation
+
+    @cached_property
+    def vectors(self) -> ExactIndex:
+        ids, vectors = self._store.load_vectors()
+        return ExactIndex(ids, vectors, metric=self._store.manifest.metric)
+
+    @cached_property
+    def records(self) -> dict[int, ImageRecord]:
+        return {r.id: r for r in self._store.catalog.all_records()}
+
+    @cached_property
+    def metadata(self) -> dict[int, dict[str, object]]:
+        return self._store.catalog.metadata()
+
+
+class Collection:
+    """The indexed images of one index directory, as the catalog last committed them."""
+
+    def __init__(self, store: IndexStore, graphs: GraphFolder) -> None:
+        self._store = store
+        self._graphs = graphs
+        self._snapshot = Snapshot(store, -1)
+
+    def snapshot(self) -> Snapshot:
+        """The current snapshot, replaced when the catalog has moved on since it was taken."""
+        generation = self._store.catalog.generation()
+        if generation != self._snapshot.generation:
+            self._snapshot = Snapshot(self._store, generation)
+        return self._snapshot
+
+    def vector_index(self) -> ExactIndex:
+        return self.snapshot().vectors
+
+    def count(self) -> int:
+        return self._store.catalog.count()
+
+    def vectors_for(self, image_ids: list[int]) -> npt.NDArray[np.float32]:
+        """The stored vectors of indexed images, in that order."""
+        return self._store.vectors_for(image_ids)
+
+    def record(self, image_id: int) -> tuple[ImageRecord, dict[str, object]]:
+        """An indexed image's catalog record and metadata."""
+        record = self._store.catalog.get(image_id)
+        if record is None:
+            raise UnknownImageError(f"image id {image_id} is not in the index")
+        return record, self._store.catalog.metadata([image_id]).get(image_id, {})
+
+    def record_by_path(self, path: str) -> ImageRecord:
+        record = self._store.catalog.by_path(path)
+        if record is None:
+            raise UnknownImageError(f"{path}: not in the index")
+        return record
+
+    def labels(self) -> dict[str, int]:
+        """Label -> number of images (labels are the first subfolder of an indexed folder)."""
+        counts: dict[str, int] = {}
+        for record in self.snapshot().records.values():
+            if record.label is not None:
+                counts[record.label] = counts.get(record.label, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def numeric_fields(self) -> list[str]:
+        """Metadata fields that hold numbers (those a search can filter and sort by)."""
+        names = {
+            name
+            for fields in self.snapshot().metadata.values()
+            for name, value in fields.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
+        return sorted(names)
+
+    def duplicates(self, *, threshold: float = 0.75, k: int = 10) -> list[list[ImageRecord]]:
+        """Groups of near-duplicate images (see :mod:`lookalike.grouping`), largest first."""
+        if self._store.manifest.metric != "cosine":
+            raise InvalidInputError(
+                "duplicate grouping needs a cosine index (its threshold is a cosine similarity)"
+            )
+        snapshot = self.snapshot()
+        index = snapshot.vectors
+        groups = group_duplicates(index.ids, index.vectors, threshold=threshold, k=k)
+        records = snapshot.records
+        return [[records[i] for i in group.ids if i in records] for group in groups]
+
+    def export_vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """(paths, vectors) of every indexed image, in id order: the embeddings themselves."""
+        index = self.vector_index()
+        records = self._store.catalog.by_ids(index.ids.tolist())
+        return [records[i].path for i in index.ids.tolist()], index.vectors.copy()
+
+    def info(self, *, search_index: str) -> IndexInfo:
+        manifest = self._store.manifest
+        graph = self._graphs.saved()
+        return IndexInfo(
+            directory=str(self._store.directory),
+            count=self.count(),
+            embedder=manifest.embedder.name,
+            embedder_params=dict(manifest.embedder.params),
+            weights_digest=manifest.weights_digest,
+            dim=manifest.dim,
+            metric=manifest.metric,
+            index_type=manifest.index_type,
+            search_index=search_index,
+            ann_recall_at_10=graph.recall_at_10 if graph else None,
+            ann_params=asdict(graph.params) if graph else None,
+            format_version=manifest.format_version,
+            size_bytes=self._store.size_on_disk(),
+            created=manifest.created,
+            lookalike_version=manifest.lookalike_version,
+        )
+
+
+__all__ = ["Collection", "IndexInfo", "Snapshot"]

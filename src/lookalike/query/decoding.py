@@ -1,0 +1,75 @@
+"""Decoding queries into the pixels the index's embedder takes. Kept apart from the other
+stages so that a server can decode uploads outside the lock that serialises searches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from lookalike.embedders.base import InputSpec
+from lookalike.errors import ImageError, InvalidInputError
+from lookalike.imaging import DEFAULT_MAX_PIXELS, load_prepared, prepare
+
+#: A query image: a file path, the bytes of an image file, or a decoded PIL image.
+Query = str | Path | bytes | Image.Image
+
+
+@dataclass(frozen=True)
+class DecodedQueries:
+    """A batch of queries ready to embed: their names (as results report them) and pixels,
+    uint8 of shape (n, size, size, 3)."""
+
+    names: tuple[str, ...]
+    pixels: npt.NDArray[np.uint8]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def query_name(query: Query) -> str:
+    """How results and errors name a query: its path, or what kind of image it was given as."""
+    if isinstance(query, (str, Path)):
+        return str(query)
+    return "<image bytes>" if isinstance(query, bytes) else "<PIL image>"
+
+
+def decode_queries(
+    queries: Sequence[Query],
+    spec: InputSpec,
+    *,
+    names: Sequence[str] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> DecodedQueries:
+    """Decode and prepare each query; an image that cannot be decoded raises an ``ImageError``
+    naming that query (by ``names`` where given: an upload's file name, say)."""
+    if names is not None and len(names) != len(queries):
+        raise InvalidInputError(f"{len(names)} names given for {len(queries)} queries")
+    labels = list(names) if names is not None else [query_name(q) for q in queries]
+    pixels = []
+    for position, (query, name) in enumerate(zip(queries, labels, strict=True)):
+        try:
+            pixels.append(_decode(query, spec, max_pixels))
+        except ImageError as exc:
+            if isinstance(query, (str, Path)) and names is None:
+                raise  # it already names the file
+            many = len(labels) > 1
+            label = f"query {position + 1} of {len(labels)} ({name})" if many else name
+            raise ImageError(label, exc.reason) from exc
+    if not pixels:
+        empty = np.zeros((0, spec.size, spec.size, 3), dtype=np.uint8)
+        return DecodedQueries((), empty)
+    return DecodedQueries(tuple(labels), np.stack(pixels))
+
+
+def _decode(query: Query, spec: InputSpec, max_pixels: int) -> npt.NDArray[np.uint8]:
+    if isinstance(query, Image.Image):
+        return prepare(query.convert("RGB"), spec)
+    return load_prepared(query, spec, max_pixels=max_pixels)
+
+
+__all__ = ["DecodedQueries", "Query", "decode_queries", "query_name"]

@@ -1,0 +1,58 @@
+"""The last stage: candidate ids become ``Match``es, with their catalog record, metadata and
+distance, the excluded image left out, cut to k and ordered (by score, or a metadata field)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from lookalike.catalog import Catalog
+from lookalike.filters import sort_key
+from lookalike.indexes.base import FloatArray, IdArray, distance_from_score
+from lookalike.matches import Match
+
+
+class MatchBuilder:
+    """Looks candidates up in the catalog, once per batch."""
+
+    def __init__(self, catalog: Catalog, metric: str) -> None:
+        self._catalog = catalog
+        self._metric = metric
+
+    def __call__(
+        self,
+        scores: FloatArray,
+        ids: IdArray,
+        *,
+        k: int,
+        sort_by: str | None = None,
+        exclude: Sequence[int | None] | None = None,
+    ) -> list[tuple[Match, ...]]:
+        """One tuple of at most ``k`` matches per row, ranked from 1. Ids the catalog no longer
+        holds (removed since a graph or Milvus was synced) are skipped."""
+        wanted = sorted({i for i in ids.ravel().tolist() if i >= 0})
+        records = self._catalog.by_ids(wanted)
+        metadata = self._catalog.metadata(wanted)
+        skip = list(exclude) if exclude is not None else [None] * len(ids)
+        results = []
+        for row_scores, row_ids, excluded in zip(scores, ids, skip, strict=True):
+            matches = [
+                Match(
+                    rank=0,
+                    id=image_id,
+                    path=records[image_id].path,
+                    score=score,
+                    distance=distance_from_score(self._metric, score),
+                    label=records[image_id].label,
+                    metadata=metadata.get(image_id, {}),
+                )
+                for score, image_id in zip(row_scores.tolist(), row_ids.tolist(), strict=True)
+                if image_id >= 0 and image_id in records and image_id != excluded
+            ][:k]
+            if sort_by is not None:
+                matches.sort(key=lambda m: sort_key(sort_by, m.metadata))
+            results.append(tuple(replace(m, rank=r) for r, m in enumerate(matches, start=1)))
+        return results
+
+
+__all__ = ["MatchBuilder"]

@@ -1,0 +1,187 @@
+"""Every change to an index goes through an IndexWriter: folders and files indexed, vectors
+added, images removed, metadata attached, and the HNSW graph kept in step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from lookalike.catalog import NewImage
+from lookalike.collection import Collection
+from lookalike.embedders.base import Embedder, l2_normalise
+from lookalike.errors import InvalidInputError
+from lookalike.indexes.graph_folder import GraphFolder
+from lookalike.indexes.hnsw import GraphInfo
+from lookalike.indexes.registry import resolve_index_type
+from lookalike.indexing import (
+    IndexOptions,
+    IndexProgress,
+    IndexReport,
+    ProgressCallback,
+    sync_files,
+    sync_folder,
+)
+from lookalike.metadata import MetadataTable
+from lookalike.store import IndexStore
+
+
+class IndexWriter:
+    """Writes one index directory. ``embedder`` gives the index's model (built on first use);
+    ``collection`` and ``graphs`` are the read views that graph upkeep works from."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        embedder: Callable[[], Embedder],
+        collection: Collection,
+        graphs: GraphFolder,
+    ) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._collection = collection
+        self._graphs = graphs
+
+    @classmethod
+    def open(cls, directory: Path, embedder: Callable[[], Embedder]) -> IndexWriter:
+        """Open ``directory`` for writing (taking its lock until :meth:`close`)."""
+        store = IndexStore.open(directory, writable=True)
+        graphs = GraphFolder(store)
+        return cls(store, embedder, Collection(store, graphs), graphs)
+
+    def close(self) -> None:
+        self._store.close()
+
+    @property
+    def collection(self) -> Collection:
+        return self._collection
+
+    def index_folder(
+        self,
+        folder: Path | str,
+        *,
+        options: IndexOptions | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> IndexReport:
+        """Bring the index up to date with ``folder`` (see ``lookalike.indexing.sync_folder``)."""
+        options = options or IndexOptions()
+        self._set_index_type(options)
+        report = sync_folder(
+            self._store, self._embedder, Path(folder), options=options, progress=progress
+        )
+        self._keep_graph(options, progress)
+        return report
+
+    def index_files(
+        self,
+        paths: Sequence[Path | str],
+        *,
+        options: IndexOptions | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> IndexReport:
+        """Index these image files (see ``lookalike.indexing.sync_files``)."""
+        options = options or IndexOptions()
+        self._set_index_type(options)
+        report = sync_files(self._store, self._embedder, paths, options=options, progress=progress)
+        self._keep_graph(options, progress)
+        return report
+
+    def _set_index_type(self, options: IndexOptions) -> None:
+        if options.index_type is not None:
+            resolve_index_type(options.index_type)
+            if options.index_type != self._store.manifest.index_type:
+                self._store.set_index_type(options.index_type)
+
+    def _keep_graph(self, options: IndexOptions, progress: ProgressCallback | None) -> None:
+        if not self.wants_graph():
+            return
+        if progress is not None:
+            progress(IndexProgress("ann", 0, 1))
+        self.sync_ann(pca_dim=options.pca_dim, whiten=options.whiten, rerank=options.rerank)
+        if progress is not None:
+            progress(IndexProgress("ann", 1, 1))
+
+    def wants_graph(self) -> bool:
+        """Whether the index's type asks for an HNSW graph at its present size."""
+        kind = resolve_index_type(self._store.manifest.index_type)
+        return kind.wants_graph(self._collection.count())
+
+    def sync_ann(
+        self,
+        *,
+        pca_dim: int | None = None,
+        whiten: bool | None = None,
+        rerank: int | None = None,
+    ) -> GraphInfo:
+        """Bring the HNSW graph up to date with the catalog and measure its recall@10."""
+        return self._graphs.sync(
+            self._collection.vector_index(), pca_dim=pca_dim, whiten=whiten, rerank=rerank
+        )
+
+    def add_vectors(
+        self,
+        paths: Sequence[str],
+        vectors: npt.NDArray[np.float32],
+        *,
+        labels: Sequence[str | None] | None = None,
+    ) -> list[int]:
+        """Add precomputed vectors under the given path names (e.g. from a distributed job)."""
+        manifest = self._store.manifest
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape != (len(paths), manifest.dim):
+            raise InvalidInputError(
+                f"vectors must have shape ({len(paths)}, {manifest.dim}), got {vectors.shape}"
+            )
+        if manifest.metric == "cosine":
+            vectors = l2_normalise(vectors)
+        tags = list(labels) if labels is not None else [None] * len(paths)
+        catalog = self._store.catalog
+        with catalog.transaction():
+            segment = catalog.add_segment(self._store.write_segment(vectors), len(vectors))
+            return catalog.insert(
+                [
+                    NewImage(str(p), 0, 0, "", tag, segment, row)
+                    for row, (p, tag) in enumerate(zip(paths, tags, strict=True))
+                ]
+            )
+
+    def remove(self, paths: Sequence[Path | str]) -> int:
+        """Remove images (or every image under a folder). Unknown paths remove nothing and raise."""
+        catalog = self._store.catalog
+        ids: set[int] = set()
+        unknown = []
+        for raw in paths:
+            path = str(Path(raw).expanduser().resolve())
+            record = catalog.by_path(path) or catalog.by_path(str(raw))
+            found = {record.id} if record else {r.id for r in catalog.under(path).values()}
+            if not found:
+                unknown.append(str(raw))
+            ids |= found
+        if unknown:
+            raise InvalidInputError(
+                f"not in the index: {', '.join(unknown)}; nothing was removed "
+                "(see `lookalike info` for what is indexed)"
+            )
+        with catalog.transaction():
+            catalog.delete(ids)
+        return len(ids)
+
+    def set_metadata(self, table: MetadataTable) -> tuple[int, list[str]]:
+        """Attach metadata rows to indexed images by path; returns (matched, unmatched paths)."""
+        catalog = self._store.catalog
+        matched: list[tuple[int, dict[str, object]]] = []
+        unmatched = []
+        for path, fields in table.rows.items():
+            record = catalog.by_path(path)
+            if record is None:
+                unmatched.append(path)
+            else:
+                matched.append((record.id, fields))
+        with catalog.transaction():
+            catalog.set_metadata(matched)
+        return len(matched), unmatched
+
+
+__all__ = ["IndexWriter"]
