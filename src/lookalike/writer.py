@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.catalog import NewImage
+from lookalike.catalog import ImageEntry
 from lookalike.collection import Collection
 from lookalike.embedders.base import Embedder, l2_normalise
 from lookalike.errors import InvalidInputError
@@ -53,6 +53,12 @@ class IndexWriter:
 
     def close(self) -> None:
         self._store.close()
+
+    def __enter__(self) -> IndexWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def collection(self) -> Collection:
@@ -137,15 +143,10 @@ class IndexWriter:
         if manifest.metric == "cosine":
             vectors = l2_normalise(vectors)
         tags = list(labels) if labels is not None else [None] * len(paths)
-        catalog = self._store.catalog
-        with catalog.transaction():
-            segment = catalog.add_segment(self._store.write_segment(vectors), len(vectors))
-            return catalog.insert(
-                [
-                    NewImage(str(p), 0, 0, "", tag, segment, row)
-                    for row, (p, tag) in enumerate(zip(paths, tags, strict=True))
-                ]
-            )
+        return self._store.append(
+            vectors,
+            [ImageEntry(str(p), 0, 0, "", tag) for p, tag in zip(paths, tags, strict=True)],
+        )
 
     def remove(self, paths: Sequence[Path | str]) -> int:
         """Remove images (or every image under a folder). Unknown paths remove nothing and raise."""

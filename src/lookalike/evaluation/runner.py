@@ -22,7 +22,6 @@ from lookalike.evaluation.datasets import Dataset
 from lookalike.indexes.exact import ExactIndex
 from lookalike.indexes.hnsw import Projection
 from lookalike.indexing import IndexOptions
-from lookalike.query import QueryPipeline
 
 BASELINES = ("pixels", "colour-histogram")
 _BLOCK = 256
@@ -114,41 +113,25 @@ def evaluate(
         result, vectors = _evaluate_one(dataset, name, work_dir, options, say)
         results.append(result)
         for dim in options.pca_dims:
-            if dim >= vectors.dim:
-                say(f"{name}: no PCA to {dim} (its vectors have {vectors.dim} dimensions)")
+            if dim >= vectors.shape[1]:
+                say(f"{name}: no PCA to {dim} (its vectors have {vectors.shape[1]} dimensions)")
                 continue
             say(f"{name}: ranking after PCA to {dim}" + (" (whitened)" if options.whiten else ""))
             results.append(_projected(dataset, result, vectors, dim, options))
     return results
 
 
-@dataclass(frozen=True)
-class _Vectors:
-    """Vectors of ``dataset.items``, in order: ``indexed`` as the index holds them (the
-    gallery side), ``queries`` as the query pipeline embeds the same files (the query side;
-    rows of items that are no query repeat the indexed ones)."""
-
-    indexed: npt.NDArray[np.float32]
-    queries: npt.NDArray[np.float32]
-
-    @property
-    def dim(self) -> int:
-        return int(self.indexed.shape[1])
-
-
 def _projected(
     dataset: Dataset,
     base: EmbedderEvaluation,
-    vectors: _Vectors,
+    vectors: npt.NDArray[np.float32],
     dim: int,
     options: EvalOptions,
 ) -> EmbedderEvaluation:
     """``base``'s vectors projected by a PCA learned on the gallery, scored the same way."""
     gallery = np.asarray(dataset.gallery())
-    projection = Projection.fit(
-        vectors.indexed[gallery], dim, whiten=options.whiten, seed=options.seed
-    )
-    projected = _Vectors(projection(vectors.indexed), projection(vectors.queries))
+    projection = Projection.fit(vectors[gallery], dim, whiten=options.whiten, seed=options.seed)
+    projected = projection(vectors)
     ranking = _score(dataset, projected, "cosine", options)
     return replace(
         base,
@@ -159,7 +142,7 @@ def _projected(
         samples=ranking.samples,
         relevant_scores=ranking.relevant_scores,
         irrelevant_scores=ranking.irrelevant_scores,
-        map_vectors=projected.indexed[_map_rows(dataset, options)],
+        map_vectors=projected[_map_rows(dataset, options)],
     )
 
 
@@ -169,11 +152,13 @@ def _map_rows(dataset: Dataset, options: EvalOptions) -> npt.NDArray[np.int64]:
     return np.sort(rng.choice(gallery, size=min(options.map_points, len(gallery)), replace=False))
 
 
-def _search_ms(dataset: Dataset, vectors: _Vectors, metric: str, options: EvalOptions) -> float:
+def _search_ms(
+    dataset: Dataset, vectors: npt.NDArray[np.float32], metric: str, options: EvalOptions
+) -> float:
     """Median milliseconds of one exact top-10 search of the gallery, vectors given."""
     gallery = np.asarray(dataset.gallery())
-    index = ExactIndex(gallery.astype(np.int64), vectors.indexed[gallery], metric=metric)
-    queries = vectors.queries[np.asarray(dataset.queries())[: max(options.latency_queries, 1)]]
+    index = ExactIndex(gallery.astype(np.int64), vectors[gallery], metric=metric)
+    queries = vectors[np.asarray(dataset.queries())[: max(options.latency_queries, 1)]]
     index.search(queries[:1], 10)
     timings = []
     for query in queries:
@@ -185,7 +170,7 @@ def _search_ms(dataset: Dataset, vectors: _Vectors, metric: str, options: EvalOp
 
 def _evaluate_one(
     dataset: Dataset, name: str, work_dir: Path, options: EvalOptions, say: Progress
-) -> tuple[EmbedderEvaluation, _Vectors]:
+) -> tuple[EmbedderEvaluation, npt.NDArray[np.float32]]:
     """The evaluation of one embedder, and its vectors of ``dataset.items``, in order."""
     spec = resolve_spec(name)
     index_dir = work_dir / "indexes" / slug(name)
@@ -202,11 +187,9 @@ def _evaluate_one(
                 "fix or remove them"
             )
         item_vectors = vectors[[row[str(item.path.resolve())] for item in dataset.items]]
-        say(f"{name}: embedding {len(dataset.queries())} queries")
-        both = _Vectors(item_vectors, _query_vectors(engine.pipeline, dataset, item_vectors))
         say(f"{name}: ranking {len(dataset.queries())} queries")
-        ranking = _score(dataset, both, engine.manifest.metric, options)
-        latency = _latency(engine.pipeline, dataset, options)
+        ranking = _score(dataset, item_vectors, engine.manifest.metric, options)
+        latency = _latency(engine, dataset, options)
         metric = engine.manifest.metric
     chosen = _map_rows(dataset, options)
     evaluation = EmbedderEvaluation(
@@ -217,28 +200,14 @@ def _evaluate_one(
         index_seconds=report.seconds,
         query_ms_p50=latency,
         dim=int(item_vectors.shape[1]),
-        search_ms=_search_ms(dataset, both, metric, options),
+        search_ms=_search_ms(dataset, item_vectors, metric, options),
         samples=ranking.samples,
         relevant_scores=ranking.relevant_scores,
         irrelevant_scores=ranking.irrelevant_scores,
         map_vectors=item_vectors[chosen],
         map_groups=tuple(dataset.items[i].group for i in chosen),
     )
-    return evaluation, both
-
-
-def _query_vectors(
-    pipeline: QueryPipeline, dataset: Dataset, indexed: npt.NDArray[np.float32]
-) -> npt.NDArray[np.float32]:
-    """``indexed`` with the rows of the queries embedded again the way a search embeds its
-    query (the pipeline's decode and embed stages), so the scores measure that road."""
-    out = indexed.copy()
-    queries = dataset.queries()
-    for start in range(0, len(queries), _BLOCK):
-        block = queries[start : start + _BLOCK]
-        decoded = pipeline.decode([dataset.items[i].path for i in block])
-        out[block] = pipeline.embed(decoded)
-    return out
+    return evaluation, item_vectors
 
 
 @dataclass(frozen=True)
@@ -249,12 +218,14 @@ class _Ranking:
     irrelevant_scores: npt.NDArray[np.float32]
 
 
-def _score(dataset: Dataset, vectors: _Vectors, metric: str, options: EvalOptions) -> _Ranking:
+def _score(
+    dataset: Dataset, vectors: npt.NDArray[np.float32], metric: str, options: EvalOptions
+) -> _Ranking:
     queries = np.asarray(dataset.queries())
     gallery = np.asarray(dataset.gallery())
     _, group_ids = np.unique([item.group for item in dataset.items], return_inverse=True)
     gallery_groups = group_ids[gallery]
-    gallery_vectors = vectors.indexed[gallery]
+    gallery_vectors = vectors[gallery]
     position = {int(g): i for i, g in enumerate(gallery)}
     rng = np.random.default_rng(options.seed)
     sampled = set(
@@ -271,7 +242,7 @@ def _score(dataset: Dataset, vectors: _Vectors, metric: str, options: EvalOption
     samples = []
     for start in range(0, len(queries), _BLOCK):
         block = queries[start : start + _BLOCK]
-        sims = _similarities(vectors.queries[block], gallery_vectors, metric)
+        sims = _similarities(vectors[block], gallery_vectors, metric)
         for row, query in enumerate(block.tolist()):
             order_all = np.argsort(-sims[row], kind="stable")
             relevant_all = gallery_groups[order_all] == group_ids[query]
@@ -342,14 +313,14 @@ def _similarities(
     return out
 
 
-def _latency(pipeline: QueryPipeline, dataset: Dataset, options: EvalOptions) -> float:
+def _latency(engine: SearchEngine, dataset: Dataset, options: EvalOptions) -> float:
     """Median milliseconds of one warm, single-image search, end to end."""
     paths = [str(dataset.items[i].path) for i in dataset.queries()[: options.latency_queries + 1]]
-    pipeline.search(paths[:1], k=10)
+    engine.search(paths[:1], k=10)
     timings = []
     for path in paths[1:] or paths:
         start = time.perf_counter()
-        pipeline.search([path], k=10)
+        engine.search([path], k=10)
         timings.append(time.perf_counter() - start)
     return float(np.median(timings) * 1000.0)
 

@@ -3,9 +3,10 @@
 Search is CPU-bound on an ordinary machine, so embedding and searching run one request at a
 time under a lock; uploads are decoded before it, through the query pipeline's decode stage.
 The engine reloads its vectors when another process (`lookalike index`) commits, so readers
-always see the last committed state. Writes (with --allow-writes) go through one IndexWriter,
-opened on the first write and kept open, one write at a time: the server never competes with
-itself for the index's lock, and the model is never rebuilt for a write.
+always see the last committed state. Writes (with --allow-writes) run one at a time inside the
+process, each through an IndexWriter that shares the engine's model and holds the index's lock
+only while it writes: the server never competes with itself for the lock, `lookalike index`
+can still update a served index between writes, and the model is never rebuilt for a write.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ class SearchService:
         self.thumbnails = Thumbnailer(settings.index)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._writer: IndexWriter | None = None
 
     def warm(self) -> None:
         """Load the model and the vectors before the first request, and run the network once."""
@@ -54,10 +54,7 @@ class SearchService:
 
     def close(self) -> None:
         with self._write_lock:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
-        self.engine.close()
+            self.engine.close()
 
     def search_upload(
         self, data: bytes, *, k: int, where: SearchFilter, sort_by: str | None
@@ -98,24 +95,28 @@ class SearchService:
             suffix = ".jpg"
         self.engine.pipeline.decode([data], names=[filename])  # refuse non-images before storing
         folder = IndexLayout(self.settings.index).uploads
-        folder.mkdir(exist_ok=True)
         # Named by content: the same image uploaded twice is one file and one indexed image.
         target = folder / f"{hashlib.blake2b(data, digest_size=16).hexdigest()}{suffix}"
-        if not target.exists():
-            write_bytes(target, data)
-        with self._write_lock:
-            self._open_writer().index_files([target], options=IndexOptions(workers=0))
+        with self._write_lock, self._writer() as writer:  # refused while another process writes
+            folder.mkdir(exist_ok=True)
+            created = not target.exists()
+            if created:
+                write_bytes(target, data)
+            try:
+                writer.index_files([target], options=IndexOptions(workers=0))
+            except BaseException:
+                if created:  # nothing of a refused upload stays behind
+                    target.unlink(missing_ok=True)
+                raise
         with self._lock:
             return self.engine.record_by_path(str(target.resolve())).id
 
     def remove(self, image_id: int) -> None:
         with self._lock:
             record, _ = self.engine.record(image_id)
-        with self._write_lock:
-            self._open_writer().remove([record.path])
+        with self._write_lock, self._writer() as writer:
+            writer.remove([record.path])
 
-    def _open_writer(self) -> IndexWriter:
-        """The one writer, opened on first use (call with the write lock held)."""
-        if self._writer is None:
-            self._writer = IndexWriter.open(self.settings.index, self.engine.model)
-        return self._writer
+    def _writer(self) -> IndexWriter:
+        """A writer sharing the engine's model, holding the index's lock until closed."""
+        return IndexWriter.open(self.settings.index, self.engine.model)
