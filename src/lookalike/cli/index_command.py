@@ -11,6 +11,7 @@ from lookalike.cli.console import IndexDir, err, fail, out
 from lookalike.cli.progress import ProgressBar
 from lookalike.embedders import DEFAULT_EMBEDDER, resolve_spec
 from lookalike.embedders.base import EmbedderSpec
+from lookalike.embedders.registry import describe as describe_embedders
 from lookalike.indexing import IndexOptions, IndexReport
 from lookalike.metadata import read_metadata_csv
 from lookalike.sources import check_folder
@@ -51,9 +52,8 @@ def index(
     embedder: Annotated[
         str | None,
         typer.Option(
-            help=f"lite0, lite1, lite2 (EfficientNet-Lite, ImageNet weights; lite0-int8... for "
-            "the int8-quantised network, ~1.25x faster), a model.onnx file or a folder made by "
-            f"`lookalike train`. Fixed when the index is created. (default: {DEFAULT_EMBEDDER})",
+            help=f"{describe_embedders()}. Fixed when the index is created. "
+            f"(default: {DEFAULT_EMBEDDER})",
             show_default=False,
         ),
     ] = None,
