@@ -17,6 +17,7 @@ import numpy.typing as npt
 from lookalike.catalog import ImageRecord, NewImage
 from lookalike.decoding import WorkerPool
 from lookalike.embedders.base import Embedder
+from lookalike.errors import InvalidInputError
 from lookalike.imaging import DEFAULT_MAX_PIXELS
 from lookalike.sources import ImageFile, scan_folder
 from lookalike.store import SHARDS, IndexStore
@@ -40,6 +41,19 @@ class SkippedFile:
     reason: str
 
 
+#: The search structures an index can keep (auto: chosen by the collection's size).
+INDEX_TYPES = ("auto", "exact", "hnsw")
+#: (field, smallest allowed value) of the numeric options; None always means "the default".
+_OPTION_MINIMUMS = (
+    ("workers", 0),
+    ("batch_size", 1),
+    ("commit_every", 1),
+    ("max_pixels", 1),
+    ("pca_dim", 0),
+    ("rerank", 0),
+)
+
+
 @dataclass(frozen=True)
 class IndexOptions:
     """How to index. ``index_type`` (auto, exact, hnsw), and for hnsw ``pca_dim`` (0: none),
@@ -55,6 +69,18 @@ class IndexOptions:
     whiten: bool | None = None
     rerank: int | None = None
     ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, low in _OPTION_MINIMUMS:
+            value = getattr(self, name)
+            if value is not None and value < low:
+                fix = "0 (none) or more" if low == 0 else f"at least {low}"
+                raise InvalidInputError(f"IndexOptions.{name} must be {fix}, got {value!r}")
+        if self.index_type is not None and self.index_type not in INDEX_TYPES:
+            raise InvalidInputError(
+                f"IndexOptions.index_type: index type must be one of {', '.join(INDEX_TYPES)}, "
+                f"got {self.index_type!r}"
+            )
 
 
 @dataclass(frozen=True)

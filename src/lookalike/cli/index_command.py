@@ -152,19 +152,11 @@ def index(
     """
     from lookalike.engine import SearchEngine
 
-    if workers is not None and workers < 0:
-        fail(f"--workers must be 0 or more, got {workers}")
-    if batch_size < 1:
-        fail(f"--batch-size must be at least 1, got {batch_size}")
     root = check_folder(photos)  # before an index folder is created for nothing
     table = read_metadata_csv(metadata, root, key_column=metadata_key) if metadata else None
     spec = _embedder_spec(embedder, onnx_input_size, onnx_mean, onnx_std, onnx_output)
-    if commit_every < 1:
-        fail(f"--commit-every must be at least 1, got {commit_every}")
     if pca is not None and pca != 0 and pca < 2:
         fail(f"--pca must be 0 (none) or at least 2 dimensions, got {pca}")
-    if rerank is not None and rerank < 0:
-        fail(f"--rerank must be 0 (off) or more, got {rerank}")
     if whiten and pca == 0:
         fail("--whiten needs a PCA projection: drop --pca 0 or --whiten")
     options = IndexOptions(
