@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from lookalike.embedders.base import Embedder, EmbedderSpec
 from lookalike.embedders.model_folder import CONFIG_FILE
+from lookalike.embedders.pretrained import FEATURE_DIM, INT8, VARIANTS  # tables, no network
 from lookalike.errors import InvalidInputError
 
 N = TypeVar("N", int, float)
@@ -102,30 +103,31 @@ def _is_onnx_file(path: Path) -> bool:
 
 
 def _efficientnet_entries() -> tuple[EmbedderEntry, ...]:
-    sizes = {0: 224, 1: 240, 2: 260}
-    plain = tuple(
-        EmbedderEntry(
-            f"efficientnet-lite{v}",
-            f"EfficientNet-Lite{v}, ImageNet weights, {size} px, 1280-d",
-            _efficientnet,
-            aliases=(f"lite{v}",),
-            shown_as=f"lite{v}",
-            heavy=True,
+    plain, int8 = [], []
+    for variant in VARIANTS.values():
+        short = variant.name.removeprefix("efficientnet-")  # lite0
+        title = f"EfficientNet-{short.capitalize()}"
+        plain.append(
+            EmbedderEntry(
+                variant.name,
+                f"{title}, ImageNet weights, {variant.image_size} px, {FEATURE_DIM}-d",
+                _efficientnet,
+                aliases=(short,),
+                shown_as=short,
+                heavy=True,
+            )
         )
-        for v, size in sizes.items()
-    )
-    int8 = tuple(
-        EmbedderEntry(
-            f"efficientnet-lite{v}-int8",
-            f"EfficientNet-Lite{v} quantised to int8, ~1.25x faster on a CPU",
-            _efficientnet,
-            aliases=(f"lite{v}-int8",),
-            shown_as=f"lite{v}-int8",
-            heavy=True,
+        int8.append(
+            EmbedderEntry(
+                variant.name + INT8,
+                f"{title} quantised to int8, ~1.25x faster on a CPU",
+                _efficientnet,
+                aliases=(short + INT8,),
+                shown_as=short + INT8,
+                heavy=True,
+            )
         )
-        for v in sizes
-    )
-    return plain + int8
+    return (*plain, *int8)
 
 
 #: Every embedder, in the order help texts list them. The first is the default.
