@@ -8,9 +8,7 @@ Example:
     ...         print(match.rank, match.score, match.path)
 """
 
-__version__ = "0.1.0"
-
-from lookalike.embedders.base import EmbedderSpec, InputSpec
+from lookalike.embedders.base import EmbedderSpec
 from lookalike.engine import IndexInfo, SearchEngine
 from lookalike.errors import (
     EmbedderMismatchError,
@@ -26,7 +24,9 @@ from lookalike.errors import (
 )
 from lookalike.filters import NumericRange, SearchFilter
 from lookalike.indexing import IndexOptions, IndexProgress, IndexReport, SkippedFile
+from lookalike.input_spec import InputSpec
 from lookalike.matches import Match, SearchResult
+from lookalike.version import __version__
 
 __all__ = [
     "EmbedderMismatchError",

@@ -15,34 +15,16 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-import numpy as np
-import numpy.typing as npt
-
-from lookalike.embedders.base import InputSpec
-from lookalike.errors import ImageError
-from lookalike.imaging import DEFAULT_MAX_PIXELS, load_prepared
+from lookalike.imaging import DEFAULT_MAX_PIXELS, Decoded, decode_for_model
+from lookalike.input_spec import InputSpec
 from lookalike.sources import content_hash
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
-class Decoded:
-    """The outcome for one file: pixels, or the reason it was skipped."""
-
-    pixels: npt.NDArray[np.uint8] | None
-    error: str | None
-
-
 def decode_chunk(paths: Sequence[str], spec: InputSpec, max_pixels: int) -> list[Decoded]:
-    out = []
-    for path in paths:
-        try:
-            out.append(Decoded(load_prepared(path, spec, max_pixels=max_pixels), None))
-        except ImageError as exc:
-            out.append(Decoded(None, exc.reason))
-    return out
+    return [decode_for_model(path, spec, max_pixels=max_pixels) for path in paths]
 
 
 def hash_chunk(paths: Sequence[str]) -> list[str | None]:

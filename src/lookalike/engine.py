@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from lookalike import __version__
 from lookalike.catalog import ImageRecord
 from lookalike.collection import Collection, IndexInfo
 from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder, resolve_spec
@@ -32,6 +31,7 @@ from lookalike.metadata import MetadataTable
 from lookalike.query import CandidateSearch, MatchBuilder, Query, QueryPipeline
 from lookalike.query.reranking import default_rerankers
 from lookalike.store import METRICS, IndexStore, Manifest, check_is_index
+from lookalike.version import __version__
 from lookalike.writer import IndexWriter
 
 if TYPE_CHECKING:

@@ -15,11 +15,12 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.errors import InvalidInputError
+from lookalike.indexes.exact import ExactIndex
+from lookalike.indexes.hnsw import HnswIndex, HnswParams
 
 FloatArray = npt.NDArray[np.float32]
 IdArray = npt.NDArray[np.int64]
 
-_BLOCK = 2048
 _REDUCE_ABOVE = 20_000
 _REDUCED_DIM = 64
 
@@ -33,7 +34,7 @@ class DuplicateGroup:
 
 
 def neighbour_pairs(
-    vectors: FloatArray, *, k: int = 10, seed: int = 0
+    vectors: FloatArray, *, k: int = 10
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Row pairs (i < j) where j is among i's k nearest neighbours (or i among j's).
 
@@ -45,54 +46,27 @@ def neighbour_pairs(
     if n < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     kk = min(k, n - 1)
+    rows = np.arange(n, dtype=np.int64)
+    index: ExactIndex | HnswIndex
     if n <= _REDUCE_ABOVE:
-        neighbours = _exact_neighbours(vectors, kk)
+        index = ExactIndex(rows, vectors)
     else:
-        neighbours = _graph_neighbours(_project(vectors, seed=seed), kk)
-    a = np.repeat(np.arange(n), neighbours.shape[1])
-    b = neighbours.ravel().astype(np.int64)
+        index = HnswIndex.build(rows, vectors, metric="cosine", params=_graph_params(vectors, kk))
+    # One more than k: each row usually finds itself first, and is dropped below.
+    _, neighbours = index.search(vectors, kk + 1)
+    a = np.repeat(rows, neighbours.shape[1])
+    b = neighbours.ravel()
     valid = (b >= 0) & (a != b)
     low, high = np.minimum(a[valid], b[valid]), np.maximum(a[valid], b[valid])
     pairs = np.unique(low * n + high)
     return pairs // n, pairs % n
 
 
-def _exact_neighbours(vectors: FloatArray, k: int) -> npt.NDArray[np.int64]:
-    n = len(vectors)
-    out = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, _BLOCK):
-        sims = vectors[start : start + _BLOCK] @ vectors.T
-        rows = np.arange(len(sims))
-        sims[rows, rows + start] = -np.inf  # not your own neighbour
-        out[start : start + len(sims)] = np.argpartition(sims, n - k, axis=1)[:, n - k :]
-    return out
-
-
-def _graph_neighbours(space: FloatArray, k: int) -> npt.NDArray[np.int64]:
-    import hnswlib
-
-    graph = hnswlib.Index(space="ip", dim=space.shape[1])
-    graph.init_index(max_elements=len(space), ef_construction=40, M=12, random_seed=0)
-    graph.add_items(space, np.arange(len(space)))
-    graph.set_ef(max(2 * k, 40))
-    labels, _ = graph.knn_query(space, k=k + 1)
-    return np.asarray(labels, dtype=np.int64)
-
-
-def _project(vectors: FloatArray, *, seed: int) -> FloatArray:
-    """A 64-d PCA projection (fitted on a sample of up to 20,000 vectors), re-normalised."""
-    n, dim = vectors.shape
-    if dim <= _REDUCED_DIM:
-        return vectors
-    rng = np.random.default_rng(seed)
-    sample = vectors[rng.choice(n, size=min(n, 20_000), replace=False)].astype(np.float64)
-    mean = sample.mean(axis=0)
-    centred = sample - mean
-    _, eigenvectors = np.linalg.eigh(centred.T @ centred)
-    basis = eigenvectors[:, ::-1][:, :_REDUCED_DIM].astype(np.float32)
-    projected: FloatArray = (vectors - mean.astype(np.float32)) @ basis
-    projected /= np.maximum(np.linalg.norm(projected, axis=1, keepdims=True), 1e-12)
-    return projected
+def _graph_params(vectors: FloatArray, k: int) -> HnswParams:
+    """A light graph: candidates only need to contain the near-duplicates, whose pairs are
+    re-scored with the full vectors afterwards, so the graph itself re-scores nothing."""
+    pca = _REDUCED_DIM if vectors.shape[1] > _REDUCED_DIM else 0
+    return HnswParams(m=12, ef_construction=40, ef_search=max(2 * k, 40), pca_dim=pca, rerank=0)
 
 
 def group_duplicates(

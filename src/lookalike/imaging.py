@@ -3,7 +3,8 @@
 Every way an image file can go wrong ends in an ``ImageError`` naming the file and the reason:
 truncated or zero-byte files, files that are not images, decompression bombs. Large JPEGs are
 decoded at reduced scale (``Image.draft``), which costs nothing in quality for a 224-pixel input
-and saves most of the decoding time.
+and saves most of the decoding time. Pipelines that must not stop at one bad file (worker
+processes, Ray tasks, training sets) use :func:`decode_for_model`, which returns the reason.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lookalike.embedders.base import InputSpec
 from lookalike.errors import ImageError
+from lookalike.input_spec import InputSpec
 
 #: Refuse images with more pixels than this (a 150-megapixel photo is ~450 MB of RGB).
 DEFAULT_MAX_PIXELS = 150_000_000
@@ -170,3 +172,22 @@ def load_prepared(
     min_side = math.ceil(spec.size / spec.crop_fraction)
     image = open_image(source, min_side=min_side, max_pixels=max_pixels)
     return prepare(image, spec)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """The outcome for one file: pixels, or the reason it was skipped."""
+
+    pixels: npt.NDArray[np.uint8] | None
+    error: str | None
+
+
+def decode_for_model(
+    source: Path | str | bytes, spec: InputSpec, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Decoded:
+    """:func:`load_prepared` for batch pipelines: a file that cannot be used becomes a reason
+    (never empty) instead of an exception, so one bad file never stops a batch."""
+    try:
+        return Decoded(load_prepared(source, spec, max_pixels=max_pixels), None)
+    except ImageError as exc:
+        return Decoded(None, exc.reason or "cannot decode")

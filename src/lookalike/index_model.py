@@ -6,6 +6,7 @@ import threading
 
 from lookalike.embedders import create_embedder, resolve_spec
 from lookalike.embedders.base import Embedder, EmbedderSpec
+from lookalike.embedders.registry import entry_for
 from lookalike.errors import EmbedderMismatchError, InvalidInputError
 from lookalike.store import IndexStore
 
@@ -56,7 +57,7 @@ class IndexModel:
         wanted = resolve_spec(embedder)
         same_name = wanted.name == manifest.embedder.name
         # Model files (onnx, trained folders) are told apart by their path.
-        same_file = wanted.name not in ("onnx", "trained") or wanted.params.get(
+        same_file = entry_for(wanted.name) is not None or wanted.params.get(
             "path"
         ) == manifest.embedder.params.get("path")
         if not (same_name and same_file):

@@ -19,6 +19,7 @@ from lookalike.decoding import WorkerPool
 from lookalike.embedders.base import Embedder
 from lookalike.errors import InvalidInputError
 from lookalike.imaging import DEFAULT_MAX_PIXELS
+from lookalike.indexes.registry import resolve_index_type
 from lookalike.sources import ImageFile, scan_folder
 from lookalike.store import IndexStore
 
@@ -41,6 +42,17 @@ class SkippedFile:
     reason: str
 
 
+#: (field, smallest allowed value) of the numeric options; None always means "the default".
+_OPTION_MINIMUMS = (
+    ("workers", 0),
+    ("batch_size", 1),
+    ("commit_every", 1),
+    ("max_pixels", 1),
+    ("pca_dim", 0),
+    ("rerank", 0),
+)
+
+
 @dataclass(frozen=True)
 class IndexOptions:
     """How to index. ``index_type`` (auto, exact, hnsw), and for hnsw ``pca_dim`` (0: none),
@@ -56,6 +68,18 @@ class IndexOptions:
     whiten: bool | None = None
     rerank: int | None = None
     ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, low in _OPTION_MINIMUMS:
+            value = getattr(self, name)
+            if value is not None and value < low:
+                fix = "0 (none) or more" if low == 0 else f"at least {low}"
+                raise InvalidInputError(f"IndexOptions.{name} must be {fix}, got {value!r}")
+        if self.index_type is not None:
+            try:
+                resolve_index_type(self.index_type)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"IndexOptions.index_type: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from lookalike import __version__
 from lookalike.cli.console import EXIT_INTERRUPTED, EXIT_USER_ERROR, err, out
 from lookalike.cli.duplicates_command import duplicates
 from lookalike.cli.evaluate_command import evaluate
@@ -16,6 +15,7 @@ from lookalike.cli.manage import info, remove
 from lookalike.cli.search_command import search
 from lookalike.cli.serve_command import serve
 from lookalike.errors import LookalikeError
+from lookalike.version import __version__
 
 app = typer.Typer(
     help="lookalike: reverse image search. Index a folder of images, then find the most "

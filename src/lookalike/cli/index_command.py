@@ -11,6 +11,7 @@ from lookalike.cli.console import IndexDir, err, fail, out
 from lookalike.cli.progress import ProgressBar
 from lookalike.embedders import DEFAULT_EMBEDDER, resolve_spec
 from lookalike.embedders.base import EmbedderSpec
+from lookalike.embedders.registry import describe as describe_embedders
 from lookalike.indexing import IndexOptions, IndexReport
 from lookalike.metadata import read_metadata_csv
 from lookalike.sources import check_folder
@@ -51,9 +52,8 @@ def index(
     embedder: Annotated[
         str | None,
         typer.Option(
-            help=f"lite0, lite1, lite2 (EfficientNet-Lite, ImageNet weights; lite0-int8... for "
-            "the int8-quantised network, ~1.25x faster), a model.onnx file or a folder made by "
-            f"`lookalike train`. Fixed when the index is created. (default: {DEFAULT_EMBEDDER})",
+            help=f"{describe_embedders()}. Fixed when the index is created. "
+            f"(default: {DEFAULT_EMBEDDER})",
             show_default=False,
         ),
     ] = None,
@@ -152,19 +152,11 @@ def index(
     """
     from lookalike.engine import SearchEngine
 
-    if workers is not None and workers < 0:
-        fail(f"--workers must be 0 or more, got {workers}")
-    if batch_size < 1:
-        fail(f"--batch-size must be at least 1, got {batch_size}")
     root = check_folder(photos)  # before an index folder is created for nothing
     table = read_metadata_csv(metadata, root, key_column=metadata_key) if metadata else None
     spec = _embedder_spec(embedder, onnx_input_size, onnx_mean, onnx_std, onnx_output)
-    if commit_every < 1:
-        fail(f"--commit-every must be at least 1, got {commit_every}")
     if pca is not None and pca != 0 and pca < 2:
         fail(f"--pca must be 0 (none) or at least 2 dimensions, got {pca}")
-    if rerank is not None and rerank < 0:
-        fail(f"--rerank must be 0 (off) or more, got {rerank}")
     if whiten and pca == 0:
         fail("--whiten needs a PCA projection: drop --pca 0 or --whiten")
     options = IndexOptions(

@@ -31,14 +31,14 @@ import numpy.typing as npt
 
 from lookalike import durable
 from lookalike.embedders import create_embedder
-from lookalike.embedders.base import EmbedderSpec, InputSpec
+from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import (
-    ImageError,
     IndexFormatError,
     InvalidInputError,
     ModelError,
 )
-from lookalike.imaging import DEFAULT_MAX_PIXELS, load_prepared
+from lookalike.imaging import DEFAULT_MAX_PIXELS, decode_for_model
+from lookalike.input_spec import InputSpec
 
 if TYPE_CHECKING:
     import ray.data
@@ -267,11 +267,10 @@ class Decoder:
         pixels = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
         errors: list[str] = []
         for i, path in enumerate(paths):
-            try:
-                pixels[i] = load_prepared(str(path), self.spec, max_pixels=self.max_pixels)
-                errors.append("")
-            except ImageError as exc:
-                errors.append(exc.reason or "cannot decode")
+            decoded = decode_for_model(str(path), self.spec, max_pixels=self.max_pixels)
+            if decoded.pixels is not None:
+                pixels[i] = decoded.pixels
+            errors.append(decoded.error or "")
         return {"row": batch["row"], "pixels": pixels, "error": np.asarray(errors, dtype=np.str_)}
 
 

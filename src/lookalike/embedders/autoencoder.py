@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.embedders.base import InputSpec
 from lookalike.embedders.model_folder import CONFIG_FILE, config_int, read_config
 from lookalike.embedders.onnx import OnnxModel
 from lookalike.errors import ModelError
+from lookalike.input_spec import InputSpec
 
 ENCODER_FILE = "encoder.onnx"
 

@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from lookalike import __version__
-from lookalike.embedders.base import InputSpec
 from lookalike.embedders.model_folder import (
     CONFIG_FILE,
     config_int,
@@ -25,6 +23,8 @@ from lookalike.embedders.model_folder import (
     write_model_folder,
 )
 from lookalike.errors import InvalidInputError, ModelError
+from lookalike.input_spec import InputSpec
+from lookalike.version import __version__
 
 _BITS = 256
 _PATCH = 31

@@ -8,8 +8,9 @@ import hashlib
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.embedders.base import EmbedderSpec, InputSpec, check_batch, l2_normalise
+from lookalike.embedders.base import EmbedderSpec, check_batch, l2_normalise
 from lookalike.errors import InvalidInputError
+from lookalike.input_spec import InputSpec
 
 _RECIPE = "classical-1"
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.embedders.base import InputSpec
 from lookalike.embedders.model_folder import CONFIG_FILE, config_int, load_arrays, read_config
 from lookalike.embedders.pretrained import FEATURE_DIM, VARIANTS, EfficientNetLite
 from lookalike.errors import ModelError
+from lookalike.input_spec import InputSpec
 
 
 def head_shapes(base_dim: int, hidden: Sequence[int], dim: int) -> dict[str, tuple[int, ...]]:

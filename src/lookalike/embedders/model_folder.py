@@ -18,13 +18,13 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike import durable
+from lookalike.embedders.trained_kinds import TRAINED_KINDS
 from lookalike.errors import InvalidInputError, ModelError
 
 CONFIG_FILE = "lookalike-model.json"
 WEIGHTS_FILE = "weights.safetensors"
 #: The newest model format this version reads.
 FORMAT_VERSION = 1
-KINDS = ("autoencoder", "triplet", "bovw")
 #: Files that describe a model but never change what it computes (left out of the digest).
 _NOT_DIGESTED = frozenset({"reconstructions.png"})
 
@@ -44,8 +44,8 @@ def read_config(folder: Path, *, kind: str | None = None) -> dict[str, Any]:
     path = folder / CONFIG_FILE
     if not path.is_file():
         raise ModelError(
-            f"{path}: not found; a model folder is made by `lookalike train autoencoder|triplet|"
-            "bovw ... --out FOLDER`"
+            f"{path}: not found; a model folder is made by `lookalike train "
+            f"{'|'.join(TRAINED_KINDS)} ... --out FOLDER`"
         )
     try:
         config = json.loads(path.read_text())
@@ -54,8 +54,9 @@ def read_config(folder: Path, *, kind: str | None = None) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ModelError(f"{path}: model config must be a JSON object; train the model again")
     found = config.get("kind")
-    if found not in KINDS:
-        raise ModelError(f"{path}: field 'kind' must be one of {', '.join(KINDS)}, got {found!r}")
+    if found not in TRAINED_KINDS:
+        kinds = ", ".join(TRAINED_KINDS)
+        raise ModelError(f"{path}: field 'kind' must be one of {kinds}, got {found!r}")
     if kind is not None and found != kind:
         raise ModelError(f"{path}: holds a {found} model, not a {kind} model")
     version = config.get("format_version")

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.embedders.base import EmbedderSpec, InputSpec, check_batch, l2_normalise
+from lookalike.embedders.base import EmbedderSpec, check_batch, l2_normalise
 from lookalike.errors import InvalidInputError, ModelError
+from lookalike.input_spec import InputSpec
 from lookalike.sources import file_digest
 
 

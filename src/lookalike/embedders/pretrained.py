@@ -20,9 +20,10 @@ import numpy.typing as npt
 
 from lookalike import durable
 from lookalike.cache import cache_dir
-from lookalike.embedders.base import EmbedderSpec, InputSpec, check_batch
+from lookalike.embedders.base import EmbedderSpec, check_batch
 from lookalike.embedders.onnx import OnnxModel, make_session
 from lookalike.errors import InvalidInputError, ModelError
+from lookalike.input_spec import InputSpec
 from lookalike.sources import file_digest
 
 #: Bump when the exported graph changes, so old cached exports are not reused.

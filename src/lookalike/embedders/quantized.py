@@ -30,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike import durable
-from lookalike.embedders.base import InputSpec
 from lookalike.errors import ModelError
+from lookalike.input_spec import InputSpec
 
 #: Bump when the quantisation changes, so old cached int8 models are not reused.
 QUANT_RECIPE = 2

@@ -1,29 +1,19 @@
 """Models trained by ``lookalike train`` as embedders: a model folder is read, its kind picks
-the code that computes features, and the folder's digest identifies it in index manifests."""
+the code that computes features (through the table in :mod:`lookalike.embedders.trained_kinds`),
+and the folder's digest identifies it in index manifests."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.embedders.base import Embedder, EmbedderSpec, InputSpec, check_batch, l2_normalise
+from lookalike.embedders.base import Embedder, EmbedderSpec, check_batch, l2_normalise
 from lookalike.embedders.model_folder import folder_digest, read_config
+from lookalike.embedders.trained_kinds import TRAINED_KINDS, FeatureModel
 from lookalike.errors import ModelError
-
-
-class FeatureModel(Protocol):
-    """What each kind of trained model provides."""
-
-    @property
-    def input_spec(self) -> InputSpec: ...
-
-    @property
-    def dim(self) -> int: ...
-
-    def features(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]: ...
+from lookalike.input_spec import InputSpec
 
 
 class TrainedEmbedder:
@@ -63,18 +53,5 @@ def load_trained_embedder(path: Path, *, threads: int | None = None) -> Embedder
         raise ModelError(
             f"{folder}: model folder not found; it is made by `lookalike train ... --out FOLDER`"
         )
-    kind = str(read_config(folder)["kind"])
-    model: FeatureModel
-    if kind == "autoencoder":
-        from lookalike.embedders.autoencoder import AutoencoderEncoder
-
-        model = AutoencoderEncoder(folder, threads=threads)
-    elif kind == "triplet":
-        from lookalike.embedders.metric import ProjectionHead
-
-        model = ProjectionHead(folder, threads=threads)
-    else:
-        from lookalike.embedders.bovw import BagOfVisualWords
-
-        model = BagOfVisualWords.load(folder)
-    return TrainedEmbedder(folder, kind, model)
+    kind = str(read_config(folder)["kind"])  # checked against TRAINED_KINDS
+    return TrainedEmbedder(folder, kind, TRAINED_KINDS[kind].load(folder, threads))

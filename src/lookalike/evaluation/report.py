@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lookalike import __version__
 from lookalike.evaluation import plots
 from lookalike.evaluation.datasets import Dataset
 from lookalike.evaluation.runner import EmbedderEvaluation, slug
+from lookalike.version import __version__
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from lookalike.embedders import resolve_spec
 from lookalike.embedders.base import EmbedderSpec
+from lookalike.embedders.registry import baseline_names
 from lookalike.engine import SearchEngine
 from lookalike.errors import InvalidInputError
 from lookalike.evaluation import metrics
@@ -23,7 +24,7 @@ from lookalike.indexes.exact import ExactIndex
 from lookalike.indexes.hnsw import Projection
 from lookalike.indexing import IndexOptions
 
-BASELINES = ("pixels", "colour-histogram")
+BASELINES = baseline_names()
 _BLOCK = 256
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lookalike import __version__
 from lookalike.embedders.autoencoder import ENCODER_FILE
 from lookalike.embedders.model_folder import config_int, load_arrays, read_config
 from lookalike.embedders.model_folder import write_model_folder as write_folder
@@ -25,6 +24,7 @@ from lookalike.errors import InvalidInputError, ModelError
 from lookalike.training.progress import TrainingCallback, TrainingProgress, silent
 from lookalike.training.threads import torch_threads
 from lookalike.training.validation import split_indices
+from lookalike.version import __version__
 
 PREVIEW_FILE = "reconstructions.png"
 _SIZES = (16, 32, 64, 128, 256)

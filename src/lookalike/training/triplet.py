@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lookalike import __version__
 from lookalike.embedders.metric import apply_head, head_shapes
 from lookalike.embedders.model_folder import require, write_model_folder
 from lookalike.errors import InvalidInputError, ModelError
 from lookalike.training.progress import TrainingCallback, TrainingProgress, silent
 from lookalike.training.threads import torch_threads
 from lookalike.training.validation import mean_average_precision
+from lookalike.version import __version__
 
 MINING = ("semihard", "hard", "all")
 

@@ -14,7 +14,6 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lookalike import __version__
 from lookalike.errors import (
     EmbedderMismatchError,
     ImageError,
@@ -23,6 +22,7 @@ from lookalike.errors import (
     LookalikeError,
     UnknownImageError,
 )
+from lookalike.version import __version__
 from lookalike.web.api import ReadOnlyError, UploadTooLargeError, router
 from lookalike.web.service import SearchService
 from lookalike.web.settings import ServeSettings

@@ -23,9 +23,23 @@ class ServeSettings:
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1024:
             raise InvalidInputError(
-                f"max upload size must be at least 1 KiB, got {self.max_upload_bytes} bytes"
+                "ServeSettings.max_upload_bytes: max upload size must be at least 1 KiB, "
+                f"got {self.max_upload_bytes} bytes"
             )
+        if self.max_k < 1:
+            raise InvalidInputError(f"ServeSettings.max_k must be at least 1, got {self.max_k}")
         if not 1 <= self.default_k <= self.max_k:
             raise InvalidInputError(
-                f"default k must be between 1 and max k ({self.max_k}), got {self.default_k}"
+                f"ServeSettings.default_k: default k must be between 1 and max k ({self.max_k}), "
+                f"got {self.default_k}"
+            )
+        sizes = self.thumbnail_sizes
+        if not sizes or any(not 1 <= size <= 4096 for size in sizes):
+            raise InvalidInputError(
+                "ServeSettings.thumbnail_sizes must be one or more sizes of 1..4096 pixels, "
+                f"got {self.thumbnail_sizes}"
+            )
+        if self.threads is not None and self.threads < 1:
+            raise InvalidInputError(
+                f"ServeSettings.threads must be at least 1 (None: every core), got {self.threads}"
             )
