@@ -12,6 +12,7 @@ from lookalike.cli.progress import ProgressBar
 from lookalike.embedders import DEFAULT_EMBEDDER, resolve_spec
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.embedders.registry import describe as describe_embedders
+from lookalike.indexes.registry import INDEX_TYPES
 from lookalike.indexing import IndexOptions, IndexReport
 from lookalike.metadata import read_metadata_csv
 from lookalike.sources import check_folder
@@ -86,9 +87,9 @@ def index(
     index_type: Annotated[
         str | None,
         typer.Option(
-            help="Search structure: exact, hnsw (approximate; its recall@10 against exact "
-            "search is measured after each build and shown by `lookalike info`), or auto "
-            "(exact below 100,000 images, hnsw from there). (default: auto for a new index)",
+            help="Search structure: "
+            + "; ".join(f"{t.name} ({t.summary})" for t in INDEX_TYPES.values())
+            + ". `lookalike info` shows a graph's recall@10. (default: auto for a new index)",
             show_default=False,
         ),
     ] = None,
