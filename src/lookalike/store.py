@@ -375,6 +375,19 @@ class IndexStore:
             return f"holds {len(data)} rows, the catalog says {segment.rows}"
         return segment_problem(path, segment, data)
 
+    def release_segments(self, segment_ids: set[int]) -> set[int]:
+        """Drop the given segments from the catalog where no image refers to them any more
+        (their files go with the next garbage collection); returns those still referred to."""
+        self._require_writable()
+        if not segment_ids:
+            return set()
+        used = {r.segment for r in self.catalog.in_segments(segment_ids)}
+        if segment_ids - used:
+            with self.catalog.transaction():
+                self.catalog.drop_segments(segment_ids - used)
+            self.collect_garbage()
+        return used
+
     def needs_compaction(self) -> bool:
         files = self.catalog.segments()
         written = sum(rows for _, rows in files.values())

@@ -15,6 +15,7 @@ from lookalike.cli.index_command import index
 from lookalike.cli.manage import info, remove
 from lookalike.cli.search_command import search
 from lookalike.cli.serve_command import serve
+from lookalike.cli.verify_command import verify
 from lookalike.errors import LookalikeError
 
 app = typer.Typer(
@@ -42,7 +43,7 @@ def main_options(
     """lookalike: reverse image search."""
 
 
-for command in (index, search, info, remove, evaluate, duplicates, serve):
+for command in (index, search, info, remove, verify, evaluate, duplicates, serve):
     app.command()(command)
 
 
