@@ -446,10 +446,20 @@ def _read_only_uri(path: Path) -> str:
     return uri
 
 
+def _disk_full(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has (almost) no space left."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < (1 << 20)
+
+
 def _translate(exc: sqlite3.DatabaseError, path: Path) -> Exception:
     """The typed error for an SQLite error about the catalog file (others pass unchanged)."""
     name = getattr(exc, "sqlite_errorname", "")
-    if name == "SQLITE_FULL" or "disk is full" in str(exc):
+    # A full disk shows as SQLITE_FULL, or as an I/O error when the -shm file cannot grow.
+    if name == "SQLITE_FULL" or (name.startswith("SQLITE_IOERR") and _disk_full(path.parent)):
         return DiskFullError(
             f"{path.parent}: disk full while writing the catalog; free space and re-run; "
             "nothing committed is lost"
