@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,25 +89,28 @@ def test_search_info_and_verify_work_on_a_read_only_mount(
 def test_a_read_only_mount_with_an_unfinished_write_ahead_log_is_read(
     small_photos: Path, tmp_path: Path
 ) -> None:
-    """A writer that never closed its catalog leaves commits in the -wal file: readers on a
-    read-only mount must see them (SQLite's immutable mode would silently miss them)."""
+    """A writer killed before it closed its catalog leaves commits in the -wal file: readers
+    on a read-only mount must see them (SQLite's immutable mode would silently miss them)."""
     with tmpfs(tmp_path / "disk", "20m") as disk:
         index = disk / "photos.idx"
-        engine = SearchEngine.create(index, embedder="pixels")
-        engine.index_folder(small_photos)
-        # Keep a second connection open while the writer closes: the log is not checkpointed.
-        holder = sqlite3.connect(index / "catalog.sqlite")
-        holder.execute("SELECT COUNT(*) FROM images").fetchall()
-        engine.close()
+        with SearchEngine.create(index, embedder="pixels") as engine:
+            engine.index_folder(small_photos)
+        crash = (
+            "import os, sys, numpy as np\n"
+            "from lookalike import SearchEngine\n"
+            "engine = SearchEngine.open(sys.argv[1], writable=True)\n"
+            "engine.add_vectors(['late'], np.ones((1, engine.manifest.dim), np.float32))\n"
+            "os._exit(0)  # no close: the commit stays in the write-ahead log\n"
+        )
+        subprocess.run([sys.executable, "-c", crash, str(index)], check=True, timeout=120)
         wal = index / "catalog.sqlite-wal"
         assert wal.is_file() and wal.stat().st_size > 0
         _remount(disk, "ro")
         try:
             info = run_cli("info", "--index", index, "--json")
             assert info.returncode == 0, info.stderr
-            assert json.loads(info.stdout)["count"] == 6
+            assert json.loads(info.stdout)["count"] == 7
         finally:
-            holder.close()
             _remount(disk, "rw")
 
 
