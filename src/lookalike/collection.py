@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.catalog import ImageRecord
-from lookalike.errors import InvalidInputError, UnknownImageError
+from lookalike.errors import DamagedGraphError, InvalidInputError, UnknownImageError
 from lookalike.grouping import group_duplicates
 from lookalike.indexes.exact import ExactIndex
 from lookalike.indexes.graph_folder import GraphFolder
@@ -142,7 +142,10 @@ class Collection:
 
     def info(self, *, search_index: str) -> IndexInfo:
         manifest = self._store.manifest
-        graph = self._graphs.saved()
+        try:
+            graph = self._graphs.saved()
+        except DamagedGraphError:
+            graph = None  # `lookalike verify` names the damage; info still describes the rest
         return IndexInfo(
             directory=str(self._store.directory),
             count=self.count(),

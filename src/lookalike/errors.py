@@ -48,3 +48,34 @@ class EmbedderMismatchError(IndexDirectoryError):
 
 class ModelError(LookalikeError):
     """A model file is missing, damaged, or does not match its recorded digest."""
+
+
+class DamagedIndexError(IndexFormatError):
+    """A file of the index does not hold what was committed (checksum, size or shape differ)."""
+
+
+class DamagedSegmentError(DamagedIndexError):
+    """A vector segment is missing, truncated or altered since it was committed. ``missing``:
+    the file is gone (a reader racing a compaction sees that too, and reads again)."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class DamagedGraphError(DamagedIndexError):
+    """The HNSW graph (derived data) is damaged: exact search still works, and the next
+    `lookalike index` rebuilds the graph."""
+
+
+class ReadOnlyIndexError(IndexDirectoryError):
+    """A change was asked of an index whose directory cannot be written."""
+
+
+class DiskFullError(IndexDirectoryError):
+    """The disk holding the index filled up during a write."""
+
+
+class DamagedIndexWarning(UserWarning):
+    """Part of an index is damaged but the library worked around it (e.g. a damaged graph:
+    searched exactly instead). `lookalike verify --repair` fixes the cause."""

@@ -108,6 +108,8 @@ class _Plan:
     to_embed: list[tuple[ImageFile, ImageRecord | None, str]] = field(default_factory=list)
     missing: dict[str, ImageRecord] = field(default_factory=dict)
     skipped: list[SkippedFile] = field(default_factory=list)
+    #: Segments whose file is missing or damaged: their images count as changed.
+    broken: set[int] = field(default_factory=set)
 
 
 def sync_folder(
@@ -160,11 +162,16 @@ def _sync(
     """Bring ``known`` (records) in line with ``files``: records without a file are dropped."""
     notify = progress or (lambda event: None)
     notify(IndexProgress("scan", len(files), len(files)))
-    plan = _Plan(missing={p: r for p, r in known.items()})
+    plan = _Plan(missing={p: r for p, r in known.items()}, broken=set(store.damaged_segments()))
     changed: list[tuple[ImageFile, ImageRecord | None]] = []
     for f in files:
         record = plan.missing.pop(f.path, None)
-        if record is not None and record.size == f.size and record.mtime_ns == f.mtime_ns:
+        if (
+            record is not None
+            and record.size == f.size
+            and record.mtime_ns == f.mtime_ns
+            and record.segment not in plan.broken
+        ):
             plan.unchanged += 1
         else:
             changed.append((f, record))
@@ -179,7 +186,8 @@ def _sync(
         _resolve_without_embedding(store, plan, changed, hashes)
         embedded, replaced_failed = _embed_and_commit(store, embedder, plan, pool, options, notify)
 
-    if store.needs_compaction():
+    still_broken = store.release_segments(plan.broken)
+    if store.needs_compaction() and not still_broken:
         notify(IndexProgress("compact", 0, 1))
         store.compact()
         notify(IndexProgress("compact", 1, 1))
@@ -210,13 +218,17 @@ def _resolve_without_embedding(
             if digest is None:
                 plan.skipped.append(SkippedFile(f.path, "cannot read file"))
                 continue
-            if record is not None and record.hash == digest:
+            if record is not None and record.hash == digest and record.segment not in plan.broken:
                 catalog.move(
                     record.id, path=f.path, size=f.size, mtime_ns=f.mtime_ns, label=f.label
                 )
                 plan.unchanged += 1
                 continue
-            twins = catalog.by_hash(digest) if record is None else []
+            twins = [
+                t
+                for t in (catalog.by_hash(digest) if record is None else [])
+                if t.segment not in plan.broken
+            ]
             moved = next((t for t in twins if t.path in plan.missing), None)
             if moved is None:
                 moved = next((t for t in twins if not Path(t.path).exists()), None)
@@ -358,3 +370,46 @@ def _embed_and_commit(
     commit()
     notify(IndexProgress("embed", total, total))
     return embedded, dropped_total
+
+
+def reembed(
+    store: IndexStore,
+    embedder: Callable[[], Embedder],
+    records: list[ImageRecord],
+    *,
+    options: IndexOptions,
+    progress: ProgressCallback | None = None,
+) -> IndexReport:
+    """Embed these indexed images again from their files (their vectors are lost or damaged),
+    keeping their paths, labels and metadata. Images whose file is gone or unreadable are
+    removed: their vectors cannot be recovered (``removed`` counts them)."""
+    started = time.perf_counter()
+    notify = progress or (lambda event: None)
+    plan = _Plan()
+    with WorkerPool(options.workers) as pool:
+        hashes = list(pool.hash(r.path for r in records))
+        notify(IndexProgress("hash", len(hashes), len(records)))
+        for record, digest in zip(records, hashes, strict=True):
+            try:
+                stat = Path(record.path).stat() if digest is not None else None
+            except OSError:
+                stat = None
+            if stat is None or digest is None:
+                plan.missing[record.path] = record
+                plan.skipped.append(SkippedFile(record.path, "file gone or unreadable"))
+                continue
+            found = ImageFile(record.path, stat.st_size, stat.st_mtime_ns, record.label)
+            plan.to_embed.append((found, record, digest))
+        with store.catalog.transaction():
+            store.catalog.delete(r.id for r in plan.missing.values())
+        embedded, failed = _embed_and_commit(store, embedder, plan, pool, options, notify)
+    return IndexReport(
+        added=0,
+        updated=embedded,
+        renamed=0,
+        unchanged=0,
+        removed=len(plan.missing) + failed,
+        skipped=tuple(plan.skipped),
+        embedded=embedded,
+        seconds=time.perf_counter() - started,
+    )

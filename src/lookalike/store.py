@@ -10,12 +10,14 @@ does not refer to, and temporaries of interrupted writes, are deleted by the nex
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import mmap
+import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,13 +27,17 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike import durable
-from lookalike.catalog import Catalog, ImageEntry
+from lookalike.catalog import Catalog, ImageEntry, SegmentRecord
+from lookalike.checksums import ChecksumWriter, file_checksum, is_known
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import (
+    DamagedSegmentError,
+    DiskFullError,
     IndexFormatError,
     IndexLockedError,
     InvalidInputError,
     NotAnIndexError,
+    ReadOnlyIndexError,
 )
 from lookalike.layout import IndexLayout
 from lookalike.vector_table import VectorTable
@@ -134,8 +140,10 @@ class IndexStore:
         self.manifest = manifest
         self.writable = writable
         self._lock: IO[bytes] | None = _take_lock(self.layout) if writable else None
+        #: Segment files whose checksum this process has checked (segments never change).
+        self._checked: set[str] = set()
         try:
-            self.catalog = Catalog(self.layout.catalog)
+            self.catalog = Catalog(self.layout.catalog, read_only=not writable)
         except BaseException:
             self._release()
             raise
@@ -150,7 +158,8 @@ class IndexStore:
     def create(cls, directory: Path, manifest: Manifest) -> IndexStore:
         if directory.exists() and not directory.is_dir():
             raise InvalidInputError(f"{directory}: exists and is a file; choose another --index")
-        directory.mkdir(parents=True, exist_ok=True)
+        with writing(directory):
+            directory.mkdir(parents=True, exist_ok=True)
         layout = IndexLayout(directory)
         if layout.manifest.exists():
             raise InvalidInputError(f"{directory}: an index already exists there")
@@ -205,17 +214,32 @@ class IndexStore:
     # -- vectors ---------------------------------------------------------------------------------
 
     def write_segment(self, vectors: npt.NDArray[np.float32]) -> str:
-        """Write vectors to a new segment file and return its name (not yet committed)."""
+        """Write vectors to a new segment file and return its name (not yet committed). Its
+        checksum is handed to the catalog, which records it when the segment is registered.
+        Vectors that are not all finite (NaN, infinity) are refused: they would score nonsense
+        against every query."""
         self._require_writable()
         if vectors.ndim != 2 or vectors.shape[1] != self.manifest.dim:
             raise InvalidInputError(
                 f"vectors must have shape (n, {self.manifest.dim}), got {vectors.shape}"
             )
-        name = f"seg-{uuid.uuid4().hex}.npy"
         block = np.ascontiguousarray(vectors, dtype=np.float32)
-        durable.write_with(
-            self.layout.segment(name), lambda fh: np.save(fh, block, allow_pickle=False)
-        )
+        bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+        if len(bad):
+            raise InvalidInputError(
+                f"{len(bad)} of {len(block)} vectors hold NaN or infinite values (first at row "
+                f"{int(bad[0])}); nothing was committed: fix the embedder or the vectors passed"
+            )
+        name = f"seg-{uuid.uuid4().hex}.npy"
+        writer: list[ChecksumWriter] = []
+
+        def save(fh: IO[bytes]) -> None:
+            writer.append(ChecksumWriter(fh))
+            np.save(writer[0], block, allow_pickle=False)
+
+        with writing(self.directory):
+            durable.write_with(self.layout.segment(name), save)
+        self.catalog.expect_checksum(name, writer[0].checksum)
         return name
 
     def append(self, vectors: npt.NDArray[np.float32], entries: Sequence[ImageEntry]) -> list[int]:
@@ -241,17 +265,8 @@ class IndexStore:
 
     def load_vectors(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """(ids, vectors) of every committed image, ordered by id."""
-        for attempt in range(5):
-            try:
-                return self._load_vectors_once()
-            except FileNotFoundError as exc:
-                # A writer compacted and deleted a segment between our two reads: read again.
-                if attempt == 4:
-                    raise IndexFormatError(
-                        f"{exc.filename}: vector segment missing; the index is damaged "
-                        "(rebuild it with `lookalike index`)"
-                    ) from exc
-        raise AssertionError("unreachable")
+        table = self.vector_table()
+        return table.ids, table.take(table.ids)
 
     def vectors_for(self, ids: list[int]) -> npt.NDArray[np.float32]:
         """The vectors of the given image ids, in that order (ids must be indexed)."""
@@ -259,17 +274,32 @@ class IndexStore:
 
     def vector_table(self, *, populate: bool = False) -> VectorTable:
         """Id -> vector over the committed segments, memory-mapped (``populate``: every page
-        mapped at once, for many random reads)."""
-        ids, segments, rows = self.catalog.locations()
-        files = self.catalog.segments()
-        used = np.unique(segments)  # sorted: a segment's slot is its position here
-        if not len(used):
-            return VectorTable.of(ids, np.empty((0, self.manifest.dim), dtype=np.float32))
-        parts = [
-            self._open_segment(files[int(segment)][0], populate=populate)
-            for segment in used.tolist()
-        ]
-        return VectorTable(ids, np.searchsorted(used, segments), rows, parts)
+        mapped at once, for many random reads). Locations and segment list come from one
+        catalog snapshot; a segment file a writer deleted after that snapshot (compaction)
+        means a newer state exists, which is read instead."""
+        for attempt in range(8):
+            where = self.catalog.vector_locations()
+            used = np.unique(where.segments)  # sorted: a segment's slot is its position here
+            if not len(used):
+                return VectorTable.of(where.ids, np.empty((0, self.manifest.dim), dtype=np.float32))
+            try:
+                missing = [int(s) for s in used.tolist() if int(s) not in where.files]
+                if missing:
+                    raise IndexFormatError(
+                        f"{self.layout.catalog}: images refer to segment ids {missing[:5]} "
+                        "that the catalog does not list; the index is damaged (run "
+                        f"`lookalike verify --index {self.directory} --repair`)"
+                    )
+                parts = [
+                    self._open_segment(where.files[int(s)], populate=populate)
+                    for s in used.tolist()
+                ]
+            except DamagedSegmentError as exc:
+                if attempt < 7 and exc.missing and self.catalog.generation() != where.generation:
+                    continue
+                raise
+            return VectorTable(where.ids, np.searchsorted(used, where.segments), where.rows, parts)
+        raise AssertionError("unreachable")
 
     def set_index_type(self, index_type: str) -> None:
         """Record another index type in the manifest (the vectors do not change)."""
@@ -277,28 +307,86 @@ class IndexStore:
         self.manifest = replace(self.manifest, index_type=index_type)
         self._write_manifest(self.layout, self.manifest)
 
-    def _load_vectors_once(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        table = self.vector_table()
-        return table.ids, table.take(table.ids)
-
-    def _open_segment(self, name: str, *, populate: bool = False) -> npt.NDArray[np.float32]:
+    def _open_segment(
+        self, segment: SegmentRecord, *, populate: bool = False
+    ) -> npt.NDArray[np.float32]:
         """A segment's vectors, memory-mapped read-only. ``populate`` maps every page up front
         (Linux MAP_POPULATE): one bulk step instead of a page fault on each first touch, which
-        is what random reads by id (re-scoring ANN candidates) would otherwise pay."""
-        path = self.layout.segment(name)
+        is what random reads by id (re-scoring ANN candidates) would otherwise pay.
+
+        The first time this process maps a segment, its checksum is checked (0.22 s for
+        100,000 x 1280 vectors, about what reading them costs), so flipped bits never reach a
+        score; segments written before checksums existed are checked for finite values."""
+        path = self.layout.segment(segment.file)
         try:
             if populate and hasattr(mmap, "MAP_POPULATE"):
                 data = _map_npy(path)
             else:
                 data = np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise IndexFormatError(f"{path}: damaged vector segment ({exc})") from exc
+        except FileNotFoundError as exc:
+            raise DamagedSegmentError(
+                f"{path}: vector segment missing; {self._repair_hint}", missing=True
+            ) from exc
+        except (ValueError, OSError, EOFError) as exc:
+            raise DamagedSegmentError(
+                f"{path}: damaged vector segment ({exc}); {self._repair_hint}"
+            ) from exc
         if data.ndim != 2 or data.shape[1] != self.manifest.dim or data.dtype != np.float32:
-            raise IndexFormatError(
+            raise DamagedSegmentError(
                 f"{path}: segment holds {data.dtype} {data.shape}, expected float32 (n, "
-                f"{self.manifest.dim}); the index is damaged"
+                f"{self.manifest.dim}); {self._repair_hint}"
             )
+        if segment.file not in self._checked:
+            problem = segment_problem(path, segment, data)
+            if problem:
+                raise DamagedSegmentError(f"{path}: {problem}; {self._repair_hint}")
+            self._checked.add(segment.file)
         return cast(npt.NDArray[np.float32], data)
+
+    @property
+    def _repair_hint(self) -> str:
+        return (
+            f"the index is damaged: run `lookalike verify --index {self.directory} --repair` "
+            "(re-embeds what it can), or `lookalike index` on the photo folder"
+        )
+
+    def damaged_segments(self) -> dict[int, str]:
+        """Segment id -> what is wrong with its file (missing, unreadable, wrong shape, rows
+        or checksum), for every committed segment whose file cannot be trusted."""
+        found: dict[int, str] = {}
+        for segment in self.catalog.segment_records().values():
+            problem = self.segment_file_problem(segment)
+            if problem:
+                found[segment.id] = problem
+        return found
+
+    def segment_file_problem(self, segment: SegmentRecord) -> str | None:
+        """What is wrong with a committed segment's file, or None when it is sound."""
+        path = self.layout.segment(segment.file)
+        try:
+            data = np.load(path, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            return "file missing"
+        except (ValueError, OSError, EOFError) as exc:
+            return f"unreadable ({exc})"
+        if data.ndim != 2 or data.shape[1] != self.manifest.dim or data.dtype != np.float32:
+            return f"holds {data.dtype} {data.shape}, expected float32 (n, {self.manifest.dim})"
+        if len(data) != segment.rows:
+            return f"holds {len(data)} rows, the catalog says {segment.rows}"
+        return segment_problem(path, segment, data)
+
+    def release_segments(self, segment_ids: set[int]) -> set[int]:
+        """Drop the given segments from the catalog where no image refers to them any more
+        (their files go with the next garbage collection); returns those still referred to."""
+        self._require_writable()
+        if not segment_ids:
+            return set()
+        used = {r.segment for r in self.catalog.in_segments(segment_ids)}
+        if segment_ids - used:
+            with self.catalog.transaction():
+                self.catalog.drop_segments(segment_ids - used)
+            self.collect_garbage()
+        return used
 
     def needs_compaction(self) -> bool:
         files = self.catalog.segments()
@@ -346,9 +434,46 @@ class IndexStore:
             raise InvalidInputError(f"{self.directory}: index was opened read-only")
 
 
+def segment_problem(path: Path, segment: SegmentRecord, data: npt.NDArray[Any]) -> str | None:
+    """What the checksum (or, for a segment without one, a finiteness check) finds wrong with
+    a segment's contents, or None."""
+    if segment.checksum is not None and is_known(segment.checksum):
+        found = file_checksum(path)
+        if found != segment.checksum:
+            return f"checksum {found} differs from the {segment.checksum} recorded at commit"
+        return None
+    for start in range(0, len(data), 65_536):
+        if not np.isfinite(data[start : start + 65_536]).all():
+            return "holds NaN or infinite values"
+    return None
+
+
+@contextlib.contextmanager
+def writing(directory: Path) -> Iterator[None]:
+    """File-system errors of a write into the index become typed errors naming the directory:
+    a full disk, a read-only directory."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(
+                f"{directory}: disk full while writing the index; free space and re-run; "
+                "nothing committed is lost"
+            ) from exc
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and not os.access(
+            directory if directory.exists() else directory.parent, os.W_OK
+        ):
+            raise ReadOnlyIndexError(
+                f"{directory}: the index directory is read-only (a read-only mount or "
+                "volume?); search, info and verify work there, changes need a writable copy"
+            ) from exc
+        raise
+
+
 def _take_lock(layout: IndexLayout) -> IO[bytes]:
     directory = layout.directory
-    handle = layout.lock.open("ab")
+    with writing(directory):
+        handle = layout.lock.open("ab")
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:

@@ -141,7 +141,8 @@ class IndexWriter:
                 f"vectors must have shape ({len(paths)}, {manifest.dim}), got {vectors.shape}"
             )
         if manifest.metric == "cosine":
-            vectors = l2_normalise(vectors)
+            with np.errstate(invalid="ignore"):  # non-finite rows are refused by the store
+                vectors = l2_normalise(vectors)
         tags = list(labels) if labels is not None else [None] * len(paths)
         return self._store.append(
             vectors,

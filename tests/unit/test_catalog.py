@@ -227,16 +227,17 @@ def test_paths_are_unique(filled: tuple[Catalog, list[int]]) -> None:
 
 def test_a_schema_1_catalog_is_migrated_forward(catalog_file: Path) -> None:
     Catalog(catalog_file, create=True).close()
-    # Make it what version 1 wrote: no metadata table.
+    # Make it what version 1 wrote: no metadata table, no segment checksums.
     db = sqlite3.connect(catalog_file)
     db.execute("DROP TABLE metadata")
+    db.execute("ALTER TABLE segments DROP COLUMN checksum")
     db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     db.commit()
     db.close()
 
     catalog = Catalog(catalog_file)
     try:
-        assert _stored_schema_version(catalog_file) == SCHEMA_VERSION == 2
+        assert _stored_schema_version(catalog_file) == SCHEMA_VERSION == 3
         with catalog.transaction():
             segment = catalog.add_segment("s.npy", 1)
             (image_id,) = catalog.insert([_image("/p/x.jpg", segment=segment, row=0)])
@@ -275,14 +276,8 @@ def test_newer_missing_and_foreign_catalogs_are_refused(tmp_path: Path, catalog_
         Catalog(unversioned)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sqlite3.DatabaseError,
-    reason="Catalog() sets its PRAGMAs before the schema check, so a file that is not SQLite "
-    "escapes as sqlite3.DatabaseError instead of IndexFormatError (src fix pending)",
-)
 def test_a_file_that_is_not_sqlite_is_refused_as_a_damaged_catalog(tmp_path: Path) -> None:
     junk = tmp_path / "catalog.sqlite"
     junk.write_bytes(b"this is not a database, just text " * 100)
-    with pytest.raises(IndexFormatError, match="not a readable catalog"):
+    with pytest.raises(IndexFormatError, match=r"catalog is damaged \(file is not a database\)"):
         Catalog(junk)

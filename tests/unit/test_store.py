@@ -17,6 +17,7 @@ import pytest
 from lookalike.catalog import ImageEntry, NewImage
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import (
+    DamagedSegmentError,
     IndexFormatError,
     IndexLockedError,
     InvalidInputError,
@@ -381,7 +382,8 @@ def test_missing_committed_segment_is_a_format_error(store: IndexStore, index_di
     name, _ = _commit(store, _vectors(0, 3), "a")
     (index_dir / SEGMENTS / name).unlink()
     raised, _ = _failure_of(store.load_vectors)
-    assert raised is IndexFormatError
+    assert raised is DamagedSegmentError
+    assert issubclass(raised, IndexFormatError)
 
 
 def test_failed_writable_open_is_a_format_error_and_leaks_nothing(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+import warnings
+from typing import Annotated, TextIO
 
 import typer
 
@@ -14,6 +15,7 @@ from lookalike.cli.index_command import index
 from lookalike.cli.manage import info, remove
 from lookalike.cli.search_command import search
 from lookalike.cli.serve_command import serve
+from lookalike.cli.verify_command import verify
 from lookalike.errors import LookalikeError
 from lookalike.version import __version__
 
@@ -42,7 +44,7 @@ def main_options(
     """lookalike: reverse image search."""
 
 
-for command in (index, search, info, remove, evaluate, duplicates, serve):
+for command in (index, search, info, remove, verify, evaluate, duplicates, serve):
     app.command()(command)
 
 
@@ -58,8 +60,21 @@ def _mount_train() -> None:
 _mount_train()
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """The library's warnings as one line on stderr, without its source location."""
+    err.print(f"warning: {message}", markup=False, highlight=False)
+
+
 def main() -> None:
     """Console entry point: library errors become one line on stderr and exit code 2."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except LookalikeError as exc:

@@ -10,11 +10,12 @@ in memory, whatever was committed after that.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import numpy as np
 
-from lookalike.errors import IndexFormatError
+from lookalike.errors import DamagedGraphError, IndexFormatError
 from lookalike.indexes.exact import ExactIndex
 from lookalike.indexes.hnsw import (
     POINTER,
@@ -24,7 +25,7 @@ from lookalike.indexes.hnsw import (
     measure_recall,
     read_pointer,
 )
-from lookalike.store import IndexStore
+from lookalike.store import IndexStore, writing
 from lookalike.vector_table import VectorTable
 
 #: Collections at least this big, of vectors with more than PCA_MIN_DIM dimensions, get a graph
@@ -57,7 +58,10 @@ class GraphFolder:
     ) -> GraphInfo:
         """Bring the saved graph up to date with ``exact`` (None: keep the saved setting)."""
         metric = self._store.manifest.metric
-        loaded = HnswIndex.load(self._folder, metric=metric)
+        try:
+            loaded = HnswIndex.load(self._folder, metric=metric)
+        except DamagedGraphError:
+            loaded = None  # derived data: a damaged graph is rebuilt from the vectors
         if loaded is not None:
             saved = loaded[0].params
             if (pca_dim is not None and saved.pca_dim != pca_dim) or (
@@ -77,14 +81,17 @@ class GraphFolder:
             graph.table = VectorTable.of(exact.ids, exact.vectors)
             self._apply(graph, graph.table)
         recall, queries = measure_recall(graph, exact)
-        info = graph.save(
-            self._folder, recall=recall, queries=queries, dim=self._store.manifest.dim
-        )
+        with writing(self._store.directory):
+            info = graph.save(
+                self._folder, recall=recall, queries=queries, dim=self._store.manifest.dim
+            )
         self._graph = None
         return info
 
     def current(self) -> HnswIndex:
-        """The saved graph with every later commit applied."""
+        """The saved graph with every later commit applied. A damaged graph raises
+        :class:`DamagedGraphError` (checked before it is parsed); callers fall back to exact
+        search."""
         generation = self._store.catalog.generation()
         pointer = self._folder / POINTER
         saved = pointer.stat().st_mtime_ns if pointer.exists() else -1
@@ -108,6 +115,15 @@ class GraphFolder:
     def exists(self) -> bool:
         """Whether a graph has been saved (searches can use it)."""
         return (self._folder / POINTER).is_file()
+
+    def drop(self) -> bool:
+        """Delete the saved graph (derived data: the next ``sync`` rebuilds it); whether there
+        was one."""
+        had = self._folder.exists()
+        if had:
+            shutil.rmtree(self._folder)
+        self._graph = None
+        return had
 
     def saved(self) -> GraphInfo | None:
         """What the pointer says of the graph in use (recall, parameters), if there is one."""

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lookalike import durable
-from lookalike.errors import IndexFormatError, InvalidInputError
+from lookalike.checksums import file_checksum, is_known
+from lookalike.errors import DamagedGraphError, InvalidInputError
 from lookalike.indexes.base import FloatArray, IdArray, empty_results
 from lookalike.indexes.exact import ExactIndex, best, similarity
 from lookalike.vector_table import VectorTable
@@ -67,6 +68,32 @@ class GraphInfo:
     count: int
     recall_at_10: float
     recall_queries: int
+    #: File name -> checksum of the graph, deleted-ids and PCA files, recorded when saved
+    #: (empty in pointers written before checksums: those graphs are unchecked).
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def files(self) -> list[str]:
+        """The files this graph consists of."""
+        return [name for name in (self.file, self.deleted_file, self.pca_file) if name]
+
+    def damage(self, folder: Path) -> list[str]:
+        """What is wrong with the graph's files in ``folder`` (missing, or a checksum that
+        differs from the one recorded); empty when every file is as saved."""
+        found = []
+        for name in self.files():
+            path = folder / name
+            if not path.is_file():
+                found.append(f"{path}: graph file missing")
+                continue
+            recorded = self.checksums.get(name)
+            if recorded is not None and is_known(recorded):
+                actual = file_checksum(path)
+                if actual != recorded:
+                    found.append(
+                        f"{path}: checksum {actual} differs from the {recorded} recorded when "
+                        "the graph was saved"
+                    )
+        return found
 
 
 class Projection:
@@ -232,8 +259,21 @@ class HnswIndex:
         if self.projection is not None:
             pca_file = f"{stem}.pca.npy"
             self.projection.save(folder / pca_file)
+        checksums = {
+            name: file_checksum(folder / name)
+            for name in (graph_file, deleted_file, pca_file)
+            if name
+        }
         info = GraphInfo(
-            graph_file, deleted_file, pca_file, self.params, dim, len(self), recall, queries
+            graph_file,
+            deleted_file,
+            pca_file,
+            self.params,
+            dim,
+            len(self),
+            recall,
+            queries,
+            checksums,
         )
         durable.write_bytes(folder / POINTER, json.dumps(asdict(info), indent=2).encode() + b"\n")
         keep = {graph_file, deleted_file, pca_file, POINTER}
@@ -249,12 +289,28 @@ class HnswIndex:
         info = read_pointer(folder)
         if info is None:
             return None
+        # Checked before hnswlib parses anything: flipped bits in a graph file crash the
+        # process (SIGSEGV) in the middle of a search instead of raising.
+        damage = info.damage(folder)
+        if damage:
+            raise DamagedGraphError(
+                f"{damage[0]}; the HNSW graph is damaged: exact search still works, and "
+                f"`lookalike verify --index {folder.parent} --repair` or the next `lookalike "
+                "index` rebuilds the graph"
+            )
         dim = info.params.pca_dim or info.dim
         graph = hnswlib.Index(space="ip" if metric == "cosine" else "l2", dim=dim)
-        graph.load_index(str(folder / info.file))
+        try:
+            graph.load_index(str(folder / info.file))
+            deleted = {int(i) for i in np.load(folder / info.deleted_file, allow_pickle=False)}
+            projection = Projection.load(folder / info.pca_file) if info.pca_file else None
+        except (RuntimeError, ValueError, OSError, EOFError) as exc:
+            raise DamagedGraphError(
+                f"{folder / info.file}: the HNSW graph cannot be read ({exc}): exact search "
+                f"still works, and `lookalike verify --index {folder.parent} --repair` or the "
+                "next `lookalike index` rebuilds the graph"
+            ) from exc
         graph.set_num_threads(_threads())
-        deleted = {int(i) for i in np.load(folder / info.deleted_file, allow_pickle=False)}
-        projection = Projection.load(folder / info.pca_file) if info.pca_file else None
         return cls(
             graph, metric=metric, params=info.params, projection=projection, deleted=deleted
         ), info
@@ -269,7 +325,11 @@ def read_pointer(folder: Path) -> GraphInfo | None:
         raw = json.loads(pointer.read_text())
         return GraphInfo(**{**raw, "params": HnswParams(**raw["params"])})
     except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise IndexFormatError(f"{pointer}: unreadable ANN pointer ({exc})") from exc
+        raise DamagedGraphError(
+            f"{pointer}: unreadable ANN pointer ({exc}): exact search still works, and "
+            f"`lookalike verify --index {folder.parent} --repair` or the next `lookalike "
+            "index` rebuilds the graph"
+        ) from exc
 
 
 def measure_recall(

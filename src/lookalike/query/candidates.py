@@ -8,6 +8,7 @@ approximate structure could return k candidates of which none passes.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lookalike.collection import Collection
-from lookalike.errors import EmbedderMismatchError
+from lookalike.errors import DamagedGraphError, DamagedIndexWarning, EmbedderMismatchError
 from lookalike.filters import SearchFilter
 from lookalike.index_model import describe
 from lookalike.indexes.base import FloatArray, IdArray, VectorIndex
@@ -69,7 +70,14 @@ class CandidateSearch:
             return index.search(vectors, k, allowed=allowed)
         if self._remote is not None:
             return self._remote.search(vectors, k)
-        return self._structures[self.structure()]().search(vectors, k)
+        structure = self.structure()
+        try:
+            answering = self._structures[structure]()
+        except DamagedGraphError as exc:
+            # The graph is derived data: exact search gives the same answers, only slower.
+            warnings.warn(f"{exc}; searching exactly meanwhile", DamagedIndexWarning, stacklevel=2)
+            answering = self._structures["exact"]()
+        return answering.search(vectors, k)
 
     def attach_milvus(
         self, uri: str, *, collection: str | None = None, token: str | None = None

@@ -15,11 +15,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookalike.errors import (
+    DiskFullError,
     EmbedderMismatchError,
     ImageError,
     IndexLockedError,
     InvalidInputError,
     LookalikeError,
+    ReadOnlyIndexError,
     UnknownImageError,
 )
 from lookalike.version import __version__
@@ -36,6 +38,8 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (InvalidInputError, 400),
     (EmbedderMismatchError, 409),
     (IndexLockedError, 409),
+    (ReadOnlyIndexError, 403),
+    (DiskFullError, 507),
     (ReadOnlyError, 403),
     (UploadTooLargeError, 413),
 )
