@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookalike import __version__
@@ -176,6 +178,18 @@ def create_app(settings: ServeSettings, *, service: SearchService | None = None)
         return _error("InvalidRequest", detail, 422)
 
     app.add_exception_handler(RequestValidationError, invalid_request)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        """FastAPI's and Starlette's own refusals (unknown routes, bodies it cannot parse)
+        in the same JSON shape as every other error."""
+        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+        detail = exc.detail if isinstance(exc, StarletteHTTPException) else str(exc)
+        response = _error(HTTPStatus(status).phrase.replace(" ", ""), str(detail), status)
+        if isinstance(exc, StarletteHTTPException) and exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
