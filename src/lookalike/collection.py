@@ -93,6 +93,8 @@ class Collection:
 
     def record(self, image_id: int) -> tuple[ImageRecord, dict[str, object]]:
         """An indexed image's catalog record and metadata."""
+        if not 0 <= image_id < 2**63:  # ids are SQLite integers; others are simply not there
+            raise UnknownImageError(f"image id {image_id} is not in the index")
         record = self._store.catalog.get(image_id)
         if record is None:
             raise UnknownImageError(f"image id {image_id} is not in the index")

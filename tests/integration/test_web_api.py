@@ -21,6 +21,9 @@ from lookalike.web.app import create_app
 from lookalike.web.settings import ServeSettings
 from tests.conftest import FAST_EMBEDDER
 
+#: TestClient sends Host: testserver by default, which the Host allow-list refuses.
+LOCAL = "http://127.0.0.1"
+
 
 @pytest.fixture(scope="module")
 def shop(copy_set: CopySet, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -50,7 +53,7 @@ def shop(copy_set: CopySet, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def client(shop: Path) -> Iterator[TestClient]:
     settings = ServeSettings(index=shop, max_upload_bytes=2 * 1024 * 1024)
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -191,7 +194,9 @@ def test_read_only_by_default(client: TestClient) -> None:
 def test_writes_when_allowed(shop: Path, tmp_path: Path) -> None:
     index = tmp_path / "writable.idx"
     shutil.copytree(shop, index, ignore=shutil.ignore_patterns("lock"))
-    with TestClient(create_app(ServeSettings(index=index, allow_writes=True))) as client:
+    with TestClient(
+        create_app(ServeSettings(index=index, allow_writes=True)), base_url=LOCAL
+    ) as client:
         added = client.post(
             "/api/images", files={"image": ("astro.png", _jpeg("astronaut"), "image/png")}
         )

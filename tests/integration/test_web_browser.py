@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,17 @@ pytestmark = [
         not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (CI installs it)"
     ),
 ]
+
+
+def _wait_until(page: Any, expression: str, timeout: float = 30.0) -> None:
+    """Poll ``expression`` until it is true. Not ``page.wait_for_function``: Playwright
+    evaluates its string with eval inside the page, which the page's CSP (rightly) forbids."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        page.wait_for_timeout(100)
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +75,23 @@ def test_upload_a_photo_and_its_original_comes_first(server: str, copy_set: Copy
         assert first.locator(".name").inner_text() == pair.original.name
         rank, score = first.locator(".score").inner_text().split(" · ")
         assert rank == "#1" and float(score) > 0.7
-        page.wait_for_function(
+        _wait_until(
+            page,
             "[...document.querySelectorAll('#results img')].every(i => i.complete "
-            "&& i.naturalWidth > 0)"
+            "&& i.naturalWidth > 0)",
         )
         assert page.locator("#histogram rect").count() == 10
         page.screenshot(path=str(ARTIFACTS / "search-page.png"), full_page=True)
 
         # Choosing k re-runs the search.
         page.select_option("#k", "6")
-        page.wait_for_function("document.querySelectorAll('#results > li').length === 6")
+        _wait_until(page, "document.querySelectorAll('#results > li').length === 6")
 
         # A click on a result searches with it ("more like this"): the copy is not its own match.
         first.click()
-        page.wait_for_function(
-            f"document.querySelector('#results > li .name').textContent !== '{pair.original.name}'"
+        _wait_until(
+            page,
+            f"document.querySelector('#results > li .name').textContent !== '{pair.original.name}'",
         )
         names = page.locator("#results > li .name").all_inner_texts()
         assert len(names) == 6 and pair.original.name not in names

@@ -91,7 +91,7 @@ def evaluate(
         table.add_column(column, justify="left" if column == "embedder" else "right")
     for row in rows[1:]:
         table.add_row(*row)
-    Console(highlight=False, width=max(out.width, 130)).print(table)
+    Console(highlight=False, markup=False, width=max(out.width, 130)).print(table)
     out.print(
         f"Report: {files.html}  ({files.json.name}, {files.markdown.name} beside it); "
         f"{time.perf_counter() - started:.0f} s"

@@ -18,6 +18,7 @@ from lookalike.collection import Collection
 from lookalike.embedders.base import Embedder
 from lookalike.errors import InvalidInputError
 from lookalike.filters import SearchFilter
+from lookalike.imaging import DEFAULT_MAX_PIXELS
 from lookalike.matches import Match, SearchResult
 from lookalike.query.candidates import CandidateSearch
 from lookalike.query.decoding import DecodedQueries, Query, decode_queries
@@ -50,10 +51,18 @@ class QueryPipeline:
     # -- stages -----------------------------------------------------------------------------------
 
     def decode(
-        self, queries: Sequence[Query], *, names: Sequence[str] | None = None
+        self,
+        queries: Sequence[Query],
+        *,
+        names: Sequence[str] | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> DecodedQueries:
-        """Query images (paths, file bytes, PIL images) as pixels for the index's embedder."""
-        return decode_queries(queries, self.embedder().input_spec, names=names)
+        """Query images (paths, file bytes, PIL images) as pixels for the index's embedder;
+        images over ``max_pixels`` are refused from their header (a server passes a lower
+        limit for untrusted uploads)."""
+        return decode_queries(
+            queries, self.embedder().input_spec, names=names, max_pixels=max_pixels
+        )
 
     def embed(self, decoded: DecodedQueries) -> npt.NDArray[np.float32]:
         return embed_pixels(self.embedder(), decoded.pixels)

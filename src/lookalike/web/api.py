@@ -14,6 +14,7 @@ from lookalike.catalog import ImageRecord
 from lookalike.errors import InvalidInputError
 from lookalike.filters import NumericRange, SearchFilter
 from lookalike.matches import Match, SearchResult
+from lookalike.web.paths import public_path
 from lookalike.web.schemas import HealthOut, ImageOut, InfoOut, MatchOut, SearchOut
 from lookalike.web.service import SearchService
 
@@ -54,11 +55,18 @@ def _k(service: SearchService, k: int | None) -> int:
     return value
 
 
-def _match(m: Match) -> MatchOut:
+def _shown(service: SearchService, path: str, label: str | None) -> str:
+    """A file path as answers show it: relative to the indexed folder unless --show-paths."""
+    if service.settings.show_paths:
+        return path
+    return public_path(path, label, service.settings.index)
+
+
+def _match(service: SearchService, m: Match) -> MatchOut:
     return MatchOut(
         rank=m.rank,
         id=m.id,
-        path=m.path,
+        path=_shown(service, m.path, m.label),
         name=Path(m.path).name,
         score=m.score,
         distance=m.distance,
@@ -69,19 +77,23 @@ def _match(m: Match) -> MatchOut:
     )
 
 
-def _search_out(result: SearchResult, k: int, seconds: float) -> SearchOut:
+def _search_out(
+    service: SearchService, result: SearchResult, k: int, seconds: float, query_label: str | None
+) -> SearchOut:
     return SearchOut(
-        query=result.query,
+        query=_shown(service, result.query, query_label),
         k=k,
         took_ms=round(seconds * 1000, 2),
-        matches=[_match(m) for m in result.matches],
+        matches=[_match(service, m) for m in result.matches],
     )
 
 
-def _image_out(record: ImageRecord, metadata: dict[str, object]) -> ImageOut:
+def _image_out(
+    service: SearchService, record: ImageRecord, metadata: dict[str, object]
+) -> ImageOut:
     return ImageOut(
         id=record.id,
-        path=record.path,
+        path=_shown(service, record.path, record.label),
         name=Path(record.path).name,
         label=record.label,
         size=record.size,
@@ -163,7 +175,7 @@ async def search_upload(
     result, seconds = await run_in_threadpool(
         service.search_upload, data, k=params.k, where=params.where, sort_by=params.sort
     )
-    return _search_out(result, params.k, seconds)
+    return _search_out(service, result, params.k, seconds, None)
 
 
 @router.get(
@@ -172,10 +184,12 @@ async def search_upload(
     summary="More like this: search by an indexed image",
 )
 def search_id(request: Request, image_id: int, params: Params) -> SearchOut:
-    result, seconds = _service(request).search_id(
+    service = _service(request)
+    result, seconds = service.search_id(
         image_id, k=params.k, where=params.where, sort_by=params.sort
     )
-    return _search_out(result, params.k, seconds)
+    record, _ = service.record(image_id)
+    return _search_out(service, result, params.k, seconds, record.label)
 
 
 @router.get("/images/{image_id}", summary="The indexed image file itself")
@@ -205,7 +219,8 @@ def thumbnail(
 
 @router.get("/images/{image_id}/info", response_model=ImageOut)
 def image_info(request: Request, image_id: int) -> ImageOut:
-    return _image_out(*_service(request).record(image_id))
+    service = _service(request)
+    return _image_out(service, *service.record(image_id))
 
 
 @router.post(
@@ -220,7 +235,7 @@ async def add_image(request: Request, image: Annotated[UploadFile, File()]) -> I
         raise ReadOnlyError()
     data = await _read_upload(service, image)
     image_id = await run_in_threadpool(service.add_upload, data, image.filename or "upload.jpg")
-    return _image_out(*service.record(image_id))
+    return _image_out(service, *service.record(image_id))
 
 
 @router.delete(

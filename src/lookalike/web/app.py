@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookalike.errors import (
@@ -26,7 +29,8 @@ from lookalike.errors import (
 )
 from lookalike.version import __version__
 from lookalike.web.api import ReadOnlyError, UploadTooLargeError, router
-from lookalike.web.service import SearchService
+from lookalike.web.security import HostAndOriginGuard, allowed_host_names, docs_policy
+from lookalike.web.service import SearchService, ServerBusyError
 from lookalike.web.settings import ServeSettings
 
 STATIC = Path(str(resources.files("lookalike.web") / "static"))
@@ -42,6 +46,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (DiskFullError, 507),
     (ReadOnlyError, 403),
     (UploadTooLargeError, 413),
+    (ServerBusyError, 503),
 )
 
 
@@ -51,11 +56,15 @@ def _error(kind: str, detail: str, status: int) -> JSONResponse:
 
 class UploadLimit:
     """Refuses request bodies over the limit before they are read (413), and bodies whose
-    length is not declared (411), so a client cannot make the server buffer a huge upload."""
+    length is not declared (411), so a client cannot make the server buffer a huge upload.
+    A body must arrive within ``timeout`` seconds (408 and the connection closed otherwise),
+    so a client sending it a byte at a time cannot hold a connection and its buffer for ever:
+    the body is read here, under that deadline, before the route sees it."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
         self.app = app
         self.limit = limit + 64 * 1024  # room for the multipart envelope
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -76,17 +85,43 @@ class UploadLimit:
             )
             await response(scope, receive, send)
             return
-        received = 0
+        try:
+            async with asyncio.timeout(self.timeout):
+                body = await _read_body(receive, int(length))
+        except TimeoutError:
+            response = _error(
+                "RequestTimeout",
+                f"the request body did not arrive within {self.timeout:g} s",
+                408,
+            )
+            response.headers["connection"] = "close"
+            await response(scope, receive, send)
+            return
+        if body is None:  # the client went away
+            return
+        replayed = False
 
-        async def counted() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise UploadTooLargeError(self.limit)
-            return message
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # the disconnect, once the answer is sent
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, counted, send)
+        await self.app(scope, replay, send)
+
+
+async def _read_body(receive: Receive, length: int) -> bytes | None:
+    """The whole body of a request that declared ``length`` bytes (no more than that is kept;
+    h11 refuses bodies longer than their Content-Length), or None on a disconnect."""
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)[:length]
 
 
 def _swagger_assets() -> Path | None:
@@ -123,7 +158,9 @@ def create_app(settings: ServeSettings, *, service: SearchService | None = None)
     if swagger is not None:  # offline API docs from the swagger-ui-bundle package's files
         app.mount("/static/swagger", StaticFiles(directory=swagger), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(UploadLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(UploadLimit, limit=settings.max_upload_bytes, timeout=settings.body_timeout)
+    # Outermost: refused hosts and origins go no further; every answer gets the headers.
+    app.add_middleware(HostAndOriginGuard, allowed_hosts=allowed_host_names(settings.allowed_hosts))
 
     for kind, status in STATUS:
 
@@ -146,18 +183,33 @@ def create_app(settings: ServeSettings, *, service: SearchService | None = None)
 
     app.add_exception_handler(RequestValidationError, invalid_request)
 
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        """FastAPI's and Starlette's own refusals (unknown routes, bodies it cannot parse)
+        in the same JSON shape as every other error."""
+        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+        detail = exc.detail if isinstance(exc, StarletteHTTPException) else str(exc)
+        response = _error(HTTPStatus(status).phrase.replace(" ", ""), str(detail), status)
+        if isinstance(exc, StarletteHTTPException) and exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        html = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="lookalike API",
             swagger_js_url="/static/swagger/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger/swagger-ui.css",
             swagger_favicon_url="/static/favicon.svg",
         )
+        policy = docs_policy(bytes(html.body).decode())
+        html.headers["content-security-policy"] = policy
+        return html
 
     return app

@@ -1,7 +1,9 @@
 """The server's one SearchEngine, shared by request threads, and its one writer.
 
 Search is CPU-bound on an ordinary machine, so embedding and searching run one request at a
-time under a lock; uploads are decoded before it, through the query pipeline's decode stage.
+time under a lock; uploads are decoded before it, through the query pipeline's decode stage,
+with their own (lower) pixel limit and at most ``decode_slots`` at once: decoding is where an
+upload costs memory, so the number of decodes, not of requests, bounds the server's memory.
 The engine reloads its vectors when another process (`lookalike index`) commits, so readers
 always see the last committed state. Writes (with --allow-writes) run one at a time inside the
 process, each through an IndexWriter that shares the engine's model and holds the index's lock
@@ -12,8 +14,10 @@ can still update a served index between writes, and the model is never rebuilt f
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +29,20 @@ from lookalike.filters import SearchFilter
 from lookalike.indexing import IndexOptions
 from lookalike.layout import IndexLayout
 from lookalike.matches import SearchResult
+from lookalike.query import DecodedQueries
 from lookalike.sources import IMAGE_EXTENSIONS
 from lookalike.web.settings import ServeSettings
 from lookalike.web.thumbnails import Thumbnailer
 from lookalike.writer import IndexWriter
 
 UPLOAD_NAME = "<uploaded image>"
+
+
+class ServerBusyError(Exception):
+    """Every decode slot stayed busy for the whole wait: the client should retry later."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"the server is busy decoding other uploads (waited {wait:g} s); retry")
 
 
 class SearchService:
@@ -40,6 +52,12 @@ class SearchService:
         self.thumbnails = Thumbnailer(settings.index)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        slots = settings.decode_slots or os.cpu_count() or 1
+        self._decode_slots = threading.BoundedSemaphore(slots)
+        # Decodes run on these few threads, not on whichever request thread got the upload:
+        # a decode's large buffers are then freed into a few malloc arenas instead of one per
+        # request thread (dozens), which kept ~150 MB each after a storm of large uploads.
+        self._decoders = ThreadPoolExecutor(slots, thread_name_prefix="decode")
 
     def warm(self) -> None:
         """Load the model and the vectors before the first request, and run the network once."""
@@ -53,6 +71,7 @@ class SearchService:
                 self.engine.vector_index()
 
     def close(self) -> None:
+        self._decoders.shutdown(wait=True)
         with self._write_lock:
             self.engine.close()
 
@@ -61,7 +80,7 @@ class SearchService:
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         pipeline = self.engine.pipeline
-        decoded = pipeline.decode([data], names=[UPLOAD_NAME])
+        decoded = self._decode_upload(data, UPLOAD_NAME)
         with self._lock:
             (result,) = pipeline.search_decoded(decoded, k=k, where=where, sort_by=sort_by)
         return result, time.perf_counter() - started
@@ -93,7 +112,7 @@ class SearchService:
         suffix = Path(filename).suffix.lower()
         if suffix not in IMAGE_EXTENSIONS:
             suffix = ".jpg"
-        self.engine.pipeline.decode([data], names=[filename])  # refuse non-images before storing
+        self._decode_upload(data, filename)  # refuse non-images before storing
         folder = IndexLayout(self.settings.index).uploads
         # Named by content: the same image uploaded twice is one file and one indexed image.
         target = folder / f"{hashlib.blake2b(data, digest_size=16).hexdigest()}{suffix}"
@@ -116,6 +135,21 @@ class SearchService:
             record, _ = self.engine.record(image_id)
         with self._write_lock, self._writer() as writer:
             writer.remove([record.path])
+
+    def _decode_upload(self, data: bytes, name: str) -> DecodedQueries:
+        """Decode an untrusted upload in one of the bounded decode slots."""
+        wait = self.settings.decode_wait
+        if not self._decode_slots.acquire(timeout=wait):
+            raise ServerBusyError(wait)
+        try:
+            return self._decoders.submit(
+                self.engine.pipeline.decode,
+                [data],
+                names=[name],
+                max_pixels=self.settings.max_upload_pixels,
+            ).result()
+        finally:
+            self._decode_slots.release()
 
     def _writer(self) -> IndexWriter:
         """A writer sharing the engine's model, holding the index's lock until closed."""

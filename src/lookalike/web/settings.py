@@ -19,6 +19,18 @@ class ServeSettings:
     max_k: int = 200
     thumbnail_sizes: tuple[int, ...] = (128, 256, 512)
     threads: int | None = None
+    #: Uploads are untrusted: far fewer pixels than local files (40 MP decodes to ~120 MB RGB).
+    max_upload_pixels: int = 40_000_000
+    #: Host names the server answers to besides the loopback names (DNS rebinding guard).
+    allowed_hosts: tuple[str, ...] = ()
+    #: Full file paths in API answers; by default paths are relative to the indexed folder.
+    show_paths: bool = False
+    #: Uploads decoded at once (default: one per core); more wait up to ``decode_wait`` s, then 503.
+    decode_slots: int | None = None
+    decode_wait: float = 30.0
+    #: Seconds a client may take to send a request's headers, and an upload's body.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1024:
