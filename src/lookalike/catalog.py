@@ -388,16 +388,33 @@ class Catalog:
         self._execute_many("DELETE FROM segments WHERE id=?", [(int(s),) for s in segment_ids])
 
     def insert(self, images: Sequence[NewImage]) -> list[int]:
-        ids = []
-        for im in images:
-            ids.append(
-                self._insert(
-                    "INSERT INTO images (path, size, mtime_ns, hash, label, segment, row) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (im.path, im.size, im.mtime_ns, im.hash, im.label, im.segment, im.row),
-                )
+        """Add rows (inside a transaction); returns their ids. Ids are never reused: a client
+        that kept the id of a removed image must not get another image under it."""
+        first = self._next_image_id()
+        ids = list(range(first, first + len(images)))
+        self._execute_many(
+            "INSERT INTO images (id, path, size, mtime_ns, hash, label, segment, row) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (i, im.path, im.size, im.mtime_ns, im.hash, im.label, im.segment, im.row)
+                for i, im in zip(ids, images, strict=True)
+            ],
+        )
+        if ids:
+            self._execute(
+                "INSERT INTO meta VALUES ('next_image_id', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(ids[-1] + 1),),
             )
         return ids
+
+    def _next_image_id(self) -> int:
+        """One past every id ever given (catalogs from before the counter: past the largest)."""
+        (counter,) = self._execute(
+            "SELECT MAX(COALESCE((SELECT CAST(value AS INTEGER) FROM meta "
+            "WHERE key = 'next_image_id'), 1), COALESCE((SELECT MAX(id) FROM images), 0) + 1)"
+        )
+        return int(counter[0])
 
     def delete(self, image_ids: Iterable[int]) -> None:
         doomed = [(int(i),) for i in image_ids]

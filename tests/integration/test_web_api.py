@@ -16,6 +16,7 @@ from PIL import Image
 
 from lookalike import SearchEngine
 from lookalike.evaluation.copies import CopySet
+from lookalike.layout import IndexLayout
 from lookalike.metadata import read_metadata_csv
 from lookalike.web.app import create_app
 from lookalike.web.settings import ServeSettings
@@ -205,8 +206,19 @@ def test_writes_when_allowed(shop: Path, tmp_path: Path) -> None:
         assert client.get("/api/health").json()["count"] == 81
         found = client.post("/api/search?k=1", files=_upload_bytes(_jpeg("astronaut")))
         assert found.json()["matches"][0]["id"] == new_id
+        uploads = IndexLayout(index).uploads
+        assert len(list(uploads.iterdir())) == 1
         assert client.delete(f"/api/images/{new_id}").status_code == 204
         assert client.get("/api/health").json()["count"] == 80
+        assert list(uploads.iterdir()) == []  # the upload's file goes with it
+        # Ids are never reused: another upload gets a new id, and the deleted one stays gone.
+        again = client.post(
+            "/api/images", files={"image": ("coffee.png", _jpeg("coffee"), "image/png")}
+        )
+        assert again.status_code == 201, again.text
+        assert again.json()["id"] > new_id
+        assert client.get(f"/api/images/{new_id}/info").status_code == 404
+        assert client.get("/api/health").json()["count"] == 81
         assert (
             client.post("/api/images", files={"image": ("x.txt", b"no", "text/plain")}).status_code
             == 422

@@ -281,3 +281,26 @@ def test_a_file_that_is_not_sqlite_is_refused_as_a_damaged_catalog(tmp_path: Pat
     junk.write_bytes(b"this is not a database, just text " * 100)
     with pytest.raises(IndexFormatError, match=r"catalog is damaged \(file is not a database\)"):
         Catalog(junk)
+
+
+def test_ids_are_never_reused_even_after_the_newest_image_is_deleted(
+    filled: tuple[Catalog, list[int]], catalog_file: Path
+) -> None:
+    catalog, ids = filled
+    newest = max(ids)
+    with catalog.transaction():
+        catalog.delete([newest])
+    with catalog.transaction():
+        segment = catalog.add_segment("seg-c.npy", 1)
+        (again,) = catalog.insert([_image("/photos/new.jpg", segment=segment, row=0)])
+    assert again == newest + 1
+    catalog.close()
+    reopened = Catalog(catalog_file)  # the counter is stored, not kept in memory
+    try:
+        with reopened.transaction():
+            reopened.delete([again])
+        with reopened.transaction():
+            (third,) = reopened.insert([_image("/photos/third.jpg", segment=segment, row=0)])
+        assert third == again + 1
+    finally:
+        reopened.close()

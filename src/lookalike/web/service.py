@@ -133,8 +133,14 @@ class SearchService:
     def remove(self, image_id: int) -> None:
         with self._lock:
             record, _ = self.engine.record(image_id)
+        uploads = IndexLayout(self.settings.index).uploads.resolve()
         with self._write_lock, self._writer() as writer:
             writer.remove([record.path])
+            path = Path(record.path)
+            # An uploaded image lives only in uploads/: removing it removes its file, so that a
+            # later sync of the folder cannot bring it back. Indexed user files are never touched.
+            if path.parent == uploads:
+                path.unlink(missing_ok=True)
 
     def _decode_upload(self, data: bytes, name: str) -> DecodedQueries:
         """Decode an untrusted upload in one of the bounded decode slots."""
