@@ -10,7 +10,6 @@ does not refer to, and temporaries of interrupted writes, are deleted by the nex
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import mmap
 import shutil
@@ -19,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -29,11 +28,11 @@ from lookalike.catalog import Catalog, ImageEntry
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import (
     IndexFormatError,
-    IndexLockedError,
     InvalidInputError,
     NotAnIndexError,
 )
 from lookalike.layout import IndexLayout
+from lookalike.locking import WriterLock
 from lookalike.vector_table import VectorTable
 
 FORMAT_NAME = "lookalike-index"
@@ -133,7 +132,7 @@ class IndexStore:
         self.layout = IndexLayout(directory)
         self.manifest = manifest
         self.writable = writable
-        self._lock: IO[bytes] | None = _take_lock(self.layout) if writable else None
+        self._lock: WriterLock | None = _take_lock(self.layout) if writable else None
         try:
             self.catalog = Catalog(self.layout.catalog)
         except BaseException:
@@ -346,18 +345,10 @@ class IndexStore:
             raise InvalidInputError(f"{self.directory}: index was opened read-only")
 
 
-def _take_lock(layout: IndexLayout) -> IO[bytes]:
-    directory = layout.directory
-    handle = layout.lock.open("ab")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
-        handle.close()
-        raise IndexLockedError(
-            f"{directory}: another lookalike process is writing this index; wait for it to "
-            "finish (searching it meanwhile is fine)"
-        ) from exc
-    return handle
+def _take_lock(layout: IndexLayout) -> WriterLock:
+    # Held by this process alone: forked children never share it (see lookalike.locking), so
+    # it goes with this process however the process ends.
+    return WriterLock(layout.lock)
 
 
 def _map_npy(path: Path) -> npt.NDArray[Any]:
