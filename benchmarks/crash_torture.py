@@ -5,8 +5,10 @@ incremental re-index (adds, removes, renames, moves, rewrites), `lookalike remov
 2 s later, `info` and `search` answer, and running the command again ends with exactly the
 folder's images (vectors within 1e-5 of a clean index), no temporary file and no orphan segment.
 
-Prints, per operation, trials run, killed while working, survived; then each failure with its
-seed (`--first-seed SEED --trials 1 --operation OP` runs that trial again). Linux only (/proc).
+Kill moments are drawn from the time the real command holds the index's writer lock (measured
+once per operation). Prints, per operation, trials run, killed while working, survived; then
+each failure with its seed (`--first-seed SEED --trials 1 --operation OP` runs that trial
+again). Linux only (/proc).
 The writes of `lookalike serve --allow-writes` are not covered yet.
 
 Usage: python benchmarks/crash_torture.py [--trials 100] [--first-seed 0] [--operation OP ...]
@@ -56,7 +58,9 @@ def main() -> int:
         )
 
     seeds = range(args.first_seed, args.first_seed + args.trials)
-    trials = run_torture(args.workdir, seeds, operations=operations, report=report)
+    trials = run_torture(
+        args.workdir, seeds, operations=operations, report=report, measure_cli=True
+    )
     print()
     print(summary(trials))
     print(f"\n{len(trials)} trials in {time.perf_counter() - started:.0f} s")

@@ -124,9 +124,18 @@ PHOTOS = 48
 SETUP_SEED = 11
 
 
-def prepare(operation: str, root: Path, template: Path, *, seed: int = SETUP_SEED) -> Workspace:
+def prepare(
+    operation: str,
+    root: Path,
+    template: Path,
+    *,
+    seed: int = SETUP_SEED,
+    measure_cli: bool = False,
+) -> Workspace:
     """Build ``operation``'s starting state from the photos in ``template`` (``seed`` chooses
-    the re-index's changes), its expected result and its measured work time."""
+    the re-index's changes), its expected result and its measured work time (``measure_cli``:
+    how long the real command holds the writer lock, the window kills are drawn from; else
+    the same work timed in this process, cheaper and somewhat shorter)."""
     root = root.resolve()
     shutil.rmtree(root, ignore_errors=True)
     ws = Workspace(operation, root)
@@ -186,7 +195,7 @@ def prepare(operation: str, root: Path, template: Path, *, seed: int = SETUP_SEE
     }
     ws.removed_count = len(paths) - len(ws.expected)
     ws.query = Path(min(ws.expected))
-    ws.work_seconds = _measure_work(ws)
+    ws.work_seconds = _measure_command(ws) if measure_cli else _measure_work(ws)
     return ws
 
 
@@ -202,6 +211,23 @@ def _measure_work(ws: Workspace) -> float:
         with SearchEngine.open_or_create(ws.index, embedder=EMBEDDER) as engine:
             engine.index_folder(ws.photos, options=options)
     return time.perf_counter() - started
+
+
+def _measure_command(ws: Workspace) -> float:
+    """From the first to the last moment the real command is seen holding the writer lock."""
+    ws.reset()
+    process = subprocess.Popen(
+        ws.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env()
+    )
+    first = last = None
+    while process.poll() is None:
+        if processes.holds_file(process.pid, ws.lock):
+            last = time.monotonic()
+            first = first or last
+        time.sleep(0.001)
+    if process.returncode != 0 or first is None or last is None:
+        raise AssertionError(f"{ws.operation}: the command failed (exit {process.returncode})")
+    return max(last - first, 0.001)
 
 
 @dataclass
@@ -370,8 +396,10 @@ def run_torture(
     *,
     operations: Iterable[str] = OPERATIONS,
     report: Callable[[Trial], None] | None = None,
+    measure_cli: bool = False,
 ) -> list[Trial]:
-    """One trial per seed, going round the operations."""
+    """One trial per seed, going round the operations (see :func:`prepare` for
+    ``measure_cli``)."""
     chosen = list(operations)
     template = make_template(root)
     spaces: dict[str, Workspace] = {}
@@ -379,7 +407,9 @@ def run_torture(
     for n, seed in enumerate(seeds):
         operation = chosen[n % len(chosen)]
         if operation not in spaces:
-            spaces[operation] = prepare(operation, root / operation, template)
+            spaces[operation] = prepare(
+                operation, root / operation, template, measure_cli=measure_cli
+            )
         trial = run_trial(spaces[operation], seed)
         trials.append(trial)
         if report is not None:

@@ -71,7 +71,8 @@ class WriterLock:
     def __del__(self) -> None:
         # As a file object would: a lock dropped without close() is released, not leaked.
         if self._fd >= 0:
-            self.close()
+            with contextlib.suppress(Exception):  # never a message from a finaliser
+                self.close()
 
 
 def _before_fork() -> None:
