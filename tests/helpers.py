@@ -9,6 +9,17 @@ import sys
 from pathlib import Path
 
 
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for a `python -m lookalike` child: this one, with the folder the tests
+    import lookalike from first on PYTHONPATH (so a child of a test run from a source checkout
+    runs that checkout's code, not another installed copy)."""
+    import lookalike
+
+    source = str(Path(lookalike.__file__).resolve().parents[1])
+    paths = [source, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **extra}
+
+
 def run_cli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run `python -m lookalike ARGS` in a fresh process, as a user would run the command."""
     return subprocess.run(
@@ -16,7 +27,7 @@ def run_cli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProc
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "COLUMNS": "200"},
+        env=cli_env(COLUMNS="200"),
         check=False,
     )
 
@@ -64,6 +75,7 @@ class Server:
                 ],
                 stdout=sink,
                 stderr=subprocess.STDOUT,
+                env=cli_env(),
             )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import mmap
 import os
@@ -34,12 +33,12 @@ from lookalike.errors import (
     DamagedSegmentError,
     DiskFullError,
     IndexFormatError,
-    IndexLockedError,
     InvalidInputError,
     NotAnIndexError,
     ReadOnlyIndexError,
 )
 from lookalike.layout import IndexLayout
+from lookalike.locking import WriterLock
 from lookalike.vector_table import VectorTable
 
 FORMAT_NAME = "lookalike-index"
@@ -139,7 +138,7 @@ class IndexStore:
         self.layout = IndexLayout(directory)
         self.manifest = manifest
         self.writable = writable
-        self._lock: IO[bytes] | None = _take_lock(self.layout) if writable else None
+        self._lock: WriterLock | None = _take_lock(self.layout) if writable else None
         #: Segment files whose checksum this process has checked (segments never change).
         self._checked: set[str] = set()
         try:
@@ -337,7 +336,12 @@ class IndexStore:
                 f"{self.manifest.dim}); {self._repair_hint}"
             )
         if segment.file not in self._checked:
-            problem = segment_problem(path, segment, data)
+            try:
+                problem = segment_problem(path, segment, data)
+            except FileNotFoundError as exc:  # compacted away since it was mapped
+                raise DamagedSegmentError(
+                    f"{path}: vector segment missing; {self._repair_hint}", missing=True
+                ) from exc
             if problem:
                 raise DamagedSegmentError(f"{path}: {problem}; {self._repair_hint}")
             self._checked.add(segment.file)
@@ -470,19 +474,11 @@ def writing(directory: Path) -> Iterator[None]:
         raise
 
 
-def _take_lock(layout: IndexLayout) -> IO[bytes]:
-    directory = layout.directory
-    with writing(directory):
-        handle = layout.lock.open("ab")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
-        handle.close()
-        raise IndexLockedError(
-            f"{directory}: another lookalike process is writing this index; wait for it to "
-            "finish (searching it meanwhile is fine)"
-        ) from exc
-    return handle
+def _take_lock(layout: IndexLayout) -> WriterLock:
+    # Held by this process alone: forked children never share it (see lookalike.locking), so
+    # it goes with this process however the process ends.
+    with writing(layout.directory):
+        return WriterLock(layout.lock)
 
 
 def _map_npy(path: Path) -> npt.NDArray[Any]:

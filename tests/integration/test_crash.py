@@ -3,7 +3,6 @@ committed state, and running the command again finishes the job with the same re
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sqlite3
@@ -19,8 +18,9 @@ import pytest
 from lookalike import NotAnIndexError, SearchEngine
 from lookalike.evaluation.copies import CopySet
 from lookalike.store import IndexStore
+from tests import processes
 from tests.conftest import FAST_DIM, FAST_EMBEDDER
-from tests.helpers import run_cli
+from tests.helpers import cli_env, run_cli
 
 
 def _committed(index: Path) -> int:
@@ -66,6 +66,7 @@ def _kill_when(photos: Path, index: Path, condition: Callable[[], bool], limit: 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env=cli_env(),
     )
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and process.poll() is None and not condition():
@@ -73,10 +74,11 @@ def _kill_when(photos: Path, index: Path, condition: Callable[[], bool], limit: 
     alive = process.poll() is None
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    time.sleep(0.5)
-    # The orphaned decode workers notice the dead parent; sweep any straggler anyway.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+    if sys.platform.startswith("linux"):
+        # No sweep of the process group: the decode workers must die with their parent.
+        left = processes.wait_gone(processes.with_argument(str(index)), 2.0)
+        processes.kill_all(left)
+        assert not left, f"{len(left)} processes outlived the killed indexer"
     return alive
 
 
