@@ -26,11 +26,12 @@ from lookalike.indexes.hnsw import GraphInfo, HnswIndex
 from lookalike.indexes.registry import ANN_THRESHOLD, resolve_index_type
 from lookalike.indexing import IndexOptions, IndexReport, ProgressCallback
 from lookalike.layout import IndexLayout
+from lookalike.manifest import METRICS, Manifest
 from lookalike.matches import Match, SearchResult
 from lookalike.metadata import MetadataTable
 from lookalike.query import CandidateSearch, MatchBuilder, Query, QueryPipeline
 from lookalike.query.reranking import default_rerankers
-from lookalike.store import METRICS, IndexStore, Manifest, check_is_index
+from lookalike.store import IndexStore, check_is_index
 from lookalike.version import __version__
 from lookalike.writer import IndexWriter
 

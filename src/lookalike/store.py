@@ -10,111 +10,32 @@ does not refer to, and temporaries of interrupted writes, are deleted by the nex
 from __future__ import annotations
 
 import contextlib
-import errno
-import json
-import mmap
-import os
 import shutil
-import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from lookalike import durable
 from lookalike.catalog import Catalog, ImageEntry, SegmentRecord
-from lookalike.checksums import ChecksumWriter, file_checksum, is_known
-from lookalike.embedders.base import EmbedderSpec
+from lookalike.disk_errors import writing
 from lookalike.errors import (
     DamagedSegmentError,
-    DiskFullError,
     IndexFormatError,
     InvalidInputError,
     NotAnIndexError,
-    ReadOnlyIndexError,
 )
 from lookalike.layout import IndexLayout
 from lookalike.locking import WriterLock
+from lookalike.manifest import METRICS, Manifest
+from lookalike.segment_files import SegmentFiles
 from lookalike.vector_table import VectorTable
 
-FORMAT_NAME = "lookalike-index"
-FORMAT_VERSION = 1
-
-Metric = Literal["cosine", "euclidean"]
-METRICS: tuple[Metric, ...] = ("cosine", "euclidean")
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What an index directory says about itself."""
-
-    embedder: EmbedderSpec
-    weights_digest: str
-    dim: int
-    metric: Metric
-    index_type: str = "auto"
-    format_version: int = FORMAT_VERSION
-    created: str = ""
-    lookalike_version: str = ""
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "format": FORMAT_NAME,
-            "format_version": self.format_version,
-            "embedder": self.embedder.to_json(),
-            "weights_digest": self.weights_digest,
-            "dim": self.dim,
-            "metric": self.metric,
-            "index_type": self.index_type,
-            "created": self.created,
-            "lookalike_version": self.lookalike_version,
-        }
-
-    def to_bytes(self) -> bytes:
-        """The manifest file's contents."""
-        return json.dumps(self.to_json(), indent=2).encode() + b"\n"
-
-    @classmethod
-    def read(cls, path: Path) -> Manifest:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise IndexFormatError(
-                f"{path}: unreadable manifest ({exc}); the index is damaged"
-            ) from exc
-        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-            raise NotAnIndexError(
-                f"{path.parent}: not a lookalike index ({path.name} does not say format "
-                f"'{FORMAT_NAME}')"
-            )
-        version = data.get("format_version")
-        if not isinstance(version, int):
-            raise IndexFormatError(f"{path}: 'format_version' missing or not an integer")
-        if version > FORMAT_VERSION:
-            raise IndexFormatError(
-                f"{path.parent}: index format {version} is newer than this lookalike reads "
-                f"(up to {FORMAT_VERSION}); upgrade lookalike to open it"
-            )
-        try:
-            metric = data["metric"]
-            if metric not in METRICS:
-                raise IndexFormatError(f"{path}: unknown metric {metric!r}")
-            return cls(
-                embedder=EmbedderSpec.from_json(data["embedder"]),
-                weights_digest=str(data["weights_digest"]),
-                dim=int(data["dim"]),
-                metric=cast(Metric, metric),
-                index_type=str(data.get("index_type", "exact")),
-                format_version=version,
-                created=str(data.get("created", "")),
-                lookalike_version=str(data.get("lookalike_version", "")),
-            )
-        except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
-            raise IndexFormatError(f"{path}: manifest field missing or malformed ({exc})") from exc
+#: ``Manifest`` and ``METRICS`` moved to :mod:`lookalike.manifest`; importable here as before.
+__all__ = ["METRICS", "IndexStore", "Manifest", "check_is_index"]
 
 
 def check_is_index(directory: Path) -> None:
@@ -139,8 +60,7 @@ class IndexStore:
         self.manifest = manifest
         self.writable = writable
         self._lock: WriterLock | None = _take_lock(self.layout) if writable else None
-        #: Segment files whose checksum this process has checked (segments never change).
-        self._checked: set[str] = set()
+        self.segment_files = SegmentFiles(self.layout, manifest.dim)
         try:
             self.catalog = Catalog(self.layout.catalog, read_only=not writable)
         except BaseException:
@@ -218,27 +138,8 @@ class IndexStore:
         Vectors that are not all finite (NaN, infinity) are refused: they would score nonsense
         against every query."""
         self._require_writable()
-        if vectors.ndim != 2 or vectors.shape[1] != self.manifest.dim:
-            raise InvalidInputError(
-                f"vectors must have shape (n, {self.manifest.dim}), got {vectors.shape}"
-            )
-        block = np.ascontiguousarray(vectors, dtype=np.float32)
-        bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
-        if len(bad):
-            raise InvalidInputError(
-                f"{len(bad)} of {len(block)} vectors hold NaN or infinite values (first at row "
-                f"{int(bad[0])}); nothing was committed: fix the embedder or the vectors passed"
-            )
-        name = f"seg-{uuid.uuid4().hex}.npy"
-        writer: list[ChecksumWriter] = []
-
-        def save(fh: IO[bytes]) -> None:
-            writer.append(ChecksumWriter(fh))
-            np.save(writer[0], block, allow_pickle=False)
-
-        with writing(self.directory):
-            durable.write_with(self.layout.segment(name), save)
-        self.catalog.expect_checksum(name, writer[0].checksum)
+        name, checksum = self.segment_files.write(vectors)
+        self.catalog.expect_checksum(name, checksum)
         return name
 
     def append(self, vectors: npt.NDArray[np.float32], entries: Sequence[ImageEntry]) -> list[int]:
@@ -290,7 +191,7 @@ class IndexStore:
                         f"`lookalike verify --index {self.directory} --repair`)"
                     )
                 parts = [
-                    self._open_segment(where.files[int(s)], populate=populate)
+                    self.segment_files.open(where.files[int(s)], populate=populate)
                     for s in used.tolist()
                 ]
             except DamagedSegmentError as exc:
@@ -306,54 +207,6 @@ class IndexStore:
         self.manifest = replace(self.manifest, index_type=index_type)
         self._write_manifest(self.layout, self.manifest)
 
-    def _open_segment(
-        self, segment: SegmentRecord, *, populate: bool = False
-    ) -> npt.NDArray[np.float32]:
-        """A segment's vectors, memory-mapped read-only. ``populate`` maps every page up front
-        (Linux MAP_POPULATE): one bulk step instead of a page fault on each first touch, which
-        is what random reads by id (re-scoring ANN candidates) would otherwise pay.
-
-        The first time this process maps a segment, its checksum is checked (0.22 s for
-        100,000 x 1280 vectors, about what reading them costs), so flipped bits never reach a
-        score; segments written before checksums existed are checked for finite values."""
-        path = self.layout.segment(segment.file)
-        try:
-            if populate and hasattr(mmap, "MAP_POPULATE"):
-                data = _map_npy(path)
-            else:
-                data = np.load(path, mmap_mode="r", allow_pickle=False)
-        except FileNotFoundError as exc:
-            raise DamagedSegmentError(
-                f"{path}: vector segment missing; {self._repair_hint}", missing=True
-            ) from exc
-        except (ValueError, OSError, EOFError) as exc:
-            raise DamagedSegmentError(
-                f"{path}: damaged vector segment ({exc}); {self._repair_hint}"
-            ) from exc
-        if data.ndim != 2 or data.shape[1] != self.manifest.dim or data.dtype != np.float32:
-            raise DamagedSegmentError(
-                f"{path}: segment holds {data.dtype} {data.shape}, expected float32 (n, "
-                f"{self.manifest.dim}); {self._repair_hint}"
-            )
-        if segment.file not in self._checked:
-            try:
-                problem = segment_problem(path, segment, data)
-            except FileNotFoundError as exc:  # compacted away since it was mapped
-                raise DamagedSegmentError(
-                    f"{path}: vector segment missing; {self._repair_hint}", missing=True
-                ) from exc
-            if problem:
-                raise DamagedSegmentError(f"{path}: {problem}; {self._repair_hint}")
-            self._checked.add(segment.file)
-        return cast(npt.NDArray[np.float32], data)
-
-    @property
-    def _repair_hint(self) -> str:
-        return (
-            f"the index is damaged: run `lookalike verify --index {self.directory} --repair` "
-            "(re-embeds what it can), or `lookalike index` on the photo folder"
-        )
-
     def damaged_segments(self) -> dict[int, str]:
         """Segment id -> what is wrong with its file (missing, unreadable, wrong shape, rows
         or checksum), for every committed segment whose file cannot be trusted."""
@@ -366,18 +219,7 @@ class IndexStore:
 
     def segment_file_problem(self, segment: SegmentRecord) -> str | None:
         """What is wrong with a committed segment's file, or None when it is sound."""
-        path = self.layout.segment(segment.file)
-        try:
-            data = np.load(path, mmap_mode="r", allow_pickle=False)
-        except FileNotFoundError:
-            return "file missing"
-        except (ValueError, OSError, EOFError) as exc:
-            return f"unreadable ({exc})"
-        if data.ndim != 2 or data.shape[1] != self.manifest.dim or data.dtype != np.float32:
-            return f"holds {data.dtype} {data.shape}, expected float32 (n, {self.manifest.dim})"
-        if len(data) != segment.rows:
-            return f"holds {len(data)} rows, the catalog says {segment.rows}"
-        return segment_problem(path, segment, data)
+        return self.segment_files.problem(segment)
 
     def release_segments(self, segment_ids: set[int]) -> set[int]:
         """Drop the given segments from the catalog where no image refers to them any more
@@ -438,64 +280,8 @@ class IndexStore:
             raise InvalidInputError(f"{self.directory}: index was opened read-only")
 
 
-def segment_problem(path: Path, segment: SegmentRecord, data: npt.NDArray[Any]) -> str | None:
-    """What the checksum (or, for a segment without one, a finiteness check) finds wrong with
-    a segment's contents, or None."""
-    if segment.checksum is not None and is_known(segment.checksum):
-        found = file_checksum(path)
-        if found != segment.checksum:
-            return f"checksum {found} differs from the {segment.checksum} recorded at commit"
-        return None
-    for start in range(0, len(data), 65_536):
-        if not np.isfinite(data[start : start + 65_536]).all():
-            return "holds NaN or infinite values"
-    return None
-
-
-@contextlib.contextmanager
-def writing(directory: Path) -> Iterator[None]:
-    """File-system errors of a write into the index become typed errors naming the directory:
-    a full disk, a read-only directory."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(
-                f"{directory}: disk full while writing the index; free space and re-run; "
-                "nothing committed is lost"
-            ) from exc
-        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and not os.access(
-            directory if directory.exists() else directory.parent, os.W_OK
-        ):
-            raise ReadOnlyIndexError(
-                f"{directory}: the index directory is read-only (a read-only mount or "
-                "volume?); search, info and verify work there, changes need a writable copy"
-            ) from exc
-        raise
-
-
 def _take_lock(layout: IndexLayout) -> WriterLock:
     # Held by this process alone: forked children never share it (see lookalike.locking), so
     # it goes with this process however the process ends.
     with writing(layout.directory):
         return WriterLock(layout.lock)
-
-
-def _map_npy(path: Path) -> npt.NDArray[Any]:
-    """A C-order .npy file mapped read-only with every page populated (Linux)."""
-    with path.open("rb") as fh:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-        if fortran or dtype.hasobject:
-            raise ValueError("not a C-order numeric array")
-        offset = fh.tell()
-        count = int(np.prod(shape))
-        if count == 0:
-            return np.empty(shape, dtype=dtype)
-        mapped = mmap.mmap(
-            fh.fileno(), 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ
-        )
-    return np.frombuffer(mapped, dtype=dtype, count=count, offset=offset).reshape(shape)

@@ -29,7 +29,8 @@ from lookalike.errors import EmbedderMismatchError, IndexFormatError, LookalikeE
 from lookalike.indexes.hnsw import HnswIndex, read_pointer
 from lookalike.indexing import IndexOptions, ProgressCallback, reembed
 from lookalike.layout import IndexLayout
-from lookalike.store import IndexStore, Manifest, check_is_index
+from lookalike.manifest import Manifest
+from lookalike.store import IndexStore, check_is_index
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import numpy as np
 
 from lookalike.catalog import ImageEntry
 from lookalike.embedders.base import EmbedderSpec
-from lookalike.store import IndexStore, Manifest
+from lookalike.manifest import Manifest
+from lookalike.store import IndexStore
 
 DIM = 16
 MANIFEST = Manifest(

@@ -24,7 +24,8 @@ from lookalike.errors import (
     NotAnIndexError,
 )
 from lookalike.layout import IndexLayout
-from lookalike.store import IndexStore, Manifest
+from lookalike.manifest import Manifest
+from lookalike.store import IndexStore
 
 DIM = 8
 MANIFEST, CATALOG, SEGMENTS = IndexLayout.MANIFEST, IndexLayout.CATALOG, IndexLayout.SEGMENTS

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from lookalike.disk_errors import writing
 from lookalike.errors import DamagedGraphError, IndexFormatError
 from lookalike.indexes.exact import ExactIndex
 from lookalike.indexes.hnsw import (
@@ -25,7 +26,7 @@ from lookalike.indexes.hnsw import (
     measure_recall,
     read_pointer,
 )
-from lookalike.store import IndexStore, writing
+from lookalike.store import IndexStore
 from lookalike.vector_table import VectorTable
 
 #: Collections at least this big, of vectors with more than PCA_MIN_DIM dimensions, get a graph

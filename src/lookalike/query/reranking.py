@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from lookalike.indexes.base import FloatArray, IdArray
-from lookalike.store import Manifest
+from lookalike.manifest import Manifest
 
 
 class Reranker(Protocol):

@@ -1,0 +1,87 @@
+"""The manifest: what an index directory says about itself (format, embedder, weights, vector
+size, metric, index type), read from and written as ``manifest.json``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast
+
+from lookalike.embedders.base import EmbedderSpec
+from lookalike.errors import IndexFormatError, InvalidInputError, NotAnIndexError
+
+FORMAT_NAME = "lookalike-index"
+FORMAT_VERSION = 1
+
+Metric = Literal["cosine", "euclidean"]
+METRICS: tuple[Metric, ...] = ("cosine", "euclidean")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an index directory says about itself."""
+
+    embedder: EmbedderSpec
+    weights_digest: str
+    dim: int
+    metric: Metric
+    index_type: str = "auto"
+    format_version: int = FORMAT_VERSION
+    created: str = ""
+    lookalike_version: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": self.format_version,
+            "embedder": self.embedder.to_json(),
+            "weights_digest": self.weights_digest,
+            "dim": self.dim,
+            "metric": self.metric,
+            "index_type": self.index_type,
+            "created": self.created,
+            "lookalike_version": self.lookalike_version,
+        }
+
+    def to_bytes(self) -> bytes:
+        """The manifest file's contents."""
+        return json.dumps(self.to_json(), indent=2).encode() + b"\n"
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IndexFormatError(
+                f"{path}: unreadable manifest ({exc}); the index is damaged"
+            ) from exc
+        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+            raise NotAnIndexError(
+                f"{path.parent}: not a lookalike index ({path.name} does not say format "
+                f"'{FORMAT_NAME}')"
+            )
+        version = data.get("format_version")
+        if not isinstance(version, int):
+            raise IndexFormatError(f"{path}: 'format_version' missing or not an integer")
+        if version > FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{path.parent}: index format {version} is newer than this lookalike reads "
+                f"(up to {FORMAT_VERSION}); upgrade lookalike to open it"
+            )
+        try:
+            metric = data["metric"]
+            if metric not in METRICS:
+                raise IndexFormatError(f"{path}: unknown metric {metric!r}")
+            return cls(
+                embedder=EmbedderSpec.from_json(data["embedder"]),
+                weights_digest=str(data["weights_digest"]),
+                dim=int(data["dim"]),
+                metric=cast(Metric, metric),
+                index_type=str(data.get("index_type", "exact")),
+                format_version=version,
+                created=str(data.get("created", "")),
+                lookalike_version=str(data.get("lookalike_version", "")),
+            )
+        except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
+            raise IndexFormatError(f"{path}: manifest field missing or malformed ({exc})") from exc
