@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.catalog import ImageRecord
+from lookalike.catalog_records import ImageRecord
 from lookalike.errors import DamagedGraphError, InvalidInputError, UnknownImageError
 from lookalike.grouping import group_duplicates
 from lookalike.indexes.exact import ExactIndex

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.catalog import ImageRecord
+from lookalike.catalog_records import ImageRecord
 from lookalike.collection import Collection, IndexInfo
 from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder, resolve_spec
 from lookalike.embedders.base import Embedder, EmbedderSpec

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.catalog import ImageRecord
+from lookalike.catalog_records import ImageRecord
 from lookalike.errors import InvalidInputError
 
 

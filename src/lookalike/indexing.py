@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.catalog import ImageEntry, ImageRecord, NewImage
+from lookalike.catalog_records import ImageEntry, ImageRecord, NewImage
 from lookalike.decoding import WorkerPool
 from lookalike.embedders.base import Embedder
 from lookalike.errors import InvalidInputError

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike import durable
-from lookalike.catalog import SegmentRecord
+from lookalike.catalog_records import SegmentRecord
 from lookalike.checksums import ChecksumWriter, file_checksum, is_known
 from lookalike.disk_errors import writing
 from lookalike.errors import DamagedSegmentError, InvalidInputError

@@ -20,7 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike import durable
-from lookalike.catalog import Catalog, ImageEntry, SegmentRecord
+from lookalike.catalog import Catalog
+from lookalike.catalog_records import ImageEntry, SegmentRecord
 from lookalike.disk_errors import writing
 from lookalike.errors import (
     DamagedSegmentError,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.catalog import ImageRecord
+from lookalike.catalog_records import ImageRecord
 from lookalike.embedders import create_embedder
 from lookalike.embedders.base import Embedder
 from lookalike.errors import EmbedderMismatchError, IndexFormatError, LookalikeError

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.catalog import ImageEntry
+from lookalike.catalog_records import ImageEntry
 from lookalike.collection import Collection
 from lookalike.embedders.base import Embedder, l2_normalise
 from lookalike.errors import InvalidInputError

@@ -100,7 +100,7 @@ def test_catalog_made_before_checksums_is_migrated_and_reported_unchecked(index:
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_vectors_are_refused_at_commit(tmp_path: Path, bad: float) -> None:
-    from lookalike.catalog import ImageEntry
+    from lookalike.catalog_records import ImageEntry
 
     SearchEngine.create(tmp_path / "v.idx", embedder="pixels").close()
     store = IndexStore.open(tmp_path / "v.idx", writable=True)

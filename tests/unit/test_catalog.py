@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.catalog import SCHEMA_VERSION, Catalog, ImageRecord, NewImage
+from lookalike.catalog import Catalog
+from lookalike.catalog_records import ImageRecord, NewImage
+from lookalike.catalog_schema import SCHEMA_VERSION
 from lookalike.errors import IndexFormatError
 
 

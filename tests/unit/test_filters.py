@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.catalog import ImageRecord
+from lookalike.catalog_records import ImageRecord
 from lookalike.errors import InvalidInputError
 from lookalike.filters import NumericRange, SearchFilter, sort_key
 

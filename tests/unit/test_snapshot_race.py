@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.catalog import ImageEntry
+from lookalike.catalog_records import ImageEntry
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.manifest import Manifest
 from lookalike.store import IndexStore

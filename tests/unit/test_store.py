@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from lookalike.catalog import ImageEntry, NewImage
+from lookalike.catalog_records import ImageEntry, NewImage
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import (
     DamagedSegmentError,

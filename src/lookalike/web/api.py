@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFi
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from lookalike.catalog import ImageRecord
+from lookalike.catalog_records import ImageRecord
 from lookalike.errors import InvalidInputError
 from lookalike.filters import NumericRange, SearchFilter
 from lookalike.matches import Match, SearchResult

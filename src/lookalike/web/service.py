@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.catalog import ImageRecord
+from lookalike.catalog_records import ImageRecord
 from lookalike.durable import write_bytes
 from lookalike.engine import SearchEngine
 from lookalike.filters import SearchFilter

@@ -9,7 +9,7 @@ from PIL import Image
 
 from lookalike import durable
 from lookalike.cache import cache_dir
-from lookalike.catalog import ImageRecord
+from lookalike.catalog_records import ImageRecord
 from lookalike.imaging import open_image
 
 
