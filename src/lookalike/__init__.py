@@ -23,7 +23,7 @@ from lookalike.errors import (
     UnknownImageError,
 )
 from lookalike.filters import NumericRange, SearchFilter
-from lookalike.indexing import IndexOptions, IndexProgress, IndexReport, SkippedFile
+from lookalike.index_options import IndexOptions, IndexProgress, IndexReport, SkippedFile
 from lookalike.input_spec import InputSpec
 from lookalike.matches import Match, SearchResult
 from lookalike.version import __version__

@@ -20,11 +20,11 @@ from lookalike.embedders.base import Embedder, EmbedderSpec
 from lookalike.errors import InvalidInputError
 from lookalike.filters import SearchFilter
 from lookalike.index_model import IndexModel
+from lookalike.index_options import IndexOptions, IndexReport, ProgressCallback
 from lookalike.indexes.exact import ExactIndex
 from lookalike.indexes.graph_folder import GraphFolder
 from lookalike.indexes.hnsw import GraphInfo, HnswIndex
 from lookalike.indexes.registry import ANN_THRESHOLD, resolve_index_type
-from lookalike.indexing import IndexOptions, IndexReport, ProgressCallback
 from lookalike.layout import IndexLayout
 from lookalike.manifest import METRICS, Manifest
 from lookalike.matches import Match, SearchResult

@@ -4,100 +4,37 @@ loses at most the batch in flight and a re-run picks up where it stopped."""
 
 from __future__ import annotations
 
-import shutil
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
-
-from lookalike.catalog_records import ImageEntry, ImageRecord, NewImage
+from lookalike.catalog_records import ImageRecord, NewImage
 from lookalike.decoding import WorkerPool
 from lookalike.embedders.base import Embedder
 from lookalike.errors import InvalidInputError
-from lookalike.imaging import DEFAULT_MAX_PIXELS
-from lookalike.indexes.registry import resolve_index_type
+from lookalike.index_options import (
+    IndexOptions,
+    IndexProgress,
+    IndexReport,
+    ProgressCallback,
+    SkippedFile,
+)
 from lookalike.sources import ImageFile, scan_folder
 from lookalike.store import IndexStore
+from lookalike.vector_ingest import Queued, embed_and_commit
 
-
-@dataclass(frozen=True)
-class IndexProgress:
-    """A progress event: ``phase`` is 'scan', 'hash', 'embed' or 'compact'."""
-
-    phase: str
-    done: int
-    total: int
-
-
-ProgressCallback = Callable[[IndexProgress], None]
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    path: str
-    reason: str
-
-
-#: (field, smallest allowed value) of the numeric options; None always means "the default".
-_OPTION_MINIMUMS = (
-    ("workers", 0),
-    ("batch_size", 1),
-    ("commit_every", 1),
-    ("max_pixels", 1),
-    ("pca_dim", 0),
-    ("rerank", 0),
-)
-
-
-@dataclass(frozen=True)
-class IndexOptions:
-    """How to index. ``index_type`` (auto, exact, hnsw), and for hnsw ``pca_dim`` (0: none),
-    ``whiten`` and ``rerank`` (graph candidates re-scored with the full vectors), change the
-    search structure kept beside the vectors; None keeps what the index has."""
-
-    workers: int | None = None
-    batch_size: int = 32
-    commit_every: int = 512
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    index_type: str | None = None
-    pca_dim: int | None = None
-    whiten: bool | None = None
-    rerank: int | None = None
-    ray_address: str | None = None
-
-    def __post_init__(self) -> None:
-        for name, low in _OPTION_MINIMUMS:
-            value = getattr(self, name)
-            if value is not None and value < low:
-                fix = "0 (none) or more" if low == 0 else f"at least {low}"
-                raise InvalidInputError(f"IndexOptions.{name} must be {fix}, got {value!r}")
-        if self.index_type is not None:
-            try:
-                resolve_index_type(self.index_type)
-            except InvalidInputError as exc:
-                raise InvalidInputError(f"IndexOptions.index_type: {exc}") from None
-
-
-@dataclass(frozen=True)
-class IndexReport:
-    """What one run of indexing did."""
-
-    added: int
-    updated: int
-    renamed: int
-    unchanged: int
-    removed: int
-    skipped: tuple[SkippedFile, ...]
-    embedded: int
-    seconds: float
-
-    @property
-    def images_per_second(self) -> float:
-        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+#: The option and report types moved to :mod:`lookalike.index_options`; importable here as before.
+__all__ = [
+    "IndexOptions",
+    "IndexProgress",
+    "IndexReport",
+    "ProgressCallback",
+    "SkippedFile",
+    "reembed",
+    "sync_files",
+    "sync_folder",
+]
 
 
 @dataclass
@@ -105,7 +42,7 @@ class _Plan:
     unchanged: int = 0
     renamed: int = 0
     copied: int = 0
-    to_embed: list[tuple[ImageFile, ImageRecord | None, str]] = field(default_factory=list)
+    to_embed: list[Queued] = field(default_factory=list)
     missing: dict[str, ImageRecord] = field(default_factory=dict)
     skipped: list[SkippedFile] = field(default_factory=list)
     #: Segments whose file is missing or damaged: their images count as changed.
@@ -184,7 +121,9 @@ def _sync(
                 notify(IndexProgress("hash", len(hashes), len(changed)))
         notify(IndexProgress("hash", len(hashes), len(changed)))
         _resolve_without_embedding(store, plan, changed, hashes)
-        embedded, replaced_failed = _embed_and_commit(store, embedder, plan, pool, options, notify)
+        embedded, replaced_failed = embed_and_commit(
+            store, embedder, plan.to_embed, plan.skipped, pool, options, notify
+        )
 
     still_broken = store.release_segments(plan.broken)
     if store.needs_compaction() and not still_broken:
@@ -247,131 +186,6 @@ def _resolve_without_embedding(
         catalog.delete(r.id for r in plan.missing.values())
 
 
-Outcome = tuple[int, "npt.NDArray[np.float32] | None", "str | None"]
-
-
-def _local_vectors(
-    paths: list[str], embedder: Embedder, pool: WorkerPool, options: IndexOptions
-) -> Iterator[Outcome]:
-    """(position, vector, None) or (position, None, reason) for every path, in order: decoding
-    in the worker processes, the network in large batches here."""
-    pixels: list[npt.NDArray[np.uint8]] = []
-    positions: list[int] = []
-    decoded = pool.decode(paths, embedder.input_spec, max_pixels=options.max_pixels)
-    for position, outcome in enumerate(decoded):
-        if outcome.pixels is None:
-            yield position, None, outcome.error or "cannot decode"
-            continue
-        pixels.append(outcome.pixels)
-        positions.append(position)
-        if len(pixels) >= options.batch_size:
-            yield from zip(
-                positions, embedder.embed(np.stack(pixels)), [None] * len(pixels), strict=True
-            )
-            pixels.clear()
-            positions.clear()
-    if pixels:
-        yield from zip(
-            positions, embedder.embed(np.stack(pixels)), [None] * len(pixels), strict=True
-        )
-
-
-def _ray_vectors(
-    paths: list[str], embedder: Embedder, options: IndexOptions, shard_dir: Path
-) -> Iterator[Outcome]:
-    """Vectors from a Ray cluster, which writes them as shard files under ``shard_dir``; the
-    shards of a run are deleted once every vector has been received."""
-    from lookalike.distributed.ray_embedding import embed_with_ray
-
-    assert options.ray_address is not None
-    try:
-        yield from embed_with_ray(
-            paths,
-            embedder.spec,
-            address=options.ray_address,
-            shard_dir=shard_dir,
-            batch_size=options.batch_size,
-            max_pixels=options.max_pixels,
-            workers=options.workers or 2,
-        )
-    finally:
-        shutil.rmtree(shard_dir, ignore_errors=True)
-
-
-def _embed_and_commit(
-    store: IndexStore,
-    make_embedder: Callable[[], Embedder],
-    plan: _Plan,
-    pool: WorkerPool,
-    options: IndexOptions,
-    notify: ProgressCallback,
-) -> tuple[int, int]:
-    """Embed the queued files; returns (embedded, old records dropped because the file broke).
-
-    Vectors come from the local pipeline or from a Ray cluster (in any order); either way they
-    are committed in atomic steps of ``commit_every`` images."""
-    total = len(plan.to_embed)
-    if total == 0:
-        return 0, 0
-    embedder = make_embedder()
-    vectors: list[npt.NDArray[np.float32]] = []
-    ready: list[tuple[ImageFile, ImageRecord | None, str]] = []
-    dropped: list[int] = []
-    embedded = 0
-
-    def commit() -> None:
-        nonlocal embedded
-        if not ready and not dropped:
-            return
-        with store.catalog.transaction():
-            if ready:
-                replaced = [r.id for _, r, _ in ready if r is not None]
-                kept = store.catalog.metadata(replaced)  # re-embedding keeps a file's metadata
-                store.catalog.delete(replaced)
-                new_ids = store.append(
-                    np.stack(vectors).astype(np.float32, copy=False),
-                    [
-                        ImageEntry(f.path, f.size, f.mtime_ns, digest, f.label)
-                        for f, _, digest in ready
-                    ],
-                )
-                store.catalog.set_metadata(
-                    (new, kept[r.id])
-                    for (_, r, _), new in zip(ready, new_ids, strict=True)
-                    if r is not None and r.id in kept
-                )
-            store.catalog.delete(dropped)
-        embedded += len(ready)
-        dropped.clear()
-        vectors.clear()
-        ready.clear()
-
-    dropped_total = 0
-    paths = [f.path for f, _, _ in plan.to_embed]
-    if options.ray_address is not None:
-        shards = store.layout.shard_run(uuid.uuid4().hex)
-        outcomes = _ray_vectors(paths, embedder, options, shards)
-    else:
-        outcomes = _local_vectors(paths, embedder, pool, options)
-    for done, (position, vector, error) in enumerate(outcomes, start=1):
-        item = plan.to_embed[position]
-        if vector is None:
-            plan.skipped.append(SkippedFile(item[0].path, error or "cannot decode"))
-            if item[1] is not None:
-                dropped.append(item[1].id)
-                dropped_total += 1
-        else:
-            vectors.append(vector)
-            ready.append(item)
-        if done % options.batch_size == 0:
-            notify(IndexProgress("embed", done, total))
-        if len(ready) >= options.commit_every:
-            commit()
-    commit()
-    notify(IndexProgress("embed", total, total))
-    return embedded, dropped_total
-
-
 def reembed(
     store: IndexStore,
     embedder: Callable[[], Embedder],
@@ -402,7 +216,9 @@ def reembed(
             plan.to_embed.append((found, record, digest))
         with store.catalog.transaction():
             store.catalog.delete(r.id for r in plan.missing.values())
-        embedded, failed = _embed_and_commit(store, embedder, plan, pool, options, notify)
+        embedded, failed = embed_and_commit(
+            store, embedder, plan.to_embed, plan.skipped, pool, options, notify
+        )
     return IndexReport(
         added=0,
         updated=embedded,

@@ -26,8 +26,9 @@ from lookalike.catalog_records import ImageRecord
 from lookalike.embedders import create_embedder
 from lookalike.embedders.base import Embedder
 from lookalike.errors import EmbedderMismatchError, IndexFormatError, LookalikeError
+from lookalike.index_options import IndexOptions, ProgressCallback
 from lookalike.indexes.hnsw import HnswIndex, read_pointer
-from lookalike.indexing import IndexOptions, ProgressCallback, reembed
+from lookalike.indexing import reembed
 from lookalike.layout import IndexLayout
 from lookalike.manifest import Manifest
 from lookalike.store import IndexStore, check_is_index

@@ -13,17 +13,11 @@ from lookalike.catalog_records import ImageEntry
 from lookalike.collection import Collection
 from lookalike.embedders.base import Embedder, l2_normalise
 from lookalike.errors import InvalidInputError
+from lookalike.index_options import IndexOptions, IndexProgress, IndexReport, ProgressCallback
 from lookalike.indexes.graph_folder import GraphFolder
 from lookalike.indexes.hnsw import GraphInfo
 from lookalike.indexes.registry import resolve_index_type
-from lookalike.indexing import (
-    IndexOptions,
-    IndexProgress,
-    IndexReport,
-    ProgressCallback,
-    sync_files,
-    sync_folder,
-)
+from lookalike.indexing import sync_files, sync_folder
 from lookalike.metadata import MetadataTable
 from lookalike.store import IndexStore
 

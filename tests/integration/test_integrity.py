@@ -223,7 +223,7 @@ def graph_index(index: Path, small_photos: Path) -> Path:
 
 
 def _hnsw() -> object:
-    from lookalike.indexing import IndexOptions
+    from lookalike.index_options import IndexOptions
 
     return IndexOptions(index_type="hnsw")
 

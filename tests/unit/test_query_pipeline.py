@@ -12,8 +12,8 @@ from PIL import Image
 
 from lookalike import ImageError, InvalidInputError, SearchEngine, SearchFilter
 from lookalike.embedders.base import InputSpec
+from lookalike.index_options import IndexOptions
 from lookalike.indexes.base import FloatArray, IdArray
-from lookalike.indexing import IndexOptions
 from lookalike.query import QueryPipeline, decode_queries, embed_pixels
 
 

@@ -12,8 +12,8 @@ from lookalike.cli.progress import ProgressBar
 from lookalike.embedders import DEFAULT_EMBEDDER, resolve_spec
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.embedders.registry import describe as describe_embedders
+from lookalike.index_options import IndexOptions, IndexReport
 from lookalike.indexes.registry import INDEX_TYPES
-from lookalike.indexing import IndexOptions, IndexReport
 from lookalike.metadata import read_metadata_csv
 from lookalike.sources import check_folder
 

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from lookalike.indexing import IndexProgress
+from lookalike.index_options import IndexProgress
 
 _LABELS = {
     "hash": "Fingerprinting",

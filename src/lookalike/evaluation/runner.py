@@ -20,9 +20,9 @@ from lookalike.engine import SearchEngine
 from lookalike.errors import InvalidInputError
 from lookalike.evaluation import metrics
 from lookalike.evaluation.datasets import Dataset
+from lookalike.index_options import IndexOptions
 from lookalike.indexes.exact import ExactIndex
 from lookalike.indexes.hnsw import Projection
-from lookalike.indexing import IndexOptions
 
 BASELINES = baseline_names()
 _BLOCK = 256

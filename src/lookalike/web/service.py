@@ -26,7 +26,7 @@ from lookalike.catalog_records import ImageRecord
 from lookalike.durable import write_bytes
 from lookalike.engine import SearchEngine
 from lookalike.filters import SearchFilter
-from lookalike.indexing import IndexOptions
+from lookalike.index_options import IndexOptions
 from lookalike.layout import IndexLayout
 from lookalike.matches import SearchResult
 from lookalike.query import DecodedQueries
