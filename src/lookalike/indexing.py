@@ -99,7 +99,9 @@ def _sync(
     """Bring ``known`` (records) in line with ``files``: records without a file are dropped."""
     notify = progress or (lambda event: None)
     notify(IndexProgress("scan", len(files), len(files)))
-    plan = _Plan(missing={p: r for p, r in known.items()}, broken=set(store.damaged_segments()))
+    plan = _Plan(
+        missing={p: r for p, r in known.items()}, broken=set(store.damaged_segments(contents=False))
+    )
     changed: list[tuple[ImageFile, ImageRecord | None]] = []
     for f in files:
         record = plan.missing.pop(f.path, None)

@@ -92,8 +92,9 @@ class SegmentFiles:
             self._checked.add(segment.file)
         return cast(npt.NDArray[np.float32], data)
 
-    def problem(self, segment: SegmentRecord) -> str | None:
-        """What is wrong with a committed segment's file, or None when it is sound."""
+    def problem(self, segment: SegmentRecord, *, contents: bool = True) -> str | None:
+        """What is wrong with a committed segment's file, or None when it is sound.
+        ``contents=False`` checks only what its header says (cheap: no data is read)."""
         path = self.layout.segment(segment.file)
         try:
             data = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -105,7 +106,7 @@ class SegmentFiles:
             return f"holds {data.dtype} {data.shape}, expected float32 (n, {self.dim})"
         if len(data) != segment.rows:
             return f"holds {len(data)} rows, the catalog says {segment.rows}"
-        return contents_problem(path, segment, data)
+        return contents_problem(path, segment, data) if contents else None
 
     @property
     def _repair_hint(self) -> str:

@@ -208,12 +208,14 @@ class IndexStore:
         self.manifest = replace(self.manifest, index_type=index_type)
         self._write_manifest(self.layout, self.manifest)
 
-    def damaged_segments(self) -> dict[int, str]:
+    def damaged_segments(self, *, contents: bool = True) -> dict[int, str]:
         """Segment id -> what is wrong with its file (missing, unreadable, wrong shape, rows
-        or checksum), for every committed segment whose file cannot be trusted."""
+        or checksum), for every committed segment whose file cannot be trusted.
+        ``contents=False`` skips the checksums (reading every vector): what each indexing run
+        checks, so that a run over a big index stays incremental; `verify` reads everything."""
         found: dict[int, str] = {}
         for segment in self.catalog.segment_records().values():
-            problem = self.segment_file_problem(segment)
+            problem = self.segment_files.problem(segment, contents=contents)
             if problem:
                 found[segment.id] = problem
         return found
