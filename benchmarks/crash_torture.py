@@ -1,15 +1,19 @@
 """SIGKILL torture of every write operation, as a user meets it: `kill -9` of the one
 `lookalike` process (no process-group sweep) at seeded random moments of a first index, an
 incremental re-index (adds, removes, renames, moves, rewrites), `lookalike remove`, a graph build
-(`--index-type hnsw`) and a compaction. After each kill: nothing the process started is alive
-2 s later, `info` and `search` answer, and running the command again ends with exactly the
-folder's images (vectors within 1e-5 of a clean index), no temporary file and no orphan segment.
+(`--index-type hnsw`), a compaction, and the writes of `lookalike serve --allow-writes` (the server
+killed while four client threads upload and delete). After each kill: nothing the process started
+is alive 2 s later, `info` and `search` answer, and running the command again ends with exactly
+the folder's images (vectors within 1e-5 of a clean index), no temporary file and no orphan
+segment; for the server, the index holds exactly the acknowledged uploads and deletes (give or
+take those in flight at the kill) and a restarted server searches, accepts an upload and leaves
+the lock free.
 
 Kill moments are drawn from the time the real command holds the index's writer lock (measured
-once per operation). Prints, per operation, trials run, killed while working, survived; then
-each failure with its seed (`--first-seed SEED --trials 1 --operation OP` runs that trial
-again). Linux only (/proc).
-The writes of `lookalike serve --allow-writes` are not covered yet.
+once per operation; for the server, the time its clients' writes take). "killed mid-run" counts
+commands killed before they finished (for the server: with writes in flight, unanswered).
+Prints, per operation, trials run, killed while working, survived; then each failure with its
+seed (`--first-seed SEED --trials 1 --operation OP` runs that trial again). Linux only (/proc).
 
 Usage: python benchmarks/crash_torture.py [--trials 100] [--first-seed 0] [--operation OP ...]
        [--workdir DIR]

@@ -258,7 +258,8 @@ class IndexStore:
 
     def collect_garbage(self) -> None:
         """Delete what no committed state refers to: segment files outside the catalog, the
-        temporaries of interrupted writes, and the shards of interrupted Ray runs."""
+        temporaries of interrupted writes (uploads/'s too: a server killed while writing an
+        upload), and the shards of interrupted Ray runs."""
         self._require_writable()
         keep = {name for name, _ in self.catalog.segments().values()}
         folder = self.layout.segments
@@ -271,6 +272,7 @@ class IndexStore:
                     path.unlink()
         durable.remove_temporaries(self.layout.directory)
         durable.remove_temporaries(self.layout.graph)
+        durable.remove_temporaries(self.layout.uploads)
         # Only the writer (this process, holding the lock) runs Ray jobs for this index, and it
         # deletes a run's shards when the run ends: any found now belong to a killed run.
         shutil.rmtree(self.layout.shards, ignore_errors=True)

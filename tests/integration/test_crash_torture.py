@@ -2,8 +2,9 @@
 group sweep) at seeded random moments of every write operation: nothing it started survives
 it, the index answers, and running the command again ends with exactly the folder's images.
 
-A few trials here; `python benchmarks/crash_torture.py --trials N` runs hundreds. The writes of
-`lookalike serve --allow-writes` are not covered yet."""
+The writes of `lookalike serve --allow-writes` too: the server is killed while client threads
+upload and delete, and the index holds exactly the acknowledged writes (give or take those in
+flight). A few trials here; `python benchmarks/crash_torture.py --trials N` runs hundreds."""
 
 from __future__ import annotations
 

@@ -294,6 +294,24 @@ def test_uncommitted_segments_are_collected_by_the_next_writer(
         writer.close()
 
 
+def test_an_upload_interrupted_while_written_is_collected_by_the_next_writer(
+    store: IndexStore, index_dir: Path
+) -> None:
+    """`serve --allow-writes` writes an upload durably into uploads/ before indexing it: a
+    kill during that write leaves a hidden temporary there, which the next writer deletes
+    (the files of uploads, even unindexed ones, are left alone)."""
+    uploads = IndexLayout(index_dir).uploads
+    uploads.mkdir()
+    (uploads / "0123abcd.jpg").write_bytes(b"a whole upload")
+    (uploads / ".4567cdef.jpg.deadbeef.tmp").write_bytes(b"half an upload")
+    store.close()
+
+    IndexStore.open(index_dir).close()  # readers never delete anything
+    assert len(list(uploads.iterdir())) == 2
+    IndexStore.open(index_dir, writable=True).close()
+    assert [p.name for p in uploads.iterdir()] == ["0123abcd.jpg"]
+
+
 def test_compaction_keeps_vectors_and_leaves_one_segment(
     store: IndexStore, index_dir: Path
 ) -> None:
