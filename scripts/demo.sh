@@ -15,6 +15,7 @@ PY
 
 $BIN/lookalike index "$DATA/photos" --index "$DATA/photos.idx"
 $BIN/lookalike info --index "$DATA/photos.idx"
+$BIN/lookalike verify --index "$DATA/photos.idx"
 echo
 echo "Query: a 60 % crop of the coffee photo. Its original and the other coffee copies come first."
 $BIN/lookalike search "$DATA/photos/copies/coffee__crop60.jpg" --index "$DATA/photos.idx" -k 5

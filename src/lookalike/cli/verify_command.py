@@ -75,14 +75,19 @@ def _print(report: VerifyReport) -> None:
         else ""
     )
     out.print(
-        f"{report.directory}: {report.images} images, {report.segments} segments{unchecked}, "
+        f"{report.directory}: {_count(report.images, 'image')}, "
+        f"{_count(report.segments, 'segment')}{unchecked}, "
         f"graph {report.graph}; checked in {report.seconds:.2f} s.",
         markup=False,
     )
     if report.clean:
         out.print("OK: no damage found.")
         return
-    out.print(f"DAMAGED: {len(report.problems)} problems.")
+    out.print(f"DAMAGED: {_count(len(report.problems), 'problem')}.")
     for problem in report.problems:
         out.print(f"- {problem.part}: {problem.message}", markup=False)
         out.print(f"  fix: {problem.fix}", markup=False)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
