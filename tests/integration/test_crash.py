@@ -22,6 +22,8 @@ from tests import processes
 from tests.conftest import FAST_DIM, FAST_EMBEDDER
 from tests.helpers import cli_env, run_cli
 
+pytestmark = pytest.mark.heavy  # real processes killed mid-write: seconds each
+
 
 def _committed(index: Path) -> int:
     catalog = index / "catalog.sqlite"

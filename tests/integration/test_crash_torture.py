@@ -15,7 +15,10 @@ import pytest
 
 from tests.torture import OPERATIONS, Trial, make_template, prepare, run_trial, summary
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [
+    pytest.mark.heavy,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
+]
 
 
 def test_sigkill_at_random_moments_of_every_write_operation(tmp_path: Path) -> None:
