@@ -19,7 +19,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m 'not heavy'
+	$(BIN)/python -m pytest -q -m 'not heavy' -n 2
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
