@@ -252,10 +252,3 @@ class Catalog:
             "UPDATE images SET segment=?, row=? WHERE id=?",
             [(int(s), int(r), int(i)) for i, s, r in moves],
         )
-
-    def forget_fingerprints(self, image_ids: Iterable[int]) -> None:
-        """Make the next sync of these images' folders treat them as changed (re-embed them)."""
-        self._db.execute_many(
-            "UPDATE images SET size=-1, mtime_ns=-1, hash='' WHERE id=?",
-            [(int(i),) for i in image_ids],
-        )

@@ -293,11 +293,7 @@ class HnswIndex:
         # process (SIGSEGV) in the middle of a search instead of raising.
         damage = info.damage(folder)
         if damage:
-            raise DamagedGraphError(
-                f"{damage[0]}; the HNSW graph is damaged: exact search still works, and "
-                f"`lookalike verify --index {folder.parent} --repair` or the next `lookalike "
-                "index` rebuilds the graph"
-            )
+            raise _damaged(folder, f"{damage[0]}; the HNSW graph is damaged")
         dim = info.params.pca_dim or info.dim
         graph = hnswlib.Index(space="ip" if metric == "cosine" else "l2", dim=dim)
         try:
@@ -305,10 +301,8 @@ class HnswIndex:
             deleted = {int(i) for i in np.load(folder / info.deleted_file, allow_pickle=False)}
             projection = Projection.load(folder / info.pca_file) if info.pca_file else None
         except (RuntimeError, ValueError, OSError, EOFError) as exc:
-            raise DamagedGraphError(
-                f"{folder / info.file}: the HNSW graph cannot be read ({exc}): exact search "
-                f"still works, and `lookalike verify --index {folder.parent} --repair` or the "
-                "next `lookalike index` rebuilds the graph"
+            raise _damaged(
+                folder, f"{folder / info.file}: the HNSW graph cannot be read ({exc})"
             ) from exc
         graph.set_num_threads(_threads())
         return cls(
@@ -325,11 +319,15 @@ def read_pointer(folder: Path) -> GraphInfo | None:
         raw = json.loads(pointer.read_text())
         return GraphInfo(**{**raw, "params": HnswParams(**raw["params"])})
     except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise DamagedGraphError(
-            f"{pointer}: unreadable ANN pointer ({exc}): exact search still works, and "
-            f"`lookalike verify --index {folder.parent} --repair` or the next `lookalike "
-            "index` rebuilds the graph"
-        ) from exc
+        raise _damaged(folder, f"{pointer}: unreadable ANN pointer ({exc})") from exc
+
+
+def _damaged(folder: Path, problem: str) -> DamagedGraphError:
+    """The error for a graph that cannot be trusted, with what still works and the fix."""
+    return DamagedGraphError(
+        f"{problem}: exact search still works, and `lookalike verify --index {folder.parent} "
+        "--repair` or the next `lookalike index` rebuilds the graph"
+    )
 
 
 def measure_recall(
