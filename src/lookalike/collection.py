@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.catalog_records import ImageRecord
+from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import DamagedGraphError, InvalidInputError, UnknownImageError
 from lookalike.grouping import group_duplicates
 from lookalike.indexes.exact import ExactIndex
@@ -29,6 +30,7 @@ class IndexInfo:
     count: int
     embedder: str
     embedder_params: dict[str, object]
+    descriptor: str | None
     weights_digest: str
     dim: int
     metric: str
@@ -153,6 +155,7 @@ class Collection:
             count=self.count(),
             embedder=manifest.embedder.name,
             embedder_params=dict(manifest.embedder.params),
+            descriptor=describe_recipe(manifest.embedder),
             weights_digest=manifest.weights_digest,
             dim=manifest.dim,
             metric=manifest.metric,
@@ -165,6 +168,17 @@ class Collection:
             created=manifest.created,
             lookalike_version=manifest.lookalike_version,
         )
+
+
+def describe_recipe(spec: EmbedderSpec) -> str | None:
+    """How a pretrained network's features become the descriptor (None for other embedders)."""
+    from lookalike.embedders.quality import takes_recipe
+    from lookalike.embedders.recipe import Recipe
+
+    if not takes_recipe(spec):
+        return None
+    recipe = Recipe.from_params(spec.params)
+    return recipe.describe() + (" (classic)" if recipe.is_classic else "")
 
 
 __all__ = ["Collection", "IndexInfo", "Snapshot"]

@@ -17,6 +17,7 @@ from lookalike.catalog_records import ImageRecord
 from lookalike.collection import Collection, IndexInfo
 from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder, resolve_spec
 from lookalike.embedders.base import Embedder, EmbedderSpec
+from lookalike.embedders.quality import apply_quality
 from lookalike.errors import InvalidInputError
 from lookalike.filters import SearchFilter
 from lookalike.index_model import IndexModel
@@ -78,13 +79,17 @@ class SearchEngine:
         embedder: str | EmbedderSpec = DEFAULT_EMBEDDER,
         metric: str = "cosine",
         index_type: str = "auto",
+        quality: str | None = None,
         threads: int | None = None,
     ) -> SearchEngine:
-        """Create a new, empty index in ``directory`` (new or empty)."""
+        """Create a new, empty index in ``directory`` (new or empty). ``quality`` (fast,
+        balanced, best, classic; default balanced) sets how an EfficientNet embedder
+        describes images, unless the embedder spec given carries a recipe of its own."""
         if metric not in METRICS:
             raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         resolve_index_type(index_type)
-        model = create_embedder(resolve_spec(embedder), threads=threads)
+        spec = apply_quality(resolve_spec(embedder), quality)
+        model = create_embedder(spec, threads=threads)
         manifest = Manifest(
             embedder=model.spec,
             weights_digest=model.weights_digest,
@@ -123,14 +128,29 @@ class SearchEngine:
         *,
         embedder: str | EmbedderSpec | None = None,
         metric: str | None = None,
+        quality: str | None = None,
         threads: int | None = None,
     ) -> SearchEngine:
-        """Open ``directory`` for writing if it is an index, else create one there."""
+        """Open ``directory`` for writing if it is an index, else create one there.
+        ``quality``, when given for an existing index, must be the one it was made with."""
         path = Path(directory)
         if IndexLayout(path).is_index():
-            return cls.open(path, writable=True, embedder=embedder, metric=metric, threads=threads)
+            engine = cls.open(
+                path, writable=True, embedder=embedder, metric=metric, threads=threads
+            )
+            if quality is not None:
+                try:
+                    engine.model.check_quality(quality)
+                except BaseException:
+                    engine.close()
+                    raise
+            return engine
         return cls.create(
-            path, embedder=embedder or DEFAULT_EMBEDDER, metric=metric or "cosine", threads=threads
+            path,
+            embedder=embedder or DEFAULT_EMBEDDER,
+            metric=metric or "cosine",
+            quality=quality,
+            threads=threads,
         )
 
     def close(self) -> None:

@@ -149,12 +149,16 @@ def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
 
 
 def prepare(image: Image.Image, spec: InputSpec) -> npt.NDArray[np.uint8]:
-    """Centre-crop and resize an RGB image to the network input: (size, size, 3) uint8.
+    """Cut and resize an RGB image to the network input the spec asks for, uint8 (h, w, 3):
+    the centre square (``crop``) or the whole image, aspect kept (``whole``).
 
     Cropping happens in source coordinates before resampling, so a very wide or very tall image
     costs no more memory than its crop.
     """
     width, height = image.size
+    if spec.whole:
+        rows, cols = spec.shape_for(width, height)
+        return np.asarray(image.resize((cols, rows), Image.Resampling.BILINEAR), dtype=np.uint8)
     side = min(width, height) * spec.crop_fraction
     left, top = (width - side) / 2, (height - side) / 2
     resized = image.resize(
@@ -168,9 +172,8 @@ def prepare(image: Image.Image, spec: InputSpec) -> npt.NDArray[np.uint8]:
 def load_prepared(
     source: Path | str | bytes, spec: InputSpec, *, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> npt.NDArray[np.uint8]:
-    """Decode and prepare in one step, decoding JPEGs no larger than the crop needs."""
-    min_side = math.ceil(spec.size / spec.crop_fraction)
-    image = open_image(source, min_side=min_side, max_pixels=max_pixels)
+    """Decode and prepare in one step, decoding JPEGs no larger than the input needs."""
+    image = open_image(source, min_side=spec.decode_side, max_pixels=max_pixels)
     return prepare(image, spec)
 
 

@@ -67,6 +67,21 @@ class IndexModel:
                 "models cannot be compared: use a new --index folder for the other embedder"
             )
 
+    def check_quality(self, quality: str) -> None:
+        """Refuse a quality preset other than the one the index was made with."""
+        from lookalike.embedders.quality import apply_quality
+
+        manifest = self._store.manifest
+        recorded = manifest.embedder
+        wanted = apply_quality(EmbedderSpec(recorded.name.removesuffix("-int8")), quality)
+        if wanted.params != recorded.params:
+            raise EmbedderMismatchError(
+                f"{self._store.directory}: index was made with another descriptor recipe "
+                f"({recorded.params or 'classic'}), not --quality {quality} "
+                f"({wanted.params or 'classic'}); the recipe is fixed when an index is created: "
+                "use a new --index folder, or leave --quality out"
+            )
+
 
 def describe(spec: EmbedderSpec) -> str:
     """An embedder as a message names it: its name, and its model file if it has one."""

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from lookalike.catalog_records import ImageEntry, ImageRecord
 from lookalike.decoding import WorkerPool
 from lookalike.embedders.base import Embedder
+from lookalike.embedders.batching import embed_images
 from lookalike.index_options import IndexOptions, IndexProgress, ProgressCallback, SkippedFile
 from lookalike.sources import ImageFile
 from lookalike.store import IndexStore
@@ -41,14 +42,12 @@ def local_vectors(
         positions.append(position)
         if len(pixels) >= options.batch_size:
             yield from zip(
-                positions, embedder.embed(np.stack(pixels)), [None] * len(pixels), strict=True
+                positions, embed_images(embedder, pixels), [None] * len(pixels), strict=True
             )
             pixels.clear()
             positions.clear()
     if pixels:
-        yield from zip(
-            positions, embedder.embed(np.stack(pixels)), [None] * len(pixels), strict=True
-        )
+        yield from zip(positions, embed_images(embedder, pixels), [None] * len(pixels), strict=True)
 
 
 def ray_vectors(

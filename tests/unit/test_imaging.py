@@ -402,7 +402,7 @@ def test_png_over_our_limit_is_refused_quickly(tmp_path: Path) -> None:
     started = time.perf_counter()
     with _handle_leak_tolerated():
         reason = _image_error(path).reason
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < 5.0
     assert "over the limit" in reason
     assert "13000x12000" in reason
 

@@ -11,6 +11,8 @@ from lookalike.cli.console import IndexDir, err, fail, out
 from lookalike.cli.progress import ProgressBar
 from lookalike.embedders import DEFAULT_EMBEDDER, resolve_spec
 from lookalike.embedders.base import EmbedderSpec
+from lookalike.embedders.quality import DEFAULT_QUALITY
+from lookalike.embedders.quality import describe as describe_qualities
 from lookalike.embedders.registry import describe as describe_embedders
 from lookalike.index_options import IndexOptions, IndexReport
 from lookalike.indexes.registry import INDEX_TYPES
@@ -62,6 +64,14 @@ def index(
         str | None,
         typer.Option(
             help="cosine or euclidean; fixed when the index is created. (default: cosine)",
+            show_default=False,
+        ),
+    ] = None,
+    quality: Annotated[
+        str | None,
+        typer.Option(
+            help=f"How the EfficientNet embedders describe images: {describe_qualities()}. "
+            f"Fixed when the index is created. (default: {DEFAULT_QUALITY})",
             show_default=False,
         ),
     ] = None,
@@ -170,7 +180,9 @@ def index(
         rerank=rerank,
         ray_address=ray,
     )
-    with SearchEngine.open_or_create(index_dir, embedder=spec, metric=metric) as engine:
+    with SearchEngine.open_or_create(
+        index_dir, embedder=spec, metric=metric, quality=quality
+    ) as engine:
         show_bar = not quiet and not as_json
         with ProgressBar(err, enabled=show_bar) as bar:
             report = engine.index_folder(photos, options=options, progress=bar)

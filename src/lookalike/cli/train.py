@@ -163,6 +163,13 @@ def triplet(
             help="Pretrained network whose features the head projects: lite0, lite1 or lite2."
         ),
     ] = "lite0",
+    quality: Annotated[
+        str,
+        typer.Option(
+            help="Descriptor recipe of the base features (as `lookalike index --quality`: "
+            "fast, balanced, best or classic; int8 is not used for training)."
+        ),
+    ] = "balanced",
     dim: Annotated[int, typer.Option(help="Size of the learned embedding.")] = 256,
     hidden: Annotated[
         list[int] | None,
@@ -203,6 +210,7 @@ def triplet(
     from lookalike.cache import cache_dir
     from lookalike.embedders import resolve_spec
     from lookalike.embedders.pretrained import EfficientNetLite
+    from lookalike.embedders.quality import quality_named
     from lookalike.training.data import labelled_features
     from lookalike.training.triplet import TripletHead
     from lookalike.training.validation import split_indices
@@ -225,7 +233,8 @@ def triplet(
         seed=seed,
         threads=threads,
     )
-    embedder = EfficientNetLite(base_name)
+    recipe = quality_named(quality).recipe
+    embedder = EfficientNetLite(base_name, recipe=recipe)
     with TrainingBar(err, enabled=not quiet) as bar:
         data = labelled_features(
             labelled,
@@ -248,7 +257,13 @@ def triplet(
         f"{head.base_map_:.3f} with {base_name} features, {head.map_:.3f} with the head."
     )
     _skipped(data.skipped)
-    saved = head.save(model_dir, base=base_name, base_digest=embedder.weights_digest, force=force)
+    saved = head.save(
+        model_dir,
+        base=base_name,
+        base_digest=embedder.weights_digest,
+        base_recipe=recipe.to_params(),
+        force=force,
+    )
     out.print(f"Saved to {saved}.")
 
 

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from lookalike import durable
 from lookalike.embedders import create_embedder
 from lookalike.embedders.base import EmbedderSpec
+from lookalike.embedders.batching import embed_images
 from lookalike.errors import (
     IndexFormatError,
     InvalidInputError,
@@ -263,15 +264,28 @@ class Decoder:
 
     def __call__(self, batch: Batch) -> Batch:
         paths = batch["path"]
-        size = self.spec.size
-        pixels = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+        prepared: list[npt.NDArray[np.uint8] | None] = []
         errors: list[str] = []
-        for i, path in enumerate(paths):
+        for path in paths:
             decoded = decode_for_model(str(path), self.spec, max_pixels=self.max_pixels)
-            if decoded.pixels is not None:
-                pixels[i] = decoded.pixels
+            prepared.append(decoded.pixels)
             errors.append(decoded.error or "")
-        return {"row": batch["row"], "pixels": pixels, "error": np.asarray(errors, dtype=np.str_)}
+        # Ray batches hold arrays of one shape: images that keep their aspect ratio travel on
+        # a canvas as large as the batch's largest, with their own height and width beside.
+        shapes = [p.shape[:2] if p is not None else (0, 0) for p in prepared]
+        height = max([h for h, _ in shapes] + [1])
+        width = max([w for _, w in shapes] + [1])
+        pixels = np.zeros((len(paths), height, width, 3), dtype=np.uint8)
+        for i, image in enumerate(prepared):
+            if image is not None:
+                pixels[i, : image.shape[0], : image.shape[1]] = image
+        return {
+            "row": batch["row"],
+            "pixels": pixels,
+            "height": np.asarray([h for h, _ in shapes], dtype=np.int32),
+            "width": np.asarray([w for _, w in shapes], dtype=np.int32),
+            "error": np.asarray(errors, dtype=np.str_),
+        }
 
 
 class ShardWriter:
@@ -288,8 +302,17 @@ class ShardWriter:
         errors = batch["error"]
         good = errors == ""
         if good.any():
-            pixels = np.ascontiguousarray(batch["pixels"][good], dtype=np.uint8)
-            vectors = self._embedder.embed(pixels)
+            canvas = batch["pixels"]
+            images = [
+                np.ascontiguousarray(canvas[i, :h, :w], dtype=np.uint8)
+                for i, h, w in zip(
+                    np.flatnonzero(good),
+                    batch["height"][good],
+                    batch["width"][good],
+                    strict=True,
+                )
+            ]
+            vectors = embed_images(self._embedder, images)
         else:
             vectors = np.zeros((0, self._dim), dtype=np.float32)
         failed = [(int(r), str(e)) for r, e in zip(rows[~good], errors[~good], strict=True)]

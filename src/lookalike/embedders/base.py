@@ -62,7 +62,8 @@ class Embedder(Protocol):
         ...
 
     def embed(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """(n, size, size, 3) uint8 RGB -> (n, dim) float32, L2-normalised rows."""
+        """(n, h, w, 3) uint8 RGB, all of one shape the input spec accepts -> (n, dim)
+        float32, L2-normalised rows. Images of several shapes: ``batching.embed_images``."""
         ...
 
 
@@ -73,9 +74,20 @@ def l2_normalise(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 def check_batch(batch: npt.NDArray[np.uint8], spec: InputSpec) -> None:
-    expected = (spec.size, spec.size, 3)
-    if batch.ndim != 4 or batch.shape[1:] != expected or batch.dtype != np.uint8:
+    """Refuse a batch that does not keep the spec's input contract (shape, dtype)."""
+    if (
+        batch.ndim != 4
+        or batch.shape[3] != 3
+        or batch.dtype != np.uint8
+        or not spec.accepts(batch.shape[1], batch.shape[2])
+    ):
+        if spec.whole:
+            wanted = (
+                f"(n, h, w, 3) with the shorter side {spec.size} and both sides multiples of "
+                f"{spec.multiple}"
+            )
+        else:
+            wanted = f"(n, {spec.size}, {spec.size}, 3)"
         raise InvalidInputError(
-            f"embedder input must be uint8 of shape (n, {spec.size}, {spec.size}, 3), "
-            f"got {batch.dtype} {batch.shape}"
+            f"embedder input must be uint8 of shape {wanted}, got {batch.dtype} {batch.shape}"
         )

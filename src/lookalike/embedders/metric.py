@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from lookalike.embedders.model_folder import CONFIG_FILE, config_int, load_arrays, read_config
 from lookalike.embedders.pretrained import FEATURE_DIM, VARIANTS, EfficientNetLite
+from lookalike.embedders.recipe import Recipe
 from lookalike.errors import ModelError
 from lookalike.input_spec import InputSpec
 
@@ -61,7 +62,10 @@ class ProjectionHead:
                 f"{source}: field 'hidden' must be a list of layer sizes, got {hidden!r}"
             )
         self._dim = config_int(config, "dim", folder)
-        self._base = EfficientNetLite(str(base), threads=threads)
+        recipe = config.get("base_recipe", {})  # heads made before recipes: the classic one
+        if not isinstance(recipe, dict):
+            raise ModelError(f"{source}: field 'base_recipe' must be an object, got {recipe!r}")
+        self._base = EfficientNetLite(str(base), recipe=Recipe.from_params(recipe), threads=threads)
         recorded = config.get("base_weights_sha256")
         if recorded != self._base.weights_digest:
             raise ModelError(

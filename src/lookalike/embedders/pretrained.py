@@ -4,6 +4,12 @@ The PyTorch weights are exported once to an ONNX graph that takes uint8 NHWC pix
 L2-normalised pooled features (and the ImageNet logits, which prove the weights are real). The
 export is cached under the user's cache folder, keyed by the SHA-256 of the weights file, and
 checked against PyTorch before it is kept.
+
+How features become a descriptor is a :class:`~lookalike.embedders.recipe.Recipe`, recorded in
+the embedder spec (so an index and its queries always agree): the classic recipe (centre crop
+at the network's size, average pooling; what indexes made before recipes existed record, with
+empty params) runs the graph it always ran; a whole-image recipe runs a graph that takes any
+image shape (multiples of 32) and pools its feature map here (GeM or average).
 """
 
 from __future__ import annotations
@@ -22,12 +28,16 @@ from lookalike import durable
 from lookalike.cache import cache_dir
 from lookalike.embedders.base import EmbedderSpec, check_batch
 from lookalike.embedders.onnx import OnnxModel, make_session
+from lookalike.embedders.recipe import Recipe
 from lookalike.errors import InvalidInputError, ModelError
 from lookalike.input_spec import InputSpec
 from lookalike.sources import file_digest
 
-#: Bump when the exported graph changes, so old cached exports are not reused.
+#: Bump when the exported graph changes, so old cached exports are not reused. Recipe 1 is the
+#: fixed-size graph of the classic recipe (kept as it was: old indexes answer exactly as
+#: before); recipe 2 takes any height and width and also returns the feature map.
 _EXPORT_RECIPE = 1
+_EXPORT_RECIPE_ANY_SIZE = 2
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,13 @@ class EfficientNetLite:
         (32, 1280)
     """
 
-    def __init__(self, variant: str = "efficientnet-lite0", *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        variant: str = "efficientnet-lite0",
+        *,
+        recipe: Recipe | None = None,
+        threads: int | None = None,
+    ) -> None:
         self._int8 = variant.endswith(INT8)
         base = variant.removesuffix(INT8)
         if base not in VARIANTS:
@@ -102,19 +118,27 @@ class EfficientNetLite:
                 f"unknown EfficientNet-Lite variant {variant!r}; choose one of {choices}"
             )
         self._variant = VARIANTS[base]
+        self._recipe = recipe or Recipe.classic()
+        self._input = self._recipe.input_spec(self._variant.image_size)
         weights = weights_path(self._variant)
         self._digest = file_digest(weights)
-        onnx_path = exported_model(self._variant, weights, self._digest)
+        any_size = not self._recipe.is_classic
+        onnx_path = exported_model(self._variant, weights, self._digest, any_size=any_size)
         if self._int8:
             from lookalike.embedders.quantized import quantized_model
 
-            onnx_path = quantized_model(onnx_path, self._variant.image_size)
+            pool = None if self._recipe.pooling == "avg" else self._recipe.pool
+            onnx_path = quantized_model(onnx_path, self._input, pool)
         self._model = OnnxModel(onnx_path, threads=threads)
-        self._input = InputSpec(size=self._variant.image_size)
 
     @property
     def spec(self) -> EmbedderSpec:
-        return EmbedderSpec(self._variant.name + (INT8 if self._int8 else ""))
+        name = self._variant.name + (INT8 if self._int8 else "")
+        return EmbedderSpec(name, self._recipe.to_params())
+
+    @property
+    def recipe(self) -> Recipe:
+        return self._recipe
 
     @property
     def input_spec(self) -> InputSpec:
@@ -130,7 +154,10 @@ class EfficientNetLite:
 
     def embed(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         check_batch(batch, self._input)
-        return self._model.run("embedding", {"image": batch}).astype(np.float32, copy=False)
+        if self._recipe.is_classic or self._recipe.pooling == "avg":
+            return self._model.run("embedding", {"image": batch}).astype(np.float32, copy=False)
+        features = self._model.run("features", {"image": batch})
+        return self._recipe.pool(features)
 
     def classify(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """ImageNet-1k logits: the proof that the real weights are loaded."""
@@ -138,23 +165,25 @@ class EfficientNetLite:
         return self._model.run("logits", {"image": batch}).astype(np.float32, copy=False)
 
 
-def exported_model(variant: Variant, weights: Path, digest: str) -> Path:
-    """The cached ONNX export of ``weights``; made (with PyTorch) on first use."""
+def exported_model(variant: Variant, weights: Path, digest: str, *, any_size: bool = False) -> Path:
+    """The cached ONNX export of ``weights``; made (with PyTorch) on first use. ``any_size``:
+    the graph that takes any image shape and also returns the feature map."""
     folder = cache_dir() / "models"
-    target = folder / f"{variant.name}-{digest[:16]}-r{_EXPORT_RECIPE}.onnx"
+    recipe = _EXPORT_RECIPE_ANY_SIZE if any_size else _EXPORT_RECIPE
+    target = folder / f"{variant.name}-{digest[:16]}-r{recipe}.onnx"
     if target.is_file():
         return target
     folder.mkdir(parents=True, exist_ok=True)
     with durable.staged(target) as tmp:
-        _export(variant, weights, tmp)
-    sidecar = {"variant": variant.name, "weights_sha256": digest, "recipe": _EXPORT_RECIPE}
+        _export(variant, weights, tmp, any_size=any_size)
+    sidecar = {"variant": variant.name, "weights_sha256": digest, "recipe": recipe}
     durable.write_bytes(
         target.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode()
     )
     return target
 
 
-def _export(variant: Variant, weights: Path, out: Path) -> None:
+def _export(variant: Variant, weights: Path, out: Path, *, any_size: bool) -> None:
     try:
         import torch
         from efficientnet_lite_pytorch import EfficientNet
@@ -180,11 +209,14 @@ def _export(variant: Variant, weights: Path, out: Path) -> None:
             super().__init__()
             self.net = net
 
-        def forward(self, pixels: Any) -> tuple[Any, Any]:
+        def forward(self, pixels: Any) -> tuple[Any, ...]:
             x = pixels.permute(0, 3, 1, 2).float() * (1.0 / 127.5) - 1.0
-            pooled = self.net._avg_pooling(self.net.extract_features(x)).flatten(1)
+            features = self.net.extract_features(x)
+            pooled = self.net._avg_pooling(features).flatten(1)
             logits = self.net._fc(pooled)
             norm = pooled.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            if any_size:
+                return pooled / norm, logits, features
             return pooled / norm, logits
 
     # eval() on the wrapper itself: the exporter restores the wrapper's training flag recursively.
@@ -192,10 +224,23 @@ def _export(variant: Variant, weights: Path, out: Path) -> None:
     size = variant.image_size
     generator = torch.Generator().manual_seed(0)
     sample = torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8, generator=generator)
+    outputs = ["embedding", "logits"]
+    axes: dict[str, dict[int, str]] = {"image": {0: "n"}, "embedding": {0: "n"}, "logits": {0: "n"}}
+    if any_size:
+        # Any multiple of 32 keeps the static "same" padding exact: every stride-2 layer then
+        # sees an even size, for which the padding does not depend on the size.
+        outputs.append("features")
+        axes["image"] = {0: "n", 1: "height", 2: "width"}
+        axes["features"] = {0: "n", 2: "rows", 3: "columns"}
     with torch.no_grad(), warnings.catch_warnings():
         # The legacy exporter is the one that works offline here; its notices are not for users.
         warnings.simplefilter("ignore")
-        expected = graph(sample)[0].numpy()
+        checks = [sample]
+        if any_size:
+            checks.append(
+                torch.randint(0, 256, (1, 288, 416, 3), dtype=torch.uint8, generator=generator)
+            )
+        expected = [graph(check)[0].numpy() for check in checks]
         torch.onnx.export(
             graph,
             (sample,),
@@ -203,10 +248,15 @@ def _export(variant: Variant, weights: Path, out: Path) -> None:
             opset_version=17,
             dynamo=False,
             input_names=["image"],
-            output_names=["embedding", "logits"],
-            dynamic_axes={"image": {0: "n"}, "embedding": {0: "n"}, "logits": {0: "n"}},
+            output_names=outputs,
+            dynamic_axes=axes,
         )
-    (got,) = make_session(out, threads=1).run(["embedding"], {"image": sample.numpy()})
-    error = float(np.abs(np.asarray(got) - expected).max())
-    if error > 1e-4:
-        raise ModelError(f"ONNX export of {variant.name} differs from PyTorch by {error:.2e}")
+    session = make_session(out, threads=1)
+    for check, wanted in zip(checks, expected, strict=True):
+        (got,) = session.run(["embedding"], {"image": check.numpy()})
+        error = float(np.abs(np.asarray(got) - wanted).max())
+        if error > 1e-4:
+            raise ModelError(
+                f"ONNX export of {variant.name} differs from PyTorch by {error:.2e} "
+                f"on a {tuple(check.shape[1:3])} input"
+            )

@@ -22,6 +22,7 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,26 +43,33 @@ MIN_COSINE = 0.95
 FLOAT_BLOCKS = 3
 
 
-def quantized_model(float_model: Path, image_size: int) -> Path:
-    """The cached int8 model made from ``float_model`` (an export cached by digest)."""
-    target = float_model.with_name(f"{float_model.stem}-int8-q{QUANT_RECIPE}.onnx")
+#: Turns a feature map (n, c, h, w) into descriptors; the guard compares these.
+Pooling = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+
+
+def quantized_model(float_model: Path, spec: InputSpec, pool: Pooling | None = None) -> Path:
+    """The cached int8 model made from ``float_model`` (an export cached by digest),
+    calibrated on the packaged photos prepared as ``spec`` says. ``pool``: how the
+    descriptor is made from the graph's feature map (None: its pooled ``embedding``); the
+    guard checks the descriptor users get."""
+    calibrated = "" if not spec.whole else f"-w{spec.size}x{spec.max_size}"
+    target = float_model.with_name(f"{float_model.stem}-int8-q{QUANT_RECIPE}{calibrated}.onnx")
     if target.is_file():
         return target
     prepared = target.with_name(f".{target.name}.{os.getpid()}.pre.onnx")
     try:
         with durable.staged(target) as tmp:
-            _quantize(float_model, prepared, tmp, calibration_images(image_size))
+            _quantize(float_model, prepared, tmp, calibration_images(spec), pool)
     finally:
         prepared.unlink(missing_ok=True)
     return target
 
 
-def calibration_images(size: int) -> npt.NDArray[np.uint8]:
-    """The packaged calibration photos, prepared for a ``size``-pixel network input."""
+def calibration_images(spec: InputSpec) -> list[npt.NDArray[np.uint8]]:
+    """Batches of the packaged calibration photos prepared as ``spec`` says, one shape each."""
     from lookalike.imaging import load_prepared
 
     folder = resources.files("lookalike.embedders") / "calibration"
-    spec = InputSpec(size=size)
     images = [
         load_prepared(entry.read_bytes(), spec)
         for entry in sorted(folder.iterdir(), key=lambda e: e.name)
@@ -69,10 +77,23 @@ def calibration_images(size: int) -> npt.NDArray[np.uint8]:
     ]
     if not images:
         raise ModelError(f"{folder}: no calibration photos; reinstall lookalike")
-    return np.stack(images)
+    shapes: dict[tuple[int, ...], list[npt.NDArray[np.uint8]]] = {}
+    for image in images:
+        shapes.setdefault(image.shape, []).append(image)
+    return [
+        np.stack(group[start : start + 8])
+        for group in shapes.values()
+        for start in range(0, len(group), 8)
+    ]
 
 
-def _quantize(source: Path, prepared: Path, out: Path, images: npt.NDArray[np.uint8]) -> None:
+def _quantize(
+    source: Path,
+    prepared: Path,
+    out: Path,
+    batches: list[npt.NDArray[np.uint8]],
+    pool: Pooling | None,
+) -> None:
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -85,13 +106,13 @@ def _quantize(source: Path, prepared: Path, out: Path, images: npt.NDArray[np.ui
 
     class Batches(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
-            self.start = 0
+            self.next = 0
 
         def get_next(self) -> dict[str, Any] | None:
-            if self.start >= len(images):
+            if self.next >= len(batches):
                 return None
-            self.start += 8
-            return {"image": images[self.start - 8 : self.start]}
+            self.next += 1
+            return {"image": batches[self.next - 1]}
 
     root = logging.getLogger()
     level = root.level
@@ -124,15 +145,26 @@ def _quantize(source: Path, prepared: Path, out: Path, images: npt.NDArray[np.ui
             )
         finally:
             root.setLevel(level)
-    _check(source, out, images)
+    _check(source, out, batches, pool)
 
 
-def _check(source: Path, out: Path, images: npt.NDArray[np.uint8]) -> None:
+def _check(
+    source: Path, out: Path, batches: list[npt.NDArray[np.uint8]], pool: Pooling | None
+) -> None:
     from lookalike.embedders.onnx import make_session
 
-    reference = make_session(source).run(["embedding"], {"image": images})[0]
-    got = make_session(out).run(["embedding"], {"image": images})[0]
-    cosine = float(np.mean(np.sum(np.asarray(reference) * np.asarray(got), axis=1)))
+    float_model, int8_model = make_session(source), make_session(out)
+
+    def describe(session: Any, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        if pool is None:
+            return np.asarray(session.run(["embedding"], {"image": batch})[0])
+        return pool(np.asarray(session.run(["features"], {"image": batch})[0]))
+
+    cosines = []
+    for batch in batches:
+        reference, got = describe(float_model, batch), describe(int8_model, batch)
+        cosines.append(np.sum(reference * got, axis=1))
+    cosine = float(np.mean(np.concatenate(cosines)))
     if cosine < MIN_COSINE:
         raise ModelError(
             f"int8 quantisation of {source.name} is too far from float32 (mean cosine "

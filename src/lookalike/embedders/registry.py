@@ -48,8 +48,9 @@ class EmbedderEntry:
 
 def _efficientnet(spec: EmbedderSpec, threads: int | None) -> Embedder:
     from lookalike.embedders.pretrained import EfficientNetLite
+    from lookalike.embedders.recipe import Recipe
 
-    return EfficientNetLite(spec.name, threads=threads)
+    return EfficientNetLite(spec.name, recipe=Recipe.from_params(spec.params), threads=threads)
 
 
 def _pixels(spec: EmbedderSpec, threads: int | None) -> Embedder:

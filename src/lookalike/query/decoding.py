@@ -21,11 +21,12 @@ Query = str | Path | bytes | Image.Image
 
 @dataclass(frozen=True)
 class DecodedQueries:
-    """A batch of queries ready to embed: their names (as results report them) and pixels,
-    uint8 of shape (n, size, size, 3)."""
+    """A batch of queries ready to embed: their names (as results report them) and their
+    prepared pixels, one uint8 (h, w, 3) array each (shapes differ when the embedder keeps
+    each image's aspect ratio)."""
 
     names: tuple[str, ...]
-    pixels: npt.NDArray[np.uint8]
+    pixels: tuple[npt.NDArray[np.uint8], ...]
 
     def __len__(self) -> int:
         return len(self.names)
@@ -60,10 +61,7 @@ def decode_queries(
             many = len(labels) > 1
             label = f"query {position + 1} of {len(labels)} ({name})" if many else name
             raise ImageError(label, exc.reason) from exc
-    if not pixels:
-        empty = np.zeros((0, spec.size, spec.size, 3), dtype=np.uint8)
-        return DecodedQueries((), empty)
-    return DecodedQueries(tuple(labels), np.stack(pixels))
+    return DecodedQueries(tuple(labels), tuple(pixels))
 
 
 def _decode(query: Query, spec: InputSpec, max_pixels: int) -> npt.NDArray[np.uint8]:

@@ -13,12 +13,13 @@ import numpy.typing as npt
 from lookalike import durable
 from lookalike.decoding import WorkerPool
 from lookalike.embedders.base import Embedder, InputSpec
+from lookalike.embedders.batching import embed_images
 from lookalike.errors import InvalidInputError
 from lookalike.sources import ImageFile, check_folder, scan_folder
 from lookalike.training.progress import TrainingCallback, TrainingProgress, silent
 
 _FEATURE_BATCH = 64
-_CACHE_RECIPE = 1
+_CACHE_RECIPE = 2
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,9 @@ def base_features(
     ``cache`` (a folder) when the same files were embedded by the same weights before."""
     target = None
     if cache is not None:
-        key = hashlib.sha256(f"{_CACHE_RECIPE}:{embedder.weights_digest}".encode())
+        key = hashlib.sha256(
+            f"{_CACHE_RECIPE}:{embedder.weights_digest}:{embedder.spec.key()}".encode()
+        )
         for f in folder.files:
             key.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode())
         target = cache / f"features-{key.hexdigest()[:32]}.npz"
@@ -120,7 +123,7 @@ def base_features(
                 batch.append(decoded.pixels)
                 rows.append(i)
             if len(batch) == _FEATURE_BATCH or (i == len(paths) - 1 and batch):
-                features[rows] = embedder.embed(np.stack(batch))
+                features[rows] = embed_images(embedder, batch)
                 kept[rows] = True
                 batch, rows = [], []
                 progress(TrainingProgress("features", i + 1, len(paths)))

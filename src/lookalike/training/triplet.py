@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.embedders.base import Params
 from lookalike.embedders.metric import apply_head, head_shapes
 from lookalike.embedders.model_folder import require, write_model_folder
 from lookalike.errors import InvalidInputError, ModelError
@@ -194,7 +195,15 @@ class TripletHead:
             raise InvalidInputError("the head is not trained yet: call fit() first")
         return apply_head(features, weights)
 
-    def save(self, folder: Path | str, *, base: str, base_digest: str, force: bool = False) -> Path:
+    def save(
+        self,
+        folder: Path | str,
+        *,
+        base: str,
+        base_digest: str,
+        base_recipe: Params | None = None,
+        force: bool = False,
+    ) -> Path:
         """Write the model folder. Refused when the head's held-out mAP is below the base
         features' unless ``force``: a learned embedding worse than its input helps nobody."""
         if getattr(self, "weights_", None) is None:
@@ -208,6 +217,7 @@ class TripletHead:
         config = {
             "base": base,
             "base_weights_sha256": base_digest,
+            "base_recipe": dict(base_recipe or {}),
             "base_dim": self.base_dim_,
             "dim": self.dim,
             "hidden": list(self.hidden),

@@ -63,8 +63,8 @@ class SearchService:
         """Load the model and the vectors before the first request, and run the network once."""
         with self._lock:
             model = self.engine.embedder
-            size = model.input_spec.size
-            model.embed(np.zeros((1, size, size, 3), dtype=np.uint8))
+            height, width = model.input_spec.shape_for(4, 3)  # the commonest photo shape
+            model.embed(np.zeros((1, height, width, 3), dtype=np.uint8))
             if self.engine.search_index_type() == "hnsw":
                 self.engine.ann_index()
             else:

@@ -1,0 +1,92 @@
+"""Quality presets: one word (``--quality fast|balanced|best``) for how an EfficientNet index
+describes its images. Each names a descriptor recipe and whether the network runs in int8;
+``classic`` is the recipe of every tutorial (and of indexes made before recipes existed).
+
+The choices and their measured cost and quality are in the README (Figures); they were
+chosen by the ablation of ``lookalike evaluate --ablation`` on the development sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lookalike.embedders.base import EmbedderSpec
+from lookalike.embedders.pretrained import INT8, VARIANTS
+from lookalike.embedders.recipe import Recipe
+from lookalike.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class Quality:
+    """A preset: the recipe an EfficientNet index records, and whether it runs in int8."""
+
+    name: str
+    description: str
+    recipe: Recipe
+    int8: bool = False
+
+
+QUALITIES: tuple[Quality, ...] = (
+    Quality(
+        "fast",
+        "whole image, shorter side 224 px, GeM pooling, int8 network",
+        Recipe(input="whole", size=224, max_size=448, pooling="gem", gem_p=3.0),
+        int8=True,
+    ),
+    Quality(
+        "balanced",
+        "whole image, shorter side 288 px, GeM pooling",
+        Recipe(input="whole", size=288, max_size=576, pooling="gem", gem_p=3.0),
+    ),
+    Quality(
+        "best",
+        "whole image, shorter side 320 px, GeM pooling",
+        Recipe(input="whole", size=320, max_size=640, pooling="gem", gem_p=3.0),
+    ),
+    Quality(
+        "classic",
+        "centre crop at the network's size, average pooling (indexes before 0.x)",
+        Recipe.classic(),
+    ),
+)
+DEFAULT_QUALITY = "balanced"
+_BY_NAME = {quality.name: quality for quality in QUALITIES}
+
+
+def quality_named(name: str) -> Quality:
+    quality = _BY_NAME.get(name)
+    if quality is None:
+        raise InvalidInputError(f"unknown quality {name!r}; use one of {', '.join(_BY_NAME)}")
+    return quality
+
+
+def describe() -> str:
+    """Each preset with its description, for help texts."""
+    return "; ".join(f"{q.name}: {q.description}" for q in QUALITIES)
+
+
+def takes_recipe(spec: EmbedderSpec) -> bool:
+    """Whether the spec names a pretrained EfficientNet, whose descriptor a recipe shapes."""
+    return spec.name.removesuffix(INT8) in VARIANTS
+
+
+def apply_quality(spec: EmbedderSpec, quality: str | None) -> EmbedderSpec:
+    """The spec with the preset's recipe (and int8 network) when it names an EfficientNet
+    without a recipe of its own; any other spec is returned as it is (a preset given for one
+    that takes none is refused)."""
+    if quality is None:
+        quality = DEFAULT_QUALITY
+        if not takes_recipe(spec) or spec.params:
+            return spec
+    preset = quality_named(quality)
+    if not takes_recipe(spec):
+        raise InvalidInputError(
+            f"--quality applies to the pretrained EfficientNet embedders, not {spec.name!r}"
+        )
+    name = spec.name
+    if preset.int8 and not name.endswith(INT8):
+        name += INT8
+    return EmbedderSpec(name, preset.recipe.to_params())
+
+
+__all__ = ["DEFAULT_QUALITY", "QUALITIES", "Quality", "apply_quality", "describe", "quality_named"]
