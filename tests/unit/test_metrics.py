@@ -69,3 +69,42 @@ def test_interpolated_precision_at_eleven_recall_levels() -> None:
     # recall 0..0.5 reached at rank 1 with precision 1; recall 0.6..1.0 at rank 3, precision 2/3.
     np.testing.assert_allclose(curve[:6], 1.0)
     np.testing.assert_allclose(curve[6:], 2 / 3)
+
+
+def test_query_scores_rank_each_row_against_the_others() -> None:
+    # Rows 0 and 1 point nearly the same way, row 2 lies between them and row 3, opposite.
+    vectors = np.array([[1.0, 0.0], [0.9, 0.1], [0.5, 0.5], [-1.0, 0.0]], dtype=np.float32)
+    labels = np.array([0, 0, 1, 1])
+    found = metrics.query_scores(vectors, labels, k=2)
+    # Row 0 ranks 1, 2, 3: relevant at rank 1 of 1.
+    assert found.average_precision[0] == pytest.approx(1.0)
+    # Row 2 ranks 1, 0, 3 (1 is closer than 0): its one relevant row is at rank 3.
+    assert found.average_precision[2] == pytest.approx(1 / 3)
+    assert found.precision_at_k[2] == 0.0
+    assert found.precision_at_k[0] == 0.5
+    assert found.k == 2
+
+
+def test_query_scores_agree_with_the_training_map_and_leave_lonely_queries_undefined() -> None:
+    from lookalike.training.validation import mean_average_precision
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 8)).astype(np.float32)
+    labels = np.append(rng.integers(0, 4, 299), 9)  # label 9 has one row: no relevant item
+    found = metrics.query_scores(vectors, labels, block=64)
+    assert np.isnan(found.average_precision[-1])
+    assert np.nanmean(found.average_precision) == pytest.approx(
+        mean_average_precision(vectors, labels)
+    )
+
+
+def test_paired_bootstrap_is_seeded_and_brackets_the_mean() -> None:
+    rng = np.random.default_rng(1)
+    diff = rng.normal(0.1, 0.2, 500)
+    low, high = metrics.paired_bootstrap(diff, resamples=500, seed=3)
+    assert (low, high) == metrics.paired_bootstrap(diff, resamples=500, seed=3)
+    assert low < diff.mean() < high
+    assert high - low == pytest.approx(2 * 1.96 * diff.std() / np.sqrt(500), rel=0.2)
+    assert metrics.paired_bootstrap(np.array([0.5, 0.5, np.nan]), resamples=50) == (0.5, 0.5)
+    with pytest.raises(ValueError, match="no defined"):
+        metrics.paired_bootstrap(np.array([np.nan]))

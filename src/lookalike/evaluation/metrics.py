@@ -8,11 +8,15 @@ cut short). Conventions, decided once:
 - Precision@k divides by k even when fewer than k results exist: missing results count as wrong.
 - A query with no relevant item in the gallery has no AP or recall: it is left out of means,
   and the number left out is reported.
+- Per-query scores (:func:`query_scores`) and a paired bootstrap interval over queries
+  (:func:`paired_bootstrap`) compare two embeddings on the same queries.
 - N-S (UKBench): the number of the query's group found in the top 4 of a ranking that includes
   the query itself; 4.0 is perfect.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -84,3 +88,57 @@ def mean_or_none(values: list[float | None]) -> tuple[float | None, int]:
     defined = [v for v in values if v is not None]
     missing = len(values) - len(defined)
     return (float(np.mean(defined)) if defined else None), missing
+
+
+@dataclass(frozen=True)
+class QueryScores:
+    """Per-query scores of a labelled set searched against itself, in row order: AP and
+    precision@k (NaN AP for a query whose label no other row has)."""
+
+    average_precision: FloatArray
+    precision_at_k: FloatArray
+    k: int
+
+
+def query_scores(
+    vectors: npt.ArrayLike, labels: npt.ArrayLike, *, k: int = 10, block: int = 256
+) -> QueryScores:
+    """Cosine retrieval where each row is a query against all the other rows and rows with the
+    same label are relevant; ties keep row order, as in :func:`rank`."""
+    x = np.asarray(vectors, dtype=np.float32)
+    y = np.asarray(labels)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"vectors must be (n, d) with one label per row, got {x.shape}, {y.shape}")
+    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    ap = np.full(len(y), np.nan)
+    pk = np.zeros(len(y))
+    for start in range(0, len(y), block):
+        sims = unit[start : start + block] @ unit.T
+        for row, sim in enumerate(sims):
+            query = start + row
+            others = np.delete(np.arange(len(y)), query)
+            ranked = rank(sim[others], y[others] == y[query])
+            value = average_precision(ranked, int(np.count_nonzero(ranked)))
+            ap[query] = np.nan if value is None else value
+            pk[query] = precision_at_k(ranked, k)
+    return QueryScores(ap, pk, k)
+
+
+def paired_bootstrap(
+    differences: npt.ArrayLike, *, resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile interval of the mean of per-query differences (system B minus system A on
+    the same queries), resampling queries with replacement; NaN differences are left out."""
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[~np.isnan(d)]
+    if len(d) == 0:
+        raise ValueError("no defined differences to resample")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    for i in range(resamples):
+        means[i] = d[rng.integers(0, len(d), len(d))].mean()
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
