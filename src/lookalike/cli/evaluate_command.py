@@ -149,7 +149,7 @@ def _ablation(
     )
     seconds = time.perf_counter() - started
     files = write_ablation_report(result, out_dir, seconds=seconds, with_plots=plots)
-    _print_table(f"Ablation: {data.name} ({data.kind})", ablation_rows(result), left=3)
+    _print_table(f"Ablation: {data.name} ({data.kind})", ablation_rows(result), left=3, width=200)
     out.print(
         "Δ: difference to the first row, 95 % bootstrap interval over the queries "
         "(* excludes zero)."
@@ -160,10 +160,10 @@ def _ablation(
     )
 
 
-def _print_table(title: str, rows: list[list[str]], *, left: int) -> None:
+def _print_table(title: str, rows: list[list[str]], *, left: int, width: int = 130) -> None:
     table = Table(title=title, title_justify="left")
     for number, column in enumerate(rows[0]):
         table.add_column(column, justify="left" if number < left else "right")
     for row in rows[1:]:
         table.add_row(*row)
-    Console(highlight=False, markup=False, width=max(out.width, 130)).print(table)
+    Console(highlight=False, markup=False, width=max(out.width, width)).print(table)
