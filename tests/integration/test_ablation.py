@@ -150,3 +150,18 @@ def test_cli_ablation_on_copies_among_distractors(
     assert data["dataset"]["gallery"] == 90 and len(data["results"]) == 2
     with pytest.raises(InvalidInputError, match="--kind copies"):
         detect(originals, tmp_path, distractors=distractors)
+
+
+@pytest.mark.heavy
+def test_the_ablation_table_runs_on_copies_among_distractors(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    """Every step of the table, the real network included, on the small copy set."""
+    result = run_ablation(dataset, ABLATION_STEPS, tmp_path, options=OPTIONS)
+    rows = {row.config.label: row for row in result.rows}
+    assert list(rows) == [c.label for c in ABLATION_STEPS]
+    old = result.rows[0]
+    assert old.config.embedder == OLD_RECIPE and old.dim == 1280
+    # The network finds most copies' originals first, clearly more than raw pixels do.
+    assert old.scores.recall_at_1 >= 0.8
+    assert rows["raw pixels (baseline)"].differences["map"].high < 0.0
