@@ -12,8 +12,9 @@ Build: python benchmarks/dev_sets.py OUT [--seed 0] [--only copies,views,...]
 
 What lands under OUT (each set is skipped, with a note, when its package is missing):
 
-- ``copies/originals``: scikit-image's colour photos, and ``copies/distractors``: every
-  wallpaper photo (long side 1,024 px), unrelated to them. The edited copies (crop, mirror,
+- ``copies/originals``: scikit-image's colour photos and every third wallpaper photo (at most
+  ``--photo-originals``, default 30), and ``copies/distractors``: the other wallpaper photos
+  (long side 1,024 px), unrelated to them. The edited copies (crop, mirror,
   JPEG, rotation, colour, downscale, border and text, grey, combo) are made by
   ``lookalike evaluate --kind copies`` itself, seeded;
 - ``categories/<class>``: tuxpaint stamps labelled by folder: the class is the first two
@@ -86,7 +87,9 @@ def _load(path: Path, long_side: int) -> Image.Image:
     return flat
 
 
-def build_copies(out: Path, photos: Sequence[Path]) -> str:
+def build_copies(out: Path, photos: Sequence[Path], photo_originals: int) -> str:
+    """scikit-image's photos and every third wallpaper photo (up to ``photo_originals``) as
+    originals, the other wallpaper photos as distractors."""
     originals, distractors = out / "copies" / "originals", out / "copies" / "distractors"
     for folder in (originals, distractors):
         shutil.rmtree(folder, ignore_errors=True)
@@ -94,9 +97,15 @@ def build_copies(out: Path, photos: Sequence[Path]) -> str:
     named = skimage_originals()
     for name, image in named:
         image.save(originals / f"{name}.jpg", quality=95)
+    chosen = set(range(0, len(photos), 3)[:photo_originals])
     for number, path in enumerate(photos):
-        _load(path, 1024).save(distractors / f"{number:03d}-{path.stem}.jpg", quality=92)
-    return f"{len(named)} originals (x9 edited copies as queries), {len(photos)} distractors"
+        folder = originals if number in chosen else distractors
+        _load(path, 1024).save(folder / f"{number:03d}-{path.stem}.jpg", quality=92)
+    count = len(named) + len(chosen)
+    return (
+        f"{count} originals ({len(named)} scikit-image photos, {len(chosen)} wallpapers; "
+        f"x9 edited copies as queries), {len(photos) - len(chosen)} distractors"
+    )
 
 
 def stamp_classes(stamps: Path, *, minimum: int, maximum: int, seed: int) -> dict[str, list[Path]]:
@@ -231,6 +240,9 @@ def main() -> None:
     parser.add_argument("--stamps", type=Path, default=STAMPS_DIR)
     parser.add_argument("--fashion-mnist", type=Path, default=FASHION_MNIST_DIR)
     parser.add_argument("--fashion-mnist-images", type=int, default=2000)
+    parser.add_argument(
+        "--photo-originals", type=int, default=30, help="wallpaper photos among the originals"
+    )
     args = parser.parse_args()
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(wanted) - set(SETS))
@@ -239,7 +251,7 @@ def main() -> None:
     photos = wallpaper_photos(args.photos)
     builders: dict[str, tuple[Callable[[], str], str | None]] = {
         "copies": (
-            lambda: build_copies(args.out, photos),
+            lambda: build_copies(args.out, photos, args.photo_originals),
             None if photos else "no wallpaper photos (install the wallpaper packages)",
         ),
         "categories": (

@@ -55,7 +55,9 @@ def test_dev_sets_build_copies_views_and_categories(tmp_path: Path) -> None:
     copies = copy_detection(
         out / "copies" / "originals", tmp_path / "work", distractors=out / "copies" / "distractors"
     )
-    assert len([i for i in copies.items if not i.query]) == 8 + 5  # originals and distractors
+    # Originals: scikit-image's 8 and every third of the 5 photos; the 3 others are distractors.
+    assert len([i for i in copies.items if not i.query]) == 8 + 5
+    assert len(list((out / "copies" / "distractors").iterdir())) == 3
 
     categories = labelled_folder(out / "categories")
     sizes = Counter(item.group for item in categories.items)
