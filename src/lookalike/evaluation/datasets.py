@@ -5,7 +5,8 @@ described as items with a group: two items are relevant to each other when their
 - UKBench layout: ``ukbench00000.jpg`` ... in groups of 4 consecutive images of one object;
 - copy detection: a folder of originals; edited copies are generated with a fixed seed
   (see :mod:`lookalike.evaluation.copies`); the copies are the queries, the gallery holds the
-  originals and the copies, and a group is one original with its copies;
+  originals and the copies, and a group is one original with its copies; a folder of
+  distractors (unrelated photos, relevant to no query) may be hidden in the gallery too;
 - Fashion-MNIST: the IDX files of Debian's ``dataset-fashion-mnist`` (or any folder holding
   ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz``): the 10,000 test images,
   each a query against the other 9,999.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +101,18 @@ def ukbench(root: Path | str) -> Dataset:
     return Dataset(base.name, "ukbench", base, tuple(items))
 
 
-def copy_detection(originals: Path | str, work_dir: Path, *, seed: int = 0) -> Dataset:
-    """Edited copies of every image in ``originals`` (generated into ``work_dir``, seeded)."""
+def copy_detection(
+    originals: Path | str,
+    work_dir: Path,
+    *,
+    seed: int = 0,
+    distractors: Path | str | None = None,
+) -> Dataset:
+    """Edited copies of every image in ``originals`` (generated into ``work_dir``, seeded),
+    hidden among the images of ``distractors`` (copied into ``work_dir/distractors``), which
+    are in the gallery only and each its own group."""
     base = check_folder(originals)
+    extra = check_folder(distractors) if distractors is not None else None
     named: list[tuple[str, Image.Image]] = []
     for found in scan_folder(base):
         stem = Path(found.path).stem.replace("__", "_")
@@ -112,7 +123,26 @@ def copy_detection(originals: Path | str, work_dir: Path, *, seed: int = 0) -> D
     copies = make_copy_set(named, work_dir, seed=seed)
     items = [EvalItem(p, p.stem, query=False) for p in copies.originals]
     items += [EvalItem(c.copy, c.original.stem) for c in copies.copies]
-    return Dataset(f"{base.name} copies", "copies", copies.root, tuple(items))
+    name = f"{base.name} copies"
+    if extra is not None:
+        placed = _place_distractors(extra, copies.root / "distractors")
+        items += [EvalItem(p, f"distractor:{p.name}", query=False) for p in placed]
+        name += f" among {len(placed)} distractors"
+    return Dataset(name, "copies", copies.root, tuple(items))
+
+
+def _place_distractors(source: Path, target: Path) -> list[Path]:
+    """Every image under ``source`` copied into ``target`` (flat, names made unique)."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    placed = []
+    for number, found in enumerate(scan_folder(source)):
+        path = target / f"{number:05d}-{Path(found.path).name}"
+        shutil.copyfile(found.path, path)
+        placed.append(path)
+    if not placed:
+        raise InvalidInputError(f"{source}: no distractor images")
+    return placed
 
 
 def fashion_mnist(
@@ -172,10 +202,19 @@ def read_idx(path: Path) -> npt.NDArray[np.uint8]:
     return body.reshape(shape)
 
 
-def detect(path: Path | str, work_dir: Path, *, kind: str = "auto") -> Dataset:
+def detect(
+    path: Path | str,
+    work_dir: Path,
+    *,
+    kind: str = "auto",
+    distractors: Path | str | None = None,
+) -> Dataset:
     """The dataset at ``path``: ``fashion-mnist`` (the built-in name or a folder of IDX files),
-    a UKBench layout, a labelled folder, or (``kind='copies'``) a folder of originals."""
+    a UKBench layout, a labelled folder, or (``kind='copies'``) a folder of originals, with
+    ``distractors`` hidden among them."""
     text = str(path)
+    if distractors is not None and kind != "copies":
+        raise InvalidInputError("distractors go with a copy-detection set: add --kind copies")
     if kind == "fashion-mnist" or (kind == "auto" and text == "fashion-mnist"):
         source = FASHION_MNIST_DIR if text == "fashion-mnist" else Path(text)
         return fashion_mnist(work_dir, source=source)
@@ -188,7 +227,9 @@ def detect(path: Path | str, work_dir: Path, *, kind: str = "auto") -> Dataset:
     loaders = {
         "labelled": lambda: labelled_folder(folder),
         "ukbench": lambda: ukbench(folder),
-        "copies": lambda: copy_detection(folder, work_dir / "copy-detection"),
+        "copies": lambda: copy_detection(
+            folder, work_dir / "copy-detection", distractors=distractors
+        ),
     }
     if kind not in loaders:
         raise InvalidInputError(

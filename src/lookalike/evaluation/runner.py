@@ -87,31 +87,43 @@ class EvalOptions:
 Progress = Callable[[str], None]
 
 
-def embedder_list(requested: Sequence[str], *, baselines: bool = True) -> list[str]:
+def embedder_list(
+    requested: Sequence[str | EmbedderSpec], *, baselines: bool = True
+) -> list[str | EmbedderSpec]:
     """The requested embedders (default: lite0), plus the baselines, without repeats."""
-    names = list(requested) or ["lite0"]
+    names: list[str | EmbedderSpec] = list(requested) or ["lite0"]
     if baselines:
         names += list(BASELINES)
-    seen: dict[str, str] = {}
+    seen: dict[str, str | EmbedderSpec] = {}
     for name in names:
         seen.setdefault(resolve_spec(name).key(), name)
     return list(seen.values())
 
 
+def embedder_label(embedder: str | EmbedderSpec) -> str:
+    """How reports name an embedder: as typed, or a spec's name and its recipe params."""
+    if isinstance(embedder, str):
+        return embedder
+    params = " ".join(f"{k}={v}" for k, v in sorted(embedder.params.items()))
+    return f"{embedder.name} {params}" if params else embedder.name
+
+
 def evaluate(
     dataset: Dataset,
-    embedders: Sequence[str],
+    embedders: Sequence[str | EmbedderSpec],
     work_dir: Path,
     *,
     options: EvalOptions = EvalOptions(),
     progress: Progress | None = None,
 ) -> list[EmbedderEvaluation]:
-    """Evaluate each embedder on ``dataset``; indexes are built under ``work_dir/indexes``."""
+    """Evaluate each embedder (a name as typed, or a full spec with its recipe params) on
+    ``dataset``; indexes are built under ``work_dir/indexes``."""
     say = progress or (lambda message: None)
     results = []
-    for name in embedders:
+    for embedder in embedders:
+        name = embedder_label(embedder)
         say(f"{name}: indexing {len(dataset.items)} images")
-        result, vectors = _evaluate_one(dataset, name, work_dir, options, say)
+        result, vectors = _evaluate_one(dataset, embedder, work_dir, options, say)
         results.append(result)
         for dim in options.pca_dims:
             if dim >= vectors.shape[1]:
@@ -170,10 +182,15 @@ def _search_ms(
 
 
 def _evaluate_one(
-    dataset: Dataset, name: str, work_dir: Path, options: EvalOptions, say: Progress
+    dataset: Dataset,
+    embedder: str | EmbedderSpec,
+    work_dir: Path,
+    options: EvalOptions,
+    say: Progress,
 ) -> tuple[EmbedderEvaluation, npt.NDArray[np.float32]]:
     """The evaluation of one embedder, and its vectors of ``dataset.items``, in order."""
-    spec = resolve_spec(name)
+    spec = resolve_spec(embedder)
+    name = embedder_label(embedder)
     index_dir = work_dir / "indexes" / slug(name)
     shutil.rmtree(index_dir, ignore_errors=True)
     with SearchEngine.create(index_dir, embedder=spec) as engine:
