@@ -16,7 +16,7 @@ from lookalike.embedders.batching import embed_images
 from lookalike.embedders.pretrained import EfficientNetLite
 from lookalike.embedders.quality import quality_named
 from lookalike.engine import SearchEngine
-from lookalike.imaging import prepare
+from lookalike.imaging import load_prepared, prepare
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.heavy
@@ -113,5 +113,5 @@ def test_a_classic_index_answers_exactly_as_before(
         best = result.matches[0]
         assert Path(best.path).name == photo.name and best.score > 0.9999
         stored = engine.collection.vectors_for([best.id])[0]
-        pixels = prepare(Image.open(photo).convert("RGB"), classic.input_spec)
+        pixels = load_prepared(photo, classic.input_spec)
         np.testing.assert_allclose(stored, classic.embed(pixels[None])[0], atol=1e-6)
