@@ -63,6 +63,7 @@ from _triplet import fashion_head, fit_head
 from lookalike.embedders import create_embedder, resolve_spec
 from lookalike.errors import InvalidInputError
 from lookalike.evaluation import metrics
+from lookalike.evaluation.bootstrap import paired_bootstrap
 from lookalike.evaluation.datasets import FASHION_MNIST_CLASSES, fashion_mnist
 from lookalike.evaluation.runner import slug
 from lookalike.training.data import LabelledFeatures, labelled_features
@@ -164,11 +165,15 @@ def run(
         base_unseen = results["base"][0]
         notes.append(f"held out {names} ({len(base_unseen.average_precision)} queries):")
         for label in heads:
-            diff = results[label][0].average_precision - base_unseen.average_precision
-            low, high = metrics.paired_bootstrap(diff, resamples=resamples, seed=0)
+            interval = paired_bootstrap(
+                base_unseen.average_precision,
+                results[label][0].average_precision,
+                resamples=resamples,
+                seed=0,
+            )
             notes.append(
-                f"  {label} - base, unseen mAP: {np.nanmean(diff):+.3f} "
-                f"(95 % interval {low:+.3f} to {high:+.3f})"
+                f"  {label} - base, unseen mAP: {interval.mean:+.3f} "
+                f"(95 % interval {interval.low:+.3f} to {interval.high:+.3f})"
             )
     return [*rows, "", *notes]
 

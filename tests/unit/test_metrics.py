@@ -96,15 +96,3 @@ def test_query_scores_agree_with_the_training_map_and_leave_lonely_queries_undef
     assert np.nanmean(found.average_precision) == pytest.approx(
         mean_average_precision(vectors, labels)
     )
-
-
-def test_paired_bootstrap_is_seeded_and_brackets_the_mean() -> None:
-    rng = np.random.default_rng(1)
-    diff = rng.normal(0.1, 0.2, 500)
-    low, high = metrics.paired_bootstrap(diff, resamples=500, seed=3)
-    assert (low, high) == metrics.paired_bootstrap(diff, resamples=500, seed=3)
-    assert low < diff.mean() < high
-    assert high - low == pytest.approx(2 * 1.96 * diff.std() / np.sqrt(500), rel=0.2)
-    assert metrics.paired_bootstrap(np.array([0.5, 0.5, np.nan]), resamples=50) == (0.5, 0.5)
-    with pytest.raises(ValueError, match="no defined"):
-        metrics.paired_bootstrap(np.array([np.nan]))

@@ -9,7 +9,8 @@ cut short). Conventions, decided once:
 - A query with no relevant item in the gallery has no AP or recall: it is left out of means,
   and the number left out is reported.
 - Per-query scores (:func:`query_scores`) and a paired bootstrap interval over queries
-  (:func:`paired_bootstrap`) compare two embeddings on the same queries.
+  (:func:`lookalike.evaluation.bootstrap.paired_bootstrap`) compare two embeddings on the
+  same queries.
 - N-S (UKBench): the number of the query's group found in the top 4 of a ranking that includes
   the query itself; 4.0 is perfect.
 """
@@ -122,23 +123,3 @@ def query_scores(
             ap[query] = np.nan if value is None else value
             pk[query] = precision_at_k(ranked, k)
     return QueryScores(ap, pk, k)
-
-
-def paired_bootstrap(
-    differences: npt.ArrayLike, *, resamples: int = 2000, level: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile interval of the mean of per-query differences (system B minus system A on
-    the same queries), resampling queries with replacement; NaN differences are left out."""
-    d = np.asarray(differences, dtype=np.float64)
-    d = d[~np.isnan(d)]
-    if len(d) == 0:
-        raise ValueError("no defined differences to resample")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    for i in range(resamples):
-        means[i] = d[rng.integers(0, len(d), len(d))].mean()
-    tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
