@@ -15,9 +15,9 @@ import numpy.typing as npt
 
 from lookalike.catalog_records import ImageRecord
 from lookalike.collection import Collection, IndexInfo
-from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder, resolve_spec
+from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder
 from lookalike.embedders.base import Embedder, EmbedderSpec
-from lookalike.embedders.quality import apply_quality
+from lookalike.embedders.quality import spec_for
 from lookalike.errors import InvalidInputError
 from lookalike.filters import SearchFilter
 from lookalike.index_model import IndexModel
@@ -83,12 +83,12 @@ class SearchEngine:
         threads: int | None = None,
     ) -> SearchEngine:
         """Create a new, empty index in ``directory`` (new or empty). ``quality`` (fast,
-        balanced, best, classic; default balanced) sets how an EfficientNet embedder
-        describes images, unless the embedder spec given carries a recipe of its own."""
+        balanced, best, classic; default balanced) sets how an EfficientNet embedder named
+        by a string describes images; an ``EmbedderSpec`` is taken as written."""
         if metric not in METRICS:
             raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         resolve_index_type(index_type)
-        spec = apply_quality(resolve_spec(embedder), quality)
+        spec = spec_for(embedder, quality)
         model = create_embedder(spec, threads=threads)
         manifest = Manifest(
             embedder=model.spec,

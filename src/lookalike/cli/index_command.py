@@ -26,12 +26,12 @@ def _embedder_spec(
     mean: str | None,
     std: str | None,
     output: str | None,
-) -> EmbedderSpec | None:
+) -> str | EmbedderSpec | None:
     if embedder is None:
         return None
     spec = resolve_spec(embedder)
     if spec.name != "onnx":
-        return spec
+        return embedder  # a name: the engine applies the --quality preset to it
     params = dict(spec.params)
     if input_size is not None:
         params["input_size"] = input_size

@@ -89,4 +89,24 @@ def apply_quality(spec: EmbedderSpec, quality: str | None) -> EmbedderSpec:
     return EmbedderSpec(name, preset.recipe.to_params())
 
 
-__all__ = ["DEFAULT_QUALITY", "QUALITIES", "Quality", "apply_quality", "describe", "quality_named"]
+def spec_for(embedder: str | EmbedderSpec, quality: str | None = None) -> EmbedderSpec:
+    """The spec an index is made with. A name (``lite0``) takes the quality preset (default
+    balanced); a spec is taken as it is written (``EmbedderSpec("efficientnet-lite0")``, with
+    no params, is the classic recipe) unless a quality is named."""
+    from lookalike.embedders.registry import resolve_spec
+
+    spec = resolve_spec(embedder)
+    if isinstance(embedder, EmbedderSpec) and quality is None:
+        return spec
+    return apply_quality(spec, quality)
+
+
+__all__ = [
+    "DEFAULT_QUALITY",
+    "QUALITIES",
+    "Quality",
+    "apply_quality",
+    "describe",
+    "quality_named",
+    "spec_for",
+]

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.embedders.base import EmbedderSpec
-from lookalike.embedders.registry import resolve_spec
+from lookalike.embedders.quality import spec_for
 from lookalike.engine import SearchEngine
 from lookalike.errors import InvalidInputError
 from lookalike.evaluation.bootstrap import (
@@ -72,11 +72,8 @@ class AblationConfig:
 
 #: The recipe of today: 224 px centre crop, average pooling (empty params keep it).
 OLD_RECIPE = EmbedderSpec("efficientnet-lite0")
-# TODO(issue 12, new descriptor): the whole-image GeM recipe, once embedders/ takes params:
-# NEW_DESCRIPTOR = EmbedderSpec(
-#     "efficientnet-lite0",
-#     {"input": "whole", "size": 288, "max_size": 576, "pooling": "gem", "gem_p": 3.0},
-# )
+#: The new default (``--quality balanced``): the whole image, aspect kept, GeM pooling.
+NEW_DESCRIPTOR = spec_for("efficientnet-lite0")
 
 #: The ablation `lookalike evaluate --ablation` runs, in order; the first row is the reference
 #: every other row is compared with. The one table to edit when a step lands.
@@ -84,8 +81,8 @@ ABLATION_STEPS: tuple[AblationConfig, ...] = (
     AblationConfig("old recipe (lite0 crop 224, avg pool)", OLD_RECIPE),
     AblationConfig("old recipe, int8", EmbedderSpec("efficientnet-lite0-int8")),
     AblationConfig("raw pixels (baseline)", EmbedderSpec("pixels")),
+    AblationConfig("new descriptor (balanced)", NEW_DESCRIPTOR),
     # TODO(issue 12): uncomment each row as its piece lands (and wire it in `configure` below).
-    # AblationConfig("new descriptor (whole, 288, GeM)", NEW_DESCRIPTOR),
     # AblationConfig("new + QE", NEW_DESCRIPTOR, QueryStages(expansion=True)),
     # AblationConfig("new + CSLS", NEW_DESCRIPTOR, QueryStages(hubness=True)),
     # AblationConfig("new + QE + CSLS", NEW_DESCRIPTOR, QueryStages(expansion=True, hubness=True)),
@@ -115,7 +112,7 @@ def embedder_configs(names: Sequence[str | EmbedderSpec]) -> tuple[AblationConfi
     reference the others are compared with."""
     configs: dict[str, AblationConfig] = {}
     for name in names:
-        spec = resolve_spec(name)
+        spec = spec_for(name)
         configs.setdefault(spec.key(), AblationConfig(embedder_label(name), spec))
     return tuple(configs.values())
 

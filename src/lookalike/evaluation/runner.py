@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.embedders import resolve_spec
 from lookalike.embedders.base import EmbedderSpec
+from lookalike.embedders.quality import spec_for
 from lookalike.embedders.registry import baseline_names
 from lookalike.engine import SearchEngine
 from lookalike.errors import InvalidInputError
@@ -96,7 +96,7 @@ def embedder_list(
         names += list(BASELINES)
     seen: dict[str, str | EmbedderSpec] = {}
     for name in names:
-        seen.setdefault(resolve_spec(name).key(), name)
+        seen.setdefault(spec_for(name).key(), name)
     return list(seen.values())
 
 
@@ -189,7 +189,7 @@ def _evaluate_one(
     say: Progress,
 ) -> tuple[EmbedderEvaluation, npt.NDArray[np.float32]]:
     """The evaluation of one embedder, and its vectors of ``dataset.items``, in order."""
-    spec = resolve_spec(embedder)
+    spec = spec_for(embedder)
     name = embedder_label(embedder)
     index_dir = work_dir / "indexes" / slug(name)
     shutil.rmtree(index_dir, ignore_errors=True)
