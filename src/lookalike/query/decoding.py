@@ -14,6 +14,7 @@ from PIL import Image
 from lookalike.embedders.base import InputSpec
 from lookalike.errors import ImageError, InvalidInputError
 from lookalike.imaging import DEFAULT_MAX_PIXELS, load_prepared, prepare
+from lookalike.query.geometry import load_grey
 
 #: A query image: a file path, the bytes of an image file, or a decoded PIL image.
 Query = str | Path | bytes | Image.Image
@@ -22,10 +23,12 @@ Query = str | Path | bytes | Image.Image
 @dataclass(frozen=True)
 class DecodedQueries:
     """A batch of queries ready to embed: their names (as results report them) and pixels,
-    uint8 of shape (n, size, size, 3)."""
+    uint8 of shape (n, size, size, 3); ``grey``: each query in greyscale for geometric
+    verification (query/geometry.py), when it was asked for."""
 
     names: tuple[str, ...]
     pixels: npt.NDArray[np.uint8]
+    grey: tuple[npt.NDArray[np.uint8], ...] | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -44,16 +47,21 @@ def decode_queries(
     *,
     names: Sequence[str] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    grey_side: int | None = None,
 ) -> DecodedQueries:
     """Decode and prepare each query; an image that cannot be decoded raises an ``ImageError``
-    naming that query (by ``names`` where given: an upload's file name, say)."""
+    naming that query (by ``names`` where given: an upload's file name, say). ``grey_side``:
+    also keep each query in greyscale, its long side that many pixels, for verification."""
     if names is not None and len(names) != len(queries):
         raise InvalidInputError(f"{len(names)} names given for {len(queries)} queries")
     labels = list(names) if names is not None else [query_name(q) for q in queries]
     pixels = []
+    greys = []
     for position, (query, name) in enumerate(zip(queries, labels, strict=True)):
         try:
             pixels.append(_decode(query, spec, max_pixels))
+            if grey_side is not None:
+                greys.append(load_grey(query, grey_side, max_pixels=max_pixels))
         except ImageError as exc:
             if isinstance(query, (str, Path)) and names is None:
                 raise  # it already names the file
@@ -63,7 +71,8 @@ def decode_queries(
     if not pixels:
         empty = np.zeros((0, spec.size, spec.size, 3), dtype=np.uint8)
         return DecodedQueries((), empty)
-    return DecodedQueries(tuple(labels), np.stack(pixels))
+    kept = tuple(greys) if grey_side is not None else None
+    return DecodedQueries(tuple(labels), np.stack(pixels), kept)
 
 
 def _decode(query: Query, spec: InputSpec, max_pixels: int) -> npt.NDArray[np.uint8]:
