@@ -90,10 +90,13 @@ def test_a_mirrored_copy_verifies_through_the_mirror_image(copy_set: CopySet) ->
     verifier = GeometricVerifier()
     query = verifier.query_features(load_grey(pair.copy, verifier.side))
     original = verifier.file_features(str(pair.original))
-    assert original is not None
+    assert original is not None and query.mirrored is not None
     assert verifier.match(query.direct, original) < DEFAULT_MIN_INLIERS
     assert verifier.match(query.mirrored, original) >= 4 * DEFAULT_MIN_INLIERS
     assert verifier.inliers(query, str(pair.original)) == verifier.match(query.mirrored, original)
+    blind = GeometricVerifier(mirror=False)
+    unmirrored = blind.query_features(load_grey(pair.copy, blind.side))
+    assert not blind.is_copy(blind.inliers(unmirrored, str(pair.original)))
 
 
 def test_a_candidate_whose_file_is_gone_or_broken_stays_unverified(

@@ -61,10 +61,10 @@ class Features:
 
 @dataclass(frozen=True)
 class QueryFeatures:
-    """A query's features and those of its mirror image."""
+    """A query's features and those of its mirror image (None when mirrors are not tried)."""
 
     direct: Features
-    mirrored: Features
+    mirrored: Features | None
 
 
 def grey_image(image: Image.Image, side: int) -> GreyImage:
@@ -94,7 +94,8 @@ class GeometricVerifier:
     original (the crop + JPEG 15 + colour combination; 80 or more for every single edit) and no
     unrelated pair more than 10.
     ``ratio`` is Lowe's ratio test; ``cache_size`` bounds how many candidates' features are
-    kept in memory (about 40 KB each).
+    kept in memory (about 40 KB each); ``mirror``: also match the query's mirror image (twice
+    the matching cost; without it a mirrored copy is not recognised).
 
     Example:
         >>> verifier = GeometricVerifier()  # doctest: +SKIP
@@ -110,6 +111,7 @@ class GeometricVerifier:
         ratio: float = 0.8,
         min_inliers: int = DEFAULT_MIN_INLIERS,
         cache_size: int = 512,
+        mirror: bool = True,
     ) -> None:
         if side < 64:
             raise InvalidInputError(f"side must be at least 64 pixels, got {side}")
@@ -122,6 +124,7 @@ class GeometricVerifier:
         self.ratio = ratio
         self.min_inliers = min_inliers
         self.cache_size = cache_size
+        self.mirror = mirror
         self._cache: OrderedDict[tuple[str, int, int, bool], Features] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -139,7 +142,8 @@ class GeometricVerifier:
         return Features(points, np.asarray(descriptors, dtype=np.uint8))
 
     def query_features(self, grey: GreyImage) -> QueryFeatures:
-        return QueryFeatures(self.extract(grey), self.extract(np.ascontiguousarray(grey[:, ::-1])))
+        mirrored = self.extract(np.ascontiguousarray(grey[:, ::-1])) if self.mirror else None
+        return QueryFeatures(self.extract(grey), mirrored)
 
     def file_features(self, path: str, *, mirrored: bool = False) -> Features | None:
         """The features of an indexed file (or of its mirror image), from the cache when the
@@ -164,6 +168,11 @@ class GeometricVerifier:
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return found
+
+    def forget(self) -> None:
+        """Drop every cached candidate's features (a benchmark measures the cold cost so)."""
+        with self._lock:
+            self._cache.clear()
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -201,7 +210,10 @@ class GeometricVerifier:
         candidate = self.file_features(path)
         if candidate is None:
             return None
-        return max(self.match(query.direct, candidate), self.match(query.mirrored, candidate))
+        count = self.match(query.direct, candidate)
+        if query.mirrored is not None:
+            count = max(count, self.match(query.mirrored, candidate))
+        return count
 
     def pair_inliers(self, first: str, second: str) -> int | None:
         """Inliers between two indexed files (the mirror image of the first tried only when
@@ -210,7 +222,7 @@ class GeometricVerifier:
         if one is None or other is None:
             return None
         count = self.match(one, other)
-        if count < self.min_inliers:
+        if count < self.min_inliers and self.mirror:
             mirror = self.file_features(first, mirrored=True)
             count = max(count, self.match(mirror, other)) if mirror is not None else count
         return count
@@ -267,7 +279,7 @@ class GeometricVerifier:
 def _cv2() -> ModuleType:
     from lookalike.embedders.model_folder import require
 
-    require("cv2", "copy mode (geometric verification, --verify)")
+    require("cv2", "copy mode (geometric verification, --verify)", extra="copies")
     import cv2
 
     return cv2
