@@ -15,8 +15,9 @@ stored ORB features (1,000 keypoints x 32-byte descriptor + coordinates) would c
 image, 3.6 GB per 100,000 images, and slow every indexing run for a mode that is opt-in; the
 on-demand cost is one reduced-scale decode and one ORB pass per candidate (a few milliseconds,
 see benchmarks/verify_cost.py), and a bounded in-memory cache (keyed by path, size and mtime)
-makes repeated candidates free. A candidate whose file is gone or unreadable is not verified
-(its inliers are ``None``); it never fails the query.
+makes repeated candidates free. Candidates are read at the absolute paths the catalog records
+(indexing resolves every path, uploads included). A candidate whose file is gone or unreadable
+is not verified (its inliers are ``None``); it never fails the query.
 """
 
 from __future__ import annotations
