@@ -181,6 +181,8 @@ def test_rest_search_verify(client: TestClient, copy_set: CopySet) -> None:
     assert too_many.status_code == 422
     schema = json.dumps(client.get("/openapi.json").json())
     assert "verify_top" in schema and "inliers" in schema
+    page, script = client.get("/").text, client.get("/static/app.js").text
+    assert 'id="verify"' in page and 'p.set("verify", "true")' in script
 
 
 def test_duplicates_verify_drops_pairs_that_are_not_the_same_picture(
