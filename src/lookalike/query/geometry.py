@@ -92,9 +92,9 @@ class GeometricVerifier:
     """Counts the inliers of a RANSAC homography between a query and candidate images.
 
     ``min_inliers`` (15): on the copy-detection set (8 photos, 9 edits each, seed 7) against
-    the other originals and 30 distractor photos, every copy had at least 31 inliers with its
+    the other originals and 30 unrelated photos, every copy had at least 31 inliers with its
     original (the crop + JPEG 15 + colour combination; 80 or more for every single edit) and no
-    unrelated pair more than 10.
+    unrelated pair more than 10 (benchmarks/verify_thresholds.py).
     ``ratio`` is Lowe's ratio test; ``cache_size`` bounds how many candidates' features are
     kept in memory (about 40 KB each); ``mirror``: also match the query's mirror image (twice
     the matching cost; without it a mirrored copy is not recognised).
