@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,9 @@ from lookalike.grouping import group_duplicates
 from lookalike.indexes.exact import ExactIndex
 from lookalike.indexes.graph_folder import GraphFolder
 from lookalike.store import IndexStore
+
+if TYPE_CHECKING:
+    from lookalike.query.geometry import GeometricVerifier
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,52 @@ class IndexInfo:
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class DuplicateScan:
+    """Duplicate groups (records, largest group first) and, when pairs were verified
+    geometrically, how many were checked and how many of those failed and were dropped."""
+
+    groups: list[list[ImageRecord]]
+    verified_pairs: int = 0
+    dropped_pairs: int = 0
+
+
+class _PairVerification:
+    """Confirms duplicate pairs by geometric verification of their files, counting as it goes;
+    a pair whose file cannot be read is not confirmed."""
+
+    def __init__(self, verifier: GeometricVerifier, records: dict[int, ImageRecord]) -> None:
+        self._verifier = verifier
+        self._records = records
+        self.checked = 0
+        self.dropped = 0
+
+    def __call__(
+        self, first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.bool_]:
+        paths = self._records
+        passed = np.array(
+            [
+                a in paths
+                and b in paths
+                and self._verifier.is_copy(
+                    self._verifier.pair_inliers(paths[a].path, paths[b].path)
+                )
+                for a, b in zip(first.tolist(), second.tolist(), strict=True)
+            ],
+            dtype=np.bool_,
+        )
+        self.checked += len(passed)
+        self.dropped += int((~passed).sum())
+        return passed
+
+    def _confirms(self, first: int, second: int) -> bool:
+        one, other = self._records.get(first), self._records.get(second)
+        if one is None or other is None:
+            return False
+        return self._verifier.is_copy(self._verifier.pair_inliers(one.path, other.path))
 
 
 class Snapshot:
@@ -93,6 +143,11 @@ class Collection:
         """The stored vectors of indexed images, in that order."""
         return self._store.vectors_for(image_ids)
 
+    def paths(self, image_ids: list[int]) -> dict[int, str]:
+        """Id -> file path of those of ``image_ids`` the catalog holds."""
+        records = self._store.catalog.by_ids(sorted(set(image_ids)))
+        return {image_id: record.path for image_id, record in records.items()}
+
     def record(self, image_id: int) -> tuple[ImageRecord, dict[str, object]]:
         """An indexed image's catalog record and metadata."""
         if not 0 <= image_id < 2**63:  # ids are SQLite integers; others are simply not there
@@ -126,17 +181,25 @@ class Collection:
         }
         return sorted(names)
 
-    def duplicates(self, *, threshold: float = 0.75, k: int = 10) -> list[list[ImageRecord]]:
-        """Groups of near-duplicate images (see :mod:`lookalike.grouping`), largest first."""
+    def duplicates(
+        self, *, threshold: float = 0.75, k: int = 10, verify: GeometricVerifier | None = None
+    ) -> DuplicateScan:
+        """Groups of near-duplicate images (see :mod:`lookalike.grouping`), largest first;
+        with ``verify``, each pair is kept only when geometric verification confirms it."""
         if self._store.manifest.metric != "cosine":
             raise InvalidInputError(
                 "duplicate grouping needs a cosine index (its threshold is a cosine similarity)"
             )
         snapshot = self.snapshot()
         index = snapshot.vectors
-        groups = group_duplicates(index.ids, index.vectors, threshold=threshold, k=k)
         records = snapshot.records
-        return [[records[i] for i in group.ids if i in records] for group in groups]
+        check = _PairVerification(verify, records) if verify is not None else None
+        groups = group_duplicates(index.ids, index.vectors, threshold=threshold, k=k, confirm=check)
+        return DuplicateScan(
+            [[records[i] for i in group.ids if i in records] for group in groups],
+            verified_pairs=check.checked if check is not None else 0,
+            dropped_pairs=check.dropped if check is not None else 0,
+        )
 
     def export_vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
         """(paths, vectors) of every indexed image, in id order: the embeddings themselves."""

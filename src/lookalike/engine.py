@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.catalog_records import ImageRecord
-from lookalike.collection import Collection, IndexInfo
+from lookalike.collection import Collection, DuplicateScan, IndexInfo
 from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder
 from lookalike.embedders.base import Embedder, EmbedderSpec
 from lookalike.embedders.quality import spec_for
@@ -31,6 +31,7 @@ from lookalike.manifest import METRICS, Manifest
 from lookalike.matches import Match, SearchResult
 from lookalike.metadata import MetadataTable
 from lookalike.query import CandidateSearch, MatchBuilder, Query, QueryPipeline
+from lookalike.query.geometry import DEFAULT_VERIFY_TOP
 from lookalike.query.reranking import default_rerankers
 from lookalike.store import IndexStore, check_is_index
 from lookalike.version import __version__
@@ -211,17 +212,37 @@ class SearchEngine:
         return self.pipeline.embed(self.pipeline.decode(queries))
 
     def search(
-        self, queries: Sequence[Query], *, k: int = 10, where: Where = None, sort_by: Field = None
+        self,
+        queries: Sequence[Query],
+        *,
+        k: int = 10,
+        where: Where = None,
+        sort_by: Field = None,
+        verify: bool = False,
+        verify_top: int = DEFAULT_VERIFY_TOP,
     ) -> list[SearchResult]:
         """The k most similar indexed images for each query image, best first. ``where``: a
-        filter (label, folder, metadata range); ``sort_by``: a numeric field to order by."""
-        return self.pipeline.search(queries, k=k, where=where, sort_by=sort_by)
+        filter (label, folder, metadata range); ``sort_by``: a numeric field to order by;
+        ``verify``: copy mode, the best ``verify_top`` candidates checked geometrically and
+        the query's copies put first, each match reporting its ``inliers``."""
+        return self.pipeline.search(
+            queries, k=k, where=where, sort_by=sort_by, verify=verify, verify_top=verify_top
+        )
 
     def search_by_id(
-        self, image_id: int, *, k: int = 10, where: Where = None, sort_by: Field = None
+        self,
+        image_id: int,
+        *,
+        k: int = 10,
+        where: Where = None,
+        sort_by: Field = None,
+        verify: bool = False,
+        verify_top: int = DEFAULT_VERIFY_TOP,
     ) -> SearchResult:
         """ "More like this": the k images most similar to an indexed one, itself excluded."""
-        return self.pipeline.search_ids([image_id], k=k, where=where, sort_by=sort_by)[0]
+        return self.pipeline.search_ids(
+            [image_id], k=k, where=where, sort_by=sort_by, verify=verify, verify_top=verify_top
+        )[0]
 
     def search_vectors(
         self,
@@ -276,9 +297,19 @@ class SearchEngine:
         """Metadata fields that hold numbers (those a search can filter and sort by)."""
         return self.collection.numeric_fields()
 
-    def duplicates(self, *, threshold: float = 0.75, k: int = 10) -> list[list[ImageRecord]]:
-        """Groups of near-duplicate images (see :mod:`lookalike.grouping`), largest first."""
-        return self.collection.duplicates(threshold=threshold, k=k)
+    def duplicates(
+        self, *, threshold: float = 0.75, k: int = 10, verify: bool = False
+    ) -> list[list[ImageRecord]]:
+        """Groups of near-duplicate images (see :mod:`lookalike.grouping`), largest first;
+        ``verify``: keep only pairs that geometric verification confirms as copies."""
+        return self.duplicate_scan(threshold=threshold, k=k, verify=verify).groups
+
+    def duplicate_scan(
+        self, *, threshold: float = 0.75, k: int = 10, verify: bool = False
+    ) -> DuplicateScan:
+        """:meth:`duplicates` with how many pairs verification checked and dropped."""
+        verifier = self.pipeline.verifier if verify else None
+        return self.collection.duplicates(threshold=threshold, k=k, verify=verifier)
 
     def export_vectors(self) -> tuple[list[str], Vectors]:
         """(paths, vectors) of every indexed image, in id order: the embeddings themselves."""

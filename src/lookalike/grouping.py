@@ -2,13 +2,14 @@
 
 Candidates come from each image's nearest neighbours (never an all-pairs matrix), found in a
 PCA-reduced space when the collection is large; every candidate pair is then re-scored with
-the full vectors and kept when its cosine similarity reaches the threshold. Kept pairs are
-joined into groups (connected components, union-find).
+the full vectors and kept when its cosine similarity reaches the threshold (and, when a
+``confirm`` check is given, such as copy mode's geometric verification, when it passes that
+too). Kept pairs are joined into groups (connected components, union-find).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,9 @@ from lookalike.indexes.hnsw import HnswIndex, HnswParams
 
 FloatArray = npt.NDArray[np.float32]
 IdArray = npt.NDArray[np.int64]
+
+#: Confirms candidate pairs given by their ids (two arrays); returns which pass.
+PairCheck = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.NDArray[np.bool_]]
 
 _REDUCE_ABOVE = 20_000
 _REDUCED_DIM = 64
@@ -70,9 +74,15 @@ def _graph_params(vectors: FloatArray, k: int) -> HnswParams:
 
 
 def group_duplicates(
-    ids: IdArray, vectors: FloatArray, *, threshold: float = 0.75, k: int = 10
+    ids: IdArray,
+    vectors: FloatArray,
+    *,
+    threshold: float = 0.75,
+    k: int = 10,
+    confirm: PairCheck | None = None,
 ) -> list[DuplicateGroup]:
-    """Groups of at least two images whose cosine similarity chains reach ``threshold``."""
+    """Groups of at least two images whose cosine similarity chains reach ``threshold``;
+    ``confirm`` checks each pair that reaches it (only those: never all images)."""
     if not -1.0 <= threshold <= 1.0:
         raise InvalidInputError(f"threshold is a cosine similarity in -1..1, got {threshold}")
     if k < 1:
@@ -81,6 +91,9 @@ def group_duplicates(
     scores = np.einsum("ij,ij->i", vectors[first], vectors[second])
     keep = scores >= threshold
     first, second, scores = first[keep], second[keep], scores[keep]
+    if confirm is not None and len(first):
+        keep = confirm(ids[first], ids[second])
+        first, second, scores = first[keep], second[keep], scores[keep]
     parent = np.arange(len(ids))
 
     def root(i: int) -> int:

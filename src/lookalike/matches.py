@@ -8,7 +8,9 @@ from dataclasses import asdict, dataclass, field
 @dataclass(frozen=True)
 class Match:
     """One result: ``score`` is higher-is-more-similar whatever the metric; ``distance`` is
-    1 - cosine similarity for cosine indexes and the euclidean distance for euclidean ones."""
+    1 - cosine similarity for cosine indexes and the euclidean distance for euclidean ones;
+    ``inliers``: in copy mode, the features a geometric verification found shared with the
+    query (None when it was not verified)."""
 
     rank: int
     id: int
@@ -17,6 +19,7 @@ class Match:
     distance: float
     label: str | None
     metadata: dict[str, object] = field(default_factory=dict)
+    inliers: int | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

@@ -23,11 +23,20 @@ def duplicates(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the groups as JSON here.")
     ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Confirm each pair by geometric verification of the two files (local "
+            "features, mirror-aware) and drop pairs that are not the same picture.",
+        ),
+    ] = False,
 ) -> None:
     """Group exact duplicates, edited copies and near-duplicates of the index.
 
     Groups come from each image's nearest neighbours (never an all-pairs matrix): two images
-    are linked when their similarity reaches the threshold, and linked images form a group.
+    are linked when their similarity reaches the threshold (and, with --verify, when their
+    files are confirmed as the same picture), and linked images form a group.
     """
     import csv
 
@@ -37,12 +46,18 @@ def duplicates(
         fail(f"-k must be at least 1, got {k}")
     with SearchEngine.open(index_dir) as engine:
         total = len(engine)
-        groups = engine.duplicates(threshold=threshold, k=k)
+        scan = engine.duplicate_scan(threshold=threshold, k=k, verify=verify)
+    groups = scan.groups
     grouped = sum(len(g) for g in groups)
     out.print(
         f"{len(groups)} groups holding {grouped} of {total} images "
         f"(threshold {threshold}, {k} neighbours each)."
     )
+    if verify:
+        out.print(
+            f"verified {scan.verified_pairs} pairs: {scan.dropped_pairs} dropped "
+            "as not the same picture."
+        )
     for number, group in enumerate(groups[:20], start=1):
         out.print(f"group {number} ({len(group)} images):")
         for record in group:
@@ -63,6 +78,8 @@ def duplicates(
                     "threshold": threshold,
                     "k": k,
                     "images": total,
+                    "verified_pairs": scan.verified_pairs if verify else None,
+                    "dropped_pairs": scan.dropped_pairs if verify else None,
                     "groups": [
                         [{"id": r.id, "path": r.path, "label": r.label} for r in group]
                         for group in groups

@@ -13,6 +13,7 @@ from rich.table import Table
 from lookalike.cli.console import IndexDir, err, fail, out
 from lookalike.filters import NumericRange, SearchFilter
 from lookalike.matches import SearchResult
+from lookalike.query.geometry import DEFAULT_VERIFY_TOP
 from lookalike.sources import scan_folder
 
 
@@ -71,6 +72,17 @@ def search(
             show_default=False,
         ),
     ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Copy mode: check the best candidates geometrically (local features, "
+            "mirror-aware) and put edited copies of the query first; shows their inliers.",
+        ),
+    ] = False,
+    verify_top: Annotated[
+        int, typer.Option("--verify-top", help="Candidates --verify checks per query.")
+    ] = DEFAULT_VERIFY_TOP,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -85,6 +97,8 @@ def search(
 
     if k < 1:
         fail(f"-k must be at least 1, got {k}")
+    if verify_top < 1:
+        fail(f"--verify-top must be at least 1, got {verify_top}")
     if plot is not None and plot.suffix.lower() != ".png":
         fail(f"--plot must name a .png file, got {plot}")
     paths = _expand_queries(queries)
@@ -95,7 +109,10 @@ def search(
             engine.attach_milvus(milvus)
         for start in range(0, len(paths), 64):
             chunk = [str(p) for p in paths[start : start + 64]]
-            for result in engine.search(chunk, k=k, where=where, sort_by=sort):
+            results = engine.search(
+                chunk, k=k, where=where, sort_by=sort, verify=verify, verify_top=verify_top
+            )
+            for result in results:
                 found.append(result)
                 if as_json:
                     sys.stdout.write(json.dumps(result.to_json()) + "\n")
@@ -103,12 +120,16 @@ def search(
                 table = Table(title=f"{result.query}", title_justify="left")
                 table.add_column("rank", justify="right")
                 table.add_column("score", justify="right")
+                if verify:
+                    table.add_column("inliers", justify="right")
                 table.add_column("path", overflow="fold")
                 table.add_column("label")
                 table.add_column("metadata")
                 for m in result.matches:
                     fields = ", ".join(f"{key}={value}" for key, value in m.metadata.items())
-                    table.add_row(str(m.rank), f"{m.score:.4f}", m.path, m.label or "", fields)
+                    inliers = [] if not verify else ["-" if m.inliers is None else str(m.inliers)]
+                    cells = [m.path, m.label or "", fields]
+                    table.add_row(str(m.rank), f"{m.score:.4f}", *inliers, *cells)
                 out.print(table)
     if plot is not None:
         _plot_results(found, plot)

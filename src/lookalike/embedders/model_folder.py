@@ -29,13 +29,13 @@ FORMAT_VERSION = 1
 _NOT_DIGESTED = frozenset({"reconstructions.png"})
 
 
-def require(module: str, purpose: str) -> None:
-    """Fail with the install command when an optional package of the ``train`` extra is missing."""
+def require(module: str, purpose: str, *, extra: str = "train") -> None:
+    """Fail with the install command when an optional package of an extra is missing."""
     try:
         importlib.import_module(module)
     except ImportError as exc:
         raise ModelError(
-            f"{purpose} needs the Python package {module!r}: pip install 'lookalike[train]'"
+            f"{purpose} needs the Python package {module!r}: pip install 'lookalike[{extra}]'"
         ) from exc
 
 

@@ -3,7 +3,7 @@ distance, the excluded image left out, cut to k and ordered (by score, or a meta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from lookalike.catalog import Catalog
@@ -27,15 +27,18 @@ class MatchBuilder:
         k: int,
         sort_by: str | None = None,
         exclude: Sequence[int | None] | None = None,
+        inliers: Sequence[Mapping[int, int]] | None = None,
     ) -> list[tuple[Match, ...]]:
         """One tuple of at most ``k`` matches per row, ranked from 1. Ids the catalog no longer
-        holds (removed since a graph or Milvus was synced) are skipped."""
+        holds (removed since a graph or Milvus was synced) are skipped. ``inliers``: per row,
+        the geometric verification's count for each candidate it checked."""
         wanted = sorted({i for i in ids.ravel().tolist() if i >= 0})
         records = self._catalog.by_ids(wanted)
         metadata = self._catalog.metadata(wanted)
         skip = list(exclude) if exclude is not None else [None] * len(ids)
+        checked: Sequence[Mapping[int, int]] = inliers if inliers is not None else [{}] * len(ids)
         results = []
-        for row_scores, row_ids, excluded in zip(scores, ids, skip, strict=True):
+        for row_scores, row_ids, excluded, counts in zip(scores, ids, skip, checked, strict=True):
             matches = [
                 Match(
                     rank=0,
@@ -45,6 +48,7 @@ class MatchBuilder:
                     distance=distance_from_score(self._metric, score),
                     label=records[image_id].label,
                     metadata=metadata.get(image_id, {}),
+                    inliers=counts.get(image_id),
                 )
                 for score, image_id in zip(row_scores.tolist(), row_ids.tolist(), strict=True)
                 if image_id >= 0 and image_id in records and image_id != excluded

@@ -1,28 +1,31 @@
 """The one road every query takes, whoever asks (CLI, REST API, page, evaluation, Python):
 
-    decode -> embed -> candidate search -> re-rank stages -> filter, sort -> matches
+    decode -> embed -> candidate search -> re-rank stages -> [verify] -> filter, sort -> matches
 
 Batch first: a single query is a batch of one. Queries by an indexed image skip the first two
-stages (its stored vector is the query) and leave the image itself out of its results.
+stages (its stored vector is the query) and leave the image itself out of its results. Copy
+mode (``verify=True``, off by default and then free) checks the best candidates geometrically
+against the query image (query/geometry.py) and puts the verified copies first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from lookalike.collection import Collection
 from lookalike.embedders.base import Embedder
-from lookalike.errors import InvalidInputError
+from lookalike.errors import ImageError, InvalidInputError
 from lookalike.filters import SearchFilter
 from lookalike.imaging import DEFAULT_MAX_PIXELS
 from lookalike.matches import Match, SearchResult
 from lookalike.query.candidates import CandidateSearch
 from lookalike.query.decoding import DecodedQueries, Query, decode_queries
 from lookalike.query.embedding import embed_pixels
+from lookalike.query.geometry import DEFAULT_VERIFY_TOP, GeometricVerifier, GreyImage, load_grey
 from lookalike.query.match_builder import MatchBuilder
 from lookalike.query.reranking import Reranker, rerank
 
@@ -43,6 +46,7 @@ class QueryPipeline:
     candidates: CandidateSearch
     matches: MatchBuilder
     rerankers: tuple[Reranker, ...] = ()
+    verifier: GeometricVerifier = field(default_factory=GeometricVerifier)
 
     def with_rerankers(self, *stages: Reranker) -> QueryPipeline:
         """This pipeline with ``stages`` run after the present re-ranking stages."""
@@ -56,12 +60,17 @@ class QueryPipeline:
         *,
         names: Sequence[str] | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        verify: bool = False,
     ) -> DecodedQueries:
         """Query images (paths, file bytes, PIL images) as pixels for the index's embedder;
         images over ``max_pixels`` are refused from their header (a server passes a lower
-        limit for untrusted uploads)."""
+        limit for untrusted uploads). ``verify``: also keep what copy mode needs."""
         return decode_queries(
-            queries, self.embedder().input_spec, names=names, max_pixels=max_pixels
+            queries,
+            self.embedder().input_spec,
+            names=names,
+            max_pixels=max_pixels,
+            grey_side=self.verifier.side if verify else None,
         )
 
     def embed(self, decoded: DecodedQueries) -> npt.NDArray[np.float32]:
@@ -76,9 +85,20 @@ class QueryPipeline:
         k: int = 10,
         where: SearchFilter | None = None,
         sort_by: str | None = None,
+        verify: bool = False,
+        verify_top: int = DEFAULT_VERIFY_TOP,
     ) -> list[SearchResult]:
-        """The k most similar indexed images for each query image, best first."""
-        return self.search_decoded(self.decode(queries), k=k, where=where, sort_by=sort_by)
+        """The k most similar indexed images for each query image, best first. ``verify``:
+        copy mode, the first ``verify_top`` candidates verified geometrically and the copies
+        of the query put first (each match then reports its ``inliers``)."""
+        return self.search_decoded(
+            self.decode(queries, verify=verify),
+            k=k,
+            where=where,
+            sort_by=sort_by,
+            verify=verify,
+            verify_top=verify_top,
+        )
 
     def search_decoded(
         self,
@@ -87,9 +107,25 @@ class QueryPipeline:
         k: int = 10,
         where: SearchFilter | None = None,
         sort_by: str | None = None,
+        verify: bool = False,
+        verify_top: int = DEFAULT_VERIFY_TOP,
     ) -> list[SearchResult]:
-        """:meth:`search` for queries already decoded."""
-        found = self.search_vectors(self.embed(decoded), k=k, where=where, sort_by=sort_by)
+        """:meth:`search` for queries already decoded (with ``verify=True`` for copy mode)."""
+        images: Sequence[GreyImage | None] | None = None
+        if verify:
+            if decoded.grey is None and len(decoded):
+                raise InvalidInputError(
+                    "copy mode needs the query images: decode them with decode(..., verify=True)"
+                )
+            images = decoded.grey or ()
+        found = self.search_vectors(
+            self.embed(decoded),
+            k=k,
+            where=where,
+            sort_by=sort_by,
+            verify_images=images,
+            verify_top=verify_top,
+        )
         return [SearchResult(n, m) for n, m in zip(decoded.names, found, strict=True)]
 
     def search_ids(
@@ -99,12 +135,22 @@ class QueryPipeline:
         k: int = 10,
         where: SearchFilter | None = None,
         sort_by: str | None = None,
+        verify: bool = False,
+        verify_top: int = DEFAULT_VERIFY_TOP,
     ) -> list[SearchResult]:
-        """ "More like this": for each indexed image, the k others most similar to it."""
+        """ "More like this": for each indexed image, the k others most similar to it (copy
+        mode as in :meth:`search`; an image whose file is gone is not verified)."""
         names = [self.collection.record(i)[0].path for i in image_ids]
         vectors = self.collection.vectors_for(list(image_ids))
+        images = [self._indexed_grey(name) for name in names] if verify else None
         found = self.search_vectors(
-            vectors, k=k, where=where, sort_by=sort_by, exclude=list(image_ids)
+            vectors,
+            k=k,
+            where=where,
+            sort_by=sort_by,
+            exclude=list(image_ids),
+            verify_images=images,
+            verify_top=verify_top,
         )
         return [SearchResult(n, m) for n, m in zip(names, found, strict=True)]
 
@@ -116,9 +162,12 @@ class QueryPipeline:
         where: SearchFilter | None = None,
         sort_by: str | None = None,
         exclude: Sequence[int | None] | None = None,
+        verify_images: Sequence[GreyImage | None] | None = None,
+        verify_top: int = DEFAULT_VERIFY_TOP,
     ) -> list[tuple[Match, ...]]:
         """Matches for query vectors made by the index's embedder, shape (n, dim).
-        ``exclude``: per query, an image id to leave out of its results."""
+        ``exclude``: per query, an image id to leave out of its results. ``verify_images``:
+        copy mode, per query its greyscale image (query/geometry.py ``load_grey``) or None."""
         vectors = self.candidates.check(vectors)
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
@@ -127,9 +176,31 @@ class QueryPipeline:
         # One more candidate stands in for an excluded image, so that searches by an indexed
         # image keep using the fastest structure instead of an exact scan.
         extra = 1 if exclude is not None and any(e is not None for e in exclude) else 0
-        scores, ids = self.candidates.search(vectors, k + extra, where=where)
+        depth = k
+        if verify_images is not None:
+            if len(verify_images) != len(vectors):
+                raise InvalidInputError(
+                    f"{len(verify_images)} images to verify with for {len(vectors)} queries"
+                )
+            if verify_top < 1:
+                raise InvalidInputError(f"verify_top must be at least 1, got {verify_top}")
+            depth = max(k, verify_top)
+        scores, ids = self.candidates.search(vectors, depth + extra, where=where)
         scores, ids = rerank(self.rerankers, vectors, scores, ids)
-        return self.matches(scores, ids, k=k, sort_by=sort_by, exclude=exclude)
+        inliers = None
+        if verify_images is not None:
+            paths = self.collection.paths([i for i in ids.ravel().tolist() if i >= 0])
+            scores, ids, inliers = self.verifier.rerank(
+                verify_images, scores, ids, paths, top=verify_top, exclude=exclude
+            )
+        return self.matches(scores, ids, k=k, sort_by=sort_by, exclude=exclude, inliers=inliers)
+
+    def _indexed_grey(self, path: str) -> GreyImage | None:
+        """An indexed image as copy mode's query, or None when its file is gone or unreadable."""
+        try:
+            return load_grey(path, self.verifier.side)
+        except ImageError:
+            return None
 
 
 __all__ = ["QueryPipeline"]

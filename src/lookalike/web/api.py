@@ -14,11 +14,15 @@ from lookalike.catalog_records import ImageRecord
 from lookalike.errors import InvalidInputError
 from lookalike.filters import NumericRange, SearchFilter
 from lookalike.matches import Match, SearchResult
+from lookalike.query.geometry import DEFAULT_VERIFY_TOP
 from lookalike.web.paths import public_path
 from lookalike.web.schemas import HealthOut, ImageOut, InfoOut, MatchOut, SearchOut
 from lookalike.web.service import SearchService
 
 router = APIRouter(prefix="/api")
+
+#: Copy mode costs milliseconds per verified candidate: a request may not ask for more.
+MAX_VERIFY_TOP = 100
 
 K = Annotated[int | None, Query(ge=1, description="Number of results (default 12).")]
 Labels = Annotated[list[str] | None, Query(description="Only these labels (repeatable).")]
@@ -26,6 +30,17 @@ Folder = Annotated[str | None, Query(description="Only images under this folder 
 Field = Annotated[str | None, Query(description="Numeric metadata field for min/max.")]
 Bound = Annotated[float | None, Query()]
 Sort = Annotated[str | None, Query(description="Order the k results by this numeric field.")]
+Verify = Annotated[
+    bool,
+    Query(
+        description="Copy mode: verify the best candidates geometrically (local features, "
+        "mirror-aware) and put edited copies of the query first; matches report inliers."
+    ),
+]
+VerifyTop = Annotated[
+    int,
+    Query(ge=1, le=MAX_VERIFY_TOP, description="Candidates copy mode verifies."),
+]
 
 
 def _service(request: Request) -> SearchService:
@@ -74,6 +89,7 @@ def _match(service: SearchService, m: Match) -> MatchOut:
         metadata=m.metadata,
         thumbnail_url=f"/api/images/{m.id}/thumbnail",
         image_url=f"/api/images/{m.id}",
+        inliers=m.inliers,
     )
 
 
@@ -146,6 +162,8 @@ class SearchParams:
     k: int
     where: SearchFilter
     sort: str | None
+    verify: bool = False
+    verify_top: int = DEFAULT_VERIFY_TOP
 
 
 def search_params(
@@ -157,8 +175,11 @@ def search_params(
     min: Bound = None,
     max: Bound = None,
     sort: Sort = None,
+    verify: Verify = False,
+    verify_top: VerifyTop = DEFAULT_VERIFY_TOP,
 ) -> SearchParams:
-    return SearchParams(_k(_service(request), k), _filter(label, folder, field, min, max), sort)
+    where = _filter(label, folder, field, min, max)
+    return SearchParams(_k(_service(request), k), where, sort, verify, verify_top)
 
 
 Params = Annotated[SearchParams, Depends(search_params)]
@@ -173,7 +194,13 @@ async def search_upload(
     service = _service(request)
     data = await _read_upload(service, image)
     result, seconds = await run_in_threadpool(
-        service.search_upload, data, k=params.k, where=params.where, sort_by=params.sort
+        service.search_upload,
+        data,
+        k=params.k,
+        where=params.where,
+        sort_by=params.sort,
+        verify=params.verify,
+        verify_top=params.verify_top,
     )
     return _search_out(service, result, params.k, seconds, None)
 
@@ -186,7 +213,12 @@ async def search_upload(
 def search_id(request: Request, image_id: int, params: Params) -> SearchOut:
     service = _service(request)
     result, seconds = service.search_id(
-        image_id, k=params.k, where=params.where, sort_by=params.sort
+        image_id,
+        k=params.k,
+        where=params.where,
+        sort_by=params.sort,
+        verify=params.verify,
+        verify_top=params.verify_top,
     )
     record, _ = service.record(image_id)
     return _search_out(service, result, params.k, seconds, record.label)

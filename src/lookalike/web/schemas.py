@@ -16,6 +16,11 @@ class MatchOut(BaseModel):
     metadata: dict[str, object]
     thumbnail_url: str
     image_url: str
+    inliers: int | None = Field(
+        None,
+        description="Copy mode (verify=true): local features shared with the query under one "
+        "geometric transform; null when this match was not verified.",
+    )
 
 
 class SearchOut(BaseModel):

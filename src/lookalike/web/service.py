@@ -30,6 +30,7 @@ from lookalike.index_options import IndexOptions
 from lookalike.layout import IndexLayout
 from lookalike.matches import SearchResult
 from lookalike.query import DecodedQueries
+from lookalike.query.geometry import DEFAULT_VERIFY_TOP
 from lookalike.sources import IMAGE_EXTENSIONS
 from lookalike.web.settings import ServeSettings
 from lookalike.web.thumbnails import Thumbnailer
@@ -76,22 +77,38 @@ class SearchService:
             self.engine.close()
 
     def search_upload(
-        self, data: bytes, *, k: int, where: SearchFilter, sort_by: str | None
+        self,
+        data: bytes,
+        *,
+        k: int,
+        where: SearchFilter,
+        sort_by: str | None,
+        verify: bool = False,
+        verify_top: int = DEFAULT_VERIFY_TOP,
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         pipeline = self.engine.pipeline
-        decoded = self._decode_upload(data, UPLOAD_NAME)
+        decoded = self._decode_upload(data, UPLOAD_NAME, verify=verify)
         with self._lock:
-            (result,) = pipeline.search_decoded(decoded, k=k, where=where, sort_by=sort_by)
+            (result,) = pipeline.search_decoded(
+                decoded, k=k, where=where, sort_by=sort_by, verify=verify, verify_top=verify_top
+            )
         return result, time.perf_counter() - started
 
     def search_id(
-        self, image_id: int, *, k: int, where: SearchFilter, sort_by: str | None
+        self,
+        image_id: int,
+        *,
+        k: int,
+        where: SearchFilter,
+        sort_by: str | None,
+        verify: bool = False,
+        verify_top: int = DEFAULT_VERIFY_TOP,
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         with self._lock:
             (result,) = self.engine.pipeline.search_ids(
-                [image_id], k=k, where=where, sort_by=sort_by
+                [image_id], k=k, where=where, sort_by=sort_by, verify=verify, verify_top=verify_top
             )
         return result, time.perf_counter() - started
 
@@ -142,8 +159,9 @@ class SearchService:
             if path.parent == uploads:
                 path.unlink(missing_ok=True)
 
-    def _decode_upload(self, data: bytes, name: str) -> DecodedQueries:
-        """Decode an untrusted upload in one of the bounded decode slots."""
+    def _decode_upload(self, data: bytes, name: str, *, verify: bool = False) -> DecodedQueries:
+        """Decode an untrusted upload in one of the bounded decode slots (with what copy mode
+        needs when ``verify``)."""
         wait = self.settings.decode_wait
         if not self._decode_slots.acquire(timeout=wait):
             raise ServerBusyError(wait)
@@ -153,6 +171,7 @@ class SearchService:
                 [data],
                 names=[name],
                 max_pixels=self.settings.max_upload_pixels,
+                verify=verify,
             ).result()
         finally:
             self._decode_slots.release()

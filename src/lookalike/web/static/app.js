@@ -23,6 +23,7 @@ function params() {
     if ($("max").value !== "") p.set("max", $("max").value);
   }
   if ($("sort").value) p.set("sort", $("sort").value);
+  if ($("verify").checked) p.set("verify", "true");
   return p;
 }
 
@@ -78,6 +79,9 @@ function render(result) {
     const score = document.createElement("div");
     score.className = "score";
     score.textContent = `#${match.rank} · ${match.score.toFixed(3)}`;
+    if (match.inliers !== null && match.inliers !== undefined) {
+      score.textContent += ` · ${match.inliers} inliers`;
+    }
     const name = document.createElement("div");
     name.className = "name";
     name.textContent = match.name;
