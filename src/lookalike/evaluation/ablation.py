@@ -86,19 +86,16 @@ ABLATION_STEPS: tuple[AblationConfig, ...] = (
     # AblationConfig("new + QE", NEW_DESCRIPTOR, QueryStages(expansion=True)),
     # AblationConfig("new + CSLS", NEW_DESCRIPTOR, QueryStages(hubness=True)),
     # AblationConfig("new + QE + CSLS", NEW_DESCRIPTOR, QueryStages(expansion=True, hubness=True)),
-    # AblationConfig(
-    #     "new + QE + CSLS + copy mode",
-    #     NEW_DESCRIPTOR,
-    #     QueryStages(expansion=True, hubness=True, verify=True),
-    # ),
+    AblationConfig("new + copy mode (verify)", NEW_DESCRIPTOR, QueryStages(verify=True)),
 )
 
 
 def configure(pipeline: QueryPipeline, stages: QueryStages) -> QueryPipeline:
     """``pipeline`` with ``stages`` switched on: the one place the ablation reaches into the
     query pipeline's options."""
-    # TODO(issue 12): switch QE / CSLS / verify on through the pipeline's options here.
-    wanted = stages.describe()
+    # TODO(issue 12): switch QE / CSLS on through the pipeline's options here. Copy mode is
+    # an argument of each search (``verify=True``), passed by the ranking below.
+    wanted = QueryStages(stages.expansion, stages.hubness).describe()
     if wanted != "-":
         raise InvalidInputError(
             f"query stages {wanted} are not available in this version of lookalike; "
@@ -187,6 +184,10 @@ def run_ablation(
     built: dict[str, tuple[Path, float]] = {}
     measured: list[tuple[AblationConfig, QueryMetrics, int, float, float]] = []
     for config in configs:
+        if config.stages.verify and dataset.kind != "copies":
+            # Copy mode answers "is this the same picture?": on other sets it only costs time.
+            say(f"{config.label}: skipped (copy mode is measured on copy sets)")
+            continue
         key = config.embedder.key()
         if key not in built:
             say(f"{config.label}: indexing {len(dataset.items)} images")
@@ -197,8 +198,9 @@ def run_ablation(
             pipeline = configure(engine.pipeline, config.stages)
             # Timed before the ranking: BLAS threads still spinning after its large products
             # would slow the network down on a small machine.
-            ms_per_query = _latency(dataset, pipeline, options)
-            per_query, dim = _rank(dataset, engine, pipeline, options)
+            verify = config.stages.verify
+            ms_per_query = _latency(dataset, pipeline, options, verify=verify)
+            per_query, dim = _rank(dataset, engine, pipeline, options, verify=verify)
         measured.append((config, per_query, dim, ms_per_image, ms_per_query))
     compared = compared_metrics(dataset)
     reference = measured[0][1]
@@ -250,7 +252,12 @@ def _build_index(
 
 
 def _rank(
-    dataset: Dataset, engine: SearchEngine, pipeline: QueryPipeline, options: AblationOptions
+    dataset: Dataset,
+    engine: SearchEngine,
+    pipeline: QueryPipeline,
+    options: AblationOptions,
+    *,
+    verify: bool,
 ) -> tuple[QueryMetrics, int]:
     """Each query's ranking of the gallery: the pipeline's shortlist, then the rest in cosine
     order of the stored vectors."""
@@ -276,7 +283,7 @@ def _rank(
         block = queries[start : start + _BLOCK]
         query_ids = [int(ids[item_rows[q]]) for q in block.tolist()]
         k = min(options.shortlist, max(len(gallery) - 1, 1))
-        results = pipeline.search_ids(query_ids, k=k)
+        results = pipeline.search_ids(query_ids, k=k, verify=verify)
         sims = vectors[item_rows[block]] @ gallery_vectors.T
         for row, result in enumerate(results):
             own = position.get(int(item_rows[block[row]]))
@@ -290,15 +297,17 @@ def _rank(
     return score_orders(dataset, orders), int(vectors.shape[1])
 
 
-def _latency(dataset: Dataset, pipeline: QueryPipeline, options: AblationOptions) -> float:
+def _latency(
+    dataset: Dataset, pipeline: QueryPipeline, options: AblationOptions, *, verify: bool
+) -> float:
     """Median milliseconds of one warm single-image search from its file, end to end."""
     picks = dataset.queries()[: options.latency_queries + 1]
     paths = [str(dataset.items[i].path) for i in picks]
-    pipeline.search(paths[:1], k=10)
+    pipeline.search(paths[:1], k=10, verify=verify)
     timings = []
     for path in paths[1:] or paths:
         start = time.perf_counter()
-        pipeline.search([path], k=10)
+        pipeline.search([path], k=10, verify=verify)
         timings.append(time.perf_counter() - start)
     return float(np.median(timings) * 1000.0)
 
