@@ -54,7 +54,8 @@ def test_the_whole_descriptor_sees_what_the_centre_crop_cuts_off(
     pair = [beside_coffee, beside_rocket]
     crops = np.stack([prepare(p, classic.input_spec) for p in pair])
     kept = [prepare(p, whole.input_spec) for p in pair]
-    assert kept[0].shape == (288, 576, 3)  # 3:1, the long side capped at 576
+    # 3:1: the long side is capped at twice the shorter one.
+    assert kept[0].shape == (BALANCED.size, BALANCED.max_size, 3)
     # The centre crop sees the same cat in both; the whole image sees coffee or a rocket too.
     classic_vectors = classic.embed(crops)
     assert float(classic_vectors[0] @ classic_vectors[1]) > 0.99
@@ -90,8 +91,8 @@ def test_an_index_records_its_recipe_and_info_shows_it(gallery: Path, tmp_path: 
     manifest = json.loads((directory / "manifest.json").read_text())
     assert manifest["embedder"] == {"name": "efficientnet-lite0", "params": BALANCED.to_params()}
     shown = run_cli("info", "--index", directory)
-    assert "whole image, aspect kept, shorter side 288 px" in shown.stdout, shown.stdout
-    assert "GeM pooling (p=3)" in shown.stdout
+    assert f"whole image, aspect kept, shorter side {BALANCED.size} px" in shown.stdout
+    assert f"GeM pooling (p={BALANCED.gem_p:g})" in shown.stdout
     # Asking for another recipe on this index is refused, naming the fix.
     again = run_cli("index", gallery / "originals", "--index", directory, "--quality", "best")
     assert again.returncode != 0

@@ -152,7 +152,8 @@ def test_recipe_params_round_trip_and_the_classic_one_records_nothing() -> None:
         Recipe.from_params({"pooling": "gem", "gem": 3})
     with pytest.raises(InvalidInputError, match="pooling must be one of"):
         Recipe.from_params({"pooling": "max"})
-    assert "GeM pooling (p=3)" in quality_named("balanced").recipe.describe()
+    assert "GeM pooling (p=3)" in Recipe(pooling="gem", gem_p=3.0).describe()
+    assert "whole image, aspect kept" in quality_named("balanced").recipe.describe()
 
 
 def test_quality_presets_shape_only_efficientnet_specs() -> None:

@@ -30,22 +30,23 @@ QUALITIES: tuple[Quality, ...] = (
     Quality(
         "fast",
         "whole image, shorter side 224 px, GeM pooling, int8 network",
-        Recipe(input="whole", size=224, max_size=448, pooling="gem", gem_p=3.0),
+        Recipe(input="whole", size=224, max_size=448, pooling="gem", gem_p=2.0),
         int8=True,
     ),
     Quality(
         "balanced",
-        "whole image, shorter side 288 px, GeM pooling",
-        Recipe(input="whole", size=288, max_size=576, pooling="gem", gem_p=3.0),
+        "whole image, shorter side 256 px, GeM pooling",
+        Recipe(input="whole", size=256, max_size=512, pooling="gem", gem_p=2.0),
     ),
     Quality(
         "best",
         "whole image, shorter side 320 px, GeM pooling",
-        Recipe(input="whole", size=320, max_size=640, pooling="gem", gem_p=3.0),
+        Recipe(input="whole", size=320, max_size=640, pooling="gem", gem_p=2.0),
     ),
     Quality(
         "classic",
-        "centre crop at the network's size, average pooling (indexes before 0.x)",
+        "centre crop at the network's size, average pooling (what indexes made before "
+        "recipes record)",
         Recipe.classic(),
     ),
 )
