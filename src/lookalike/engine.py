@@ -31,6 +31,7 @@ from lookalike.matches import Match, SearchResult
 from lookalike.metadata import MetadataTable
 from lookalike.query import CandidateSearch, MatchBuilder, Query, QueryPipeline
 from lookalike.query.reranking import default_rerankers
+from lookalike.rerank_settings import DEFAULT_RERANKING, RerankOverride, RerankSettings
 from lookalike.store import IndexStore, check_is_index
 from lookalike.version import __version__
 from lookalike.writer import IndexWriter
@@ -43,6 +44,13 @@ Field = str | None
 Options = IndexOptions | None
 Progress = ProgressCallback | None
 Vectors = npt.NDArray[np.float32]
+Switch = bool | None
+
+
+def _override(expansion: Switch, hubness: Switch) -> RerankOverride | None:
+    if expansion is None and hubness is None:
+        return None
+    return RerankOverride(expansion=expansion, hubness=hubness)
 
 
 class SearchEngine:
@@ -67,7 +75,7 @@ class SearchEngine:
             self.collection,
             self._candidates,
             MatchBuilder(store.catalog, store.manifest.metric),
-            default_rerankers(store.manifest),
+            index_stages=lambda override: default_rerankers(store.manifest, override),
         )
 
     @classmethod
@@ -78,11 +86,18 @@ class SearchEngine:
         embedder: str | EmbedderSpec = DEFAULT_EMBEDDER,
         metric: str = "cosine",
         index_type: str = "auto",
+        reranking: RerankSettings = DEFAULT_RERANKING,
         threads: int | None = None,
     ) -> SearchEngine:
-        """Create a new, empty index in ``directory`` (new or empty)."""
+        """Create a new, empty index in ``directory`` (new or empty). ``reranking``: the query
+        re-ranking stages its searches use (query expansion, hubness correction)."""
         if metric not in METRICS:
             raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        if reranking.any_on and metric != "cosine":
+            raise InvalidInputError(
+                "query expansion and hubness correction need metric='cosine'; "
+                f"got metric={metric!r}"
+            )
         resolve_index_type(index_type)
         model = create_embedder(resolve_spec(embedder), threads=threads)
         manifest = Manifest(
@@ -92,6 +107,7 @@ class SearchEngine:
             metric=metric,
             index_type=index_type,
             lookalike_version=__version__,
+            reranking=reranking,
         )
         engine = cls(IndexStore.create(Path(directory), manifest), threads=threads)
         engine.model.adopt(model)
@@ -191,17 +207,38 @@ class SearchEngine:
         return self.pipeline.embed(self.pipeline.decode(queries))
 
     def search(
-        self, queries: Sequence[Query], *, k: int = 10, where: Where = None, sort_by: Field = None
+        self,
+        queries: Sequence[Query],
+        *,
+        k: int = 10,
+        where: Where = None,
+        sort_by: Field = None,
+        expansion: Switch = None,
+        hubness: Switch = None,
     ) -> list[SearchResult]:
         """The k most similar indexed images for each query image, best first. ``where``: a
-        filter (label, folder, metadata range); ``sort_by``: a numeric field to order by."""
-        return self.pipeline.search(queries, k=k, where=where, sort_by=sort_by)
+        filter (label, folder, metadata range); ``sort_by``: a numeric field to order by;
+        ``expansion``, ``hubness``: query expansion and hubness correction on or off for this
+        search (None: as the index records, see ``info().reranking``)."""
+        return self.pipeline.search(
+            queries, k=k, where=where, sort_by=sort_by, rerank=_override(expansion, hubness)
+        )
 
     def search_by_id(
-        self, image_id: int, *, k: int = 10, where: Where = None, sort_by: Field = None
+        self,
+        image_id: int,
+        *,
+        k: int = 10,
+        where: Where = None,
+        sort_by: Field = None,
+        expansion: Switch = None,
+        hubness: Switch = None,
     ) -> SearchResult:
         """ "More like this": the k images most similar to an indexed one, itself excluded."""
-        return self.pipeline.search_ids([image_id], k=k, where=where, sort_by=sort_by)[0]
+        override = _override(expansion, hubness)
+        return self.pipeline.search_ids(
+            [image_id], k=k, where=where, sort_by=sort_by, rerank=override
+        )[0]
 
     def search_vectors(
         self,
@@ -211,6 +248,8 @@ class SearchEngine:
         where: Where = None,
         sort_by: Field = None,
         exclude: int | None = None,
+        expansion: Switch = None,
+        hubness: Switch = None,
     ) -> list[tuple[Match, ...]]:
         """Matches for query vectors made by the same embedder (shape (n, dim))."""
         rows = 1 if np.ndim(vectors) == 1 else len(vectors)
@@ -220,6 +259,7 @@ class SearchEngine:
             where=where,
             sort_by=sort_by,
             exclude=None if exclude is None else [exclude] * rows,
+            rerank=_override(expansion, hubness),
         )
 
     def search_index_type(self) -> str:

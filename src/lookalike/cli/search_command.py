@@ -71,6 +71,24 @@ def search(
             show_default=False,
         ),
     ] = None,
+    expansion: Annotated[
+        bool | None,
+        typer.Option(
+            "--expansion/--no-expansion",
+            help="Query expansion (each query averaged with its best results, searched again) "
+            "on or off for this search. (default: as the index records; see `lookalike info`)",
+            show_default=False,
+        ),
+    ] = None,
+    hubness: Annotated[
+        bool | None,
+        typer.Option(
+            "--hubness/--no-hubness",
+            help="Hubness correction (images close to everything demoted; scores stay cosine "
+            "similarities) on or off for this search. (default: as the index records)",
+            show_default=False,
+        ),
+    ] = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -95,7 +113,10 @@ def search(
             engine.attach_milvus(milvus)
         for start in range(0, len(paths), 64):
             chunk = [str(p) for p in paths[start : start + 64]]
-            for result in engine.search(chunk, k=k, where=where, sort_by=sort):
+            found_now = engine.search(
+                chunk, k=k, where=where, sort_by=sort, expansion=expansion, hubness=hubness
+            )
+            for result in found_now:
                 found.append(result)
                 if as_json:
                     sys.stdout.write(json.dumps(result.to_json()) + "\n")

@@ -24,7 +24,9 @@ from lookalike.query.candidates import CandidateSearch
 from lookalike.query.decoding import DecodedQueries, Query, decode_queries
 from lookalike.query.embedding import embed_pixels
 from lookalike.query.match_builder import MatchBuilder
-from lookalike.query.reranking import Reranker, rerank
+from lookalike.query.reranking import RerankContext, Reranker
+from lookalike.query.reranking import rerank as run_stages
+from lookalike.rerank_settings import RerankOverride
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class QueryPipeline:
     candidates: CandidateSearch
     matches: MatchBuilder
     rerankers: tuple[Reranker, ...] = ()
+    #: The index's own stages (``query.reranking.default_rerankers`` over its manifest), with a
+    #: search's override applied; ``rerankers`` run after them.
+    index_stages: Callable[[RerankOverride | None], tuple[Reranker, ...]] = lambda _: ()
 
     def with_rerankers(self, *stages: Reranker) -> QueryPipeline:
         """This pipeline with ``stages`` run after the present re-ranking stages."""
@@ -76,9 +81,13 @@ class QueryPipeline:
         k: int = 10,
         where: SearchFilter | None = None,
         sort_by: str | None = None,
+        rerank: RerankOverride | None = None,
     ) -> list[SearchResult]:
-        """The k most similar indexed images for each query image, best first."""
-        return self.search_decoded(self.decode(queries), k=k, where=where, sort_by=sort_by)
+        """The k most similar indexed images for each query image, best first. ``rerank``
+        switches re-ranking stages on or off for this search (None: as the index records)."""
+        return self.search_decoded(
+            self.decode(queries), k=k, where=where, sort_by=sort_by, rerank=rerank
+        )
 
     def search_decoded(
         self,
@@ -87,9 +96,12 @@ class QueryPipeline:
         k: int = 10,
         where: SearchFilter | None = None,
         sort_by: str | None = None,
+        rerank: RerankOverride | None = None,
     ) -> list[SearchResult]:
         """:meth:`search` for queries already decoded."""
-        found = self.search_vectors(self.embed(decoded), k=k, where=where, sort_by=sort_by)
+        found = self.search_vectors(
+            self.embed(decoded), k=k, where=where, sort_by=sort_by, rerank=rerank
+        )
         return [SearchResult(n, m) for n, m in zip(decoded.names, found, strict=True)]
 
     def search_ids(
@@ -99,12 +111,13 @@ class QueryPipeline:
         k: int = 10,
         where: SearchFilter | None = None,
         sort_by: str | None = None,
+        rerank: RerankOverride | None = None,
     ) -> list[SearchResult]:
         """ "More like this": for each indexed image, the k others most similar to it."""
         names = [self.collection.record(i)[0].path for i in image_ids]
         vectors = self.collection.vectors_for(list(image_ids))
         found = self.search_vectors(
-            vectors, k=k, where=where, sort_by=sort_by, exclude=list(image_ids)
+            vectors, k=k, where=where, sort_by=sort_by, exclude=list(image_ids), rerank=rerank
         )
         return [SearchResult(n, m) for n, m in zip(names, found, strict=True)]
 
@@ -116,6 +129,7 @@ class QueryPipeline:
         where: SearchFilter | None = None,
         sort_by: str | None = None,
         exclude: Sequence[int | None] | None = None,
+        rerank: RerankOverride | None = None,
     ) -> list[tuple[Match, ...]]:
         """Matches for query vectors made by the index's embedder, shape (n, dim).
         ``exclude``: per query, an image id to leave out of its results."""
@@ -127,8 +141,18 @@ class QueryPipeline:
         # One more candidate stands in for an excluded image, so that searches by an indexed
         # image keep using the fastest structure instead of an exact scan.
         extra = 1 if exclude is not None and any(e is not None for e in exclude) else 0
-        scores, ids = self.candidates.search(vectors, k + extra, where=where)
-        scores, ids = rerank(self.rerankers, vectors, scores, ids)
+        stages = (*self.index_stages(rerank), *self.rerankers)
+        depth = max([k + extra, *(stage.depth(k + extra) for stage in stages)])
+        scores, ids = self.candidates.search(vectors, depth, where=where)
+        if stages:
+            context = RerankContext(
+                vectors,
+                lambda queries, depth: self.candidates.search(queries, depth, where=where),
+                self.collection.stored_vectors,
+                self.collection.neighbour_table,
+                tuple(exclude) if exclude is not None else None,
+            )
+            scores, ids = run_stages(stages, context, scores, ids)
         return self.matches(scores, ids, k=k, sort_by=sort_by, exclude=exclude)
 
 

@@ -14,6 +14,7 @@ from lookalike.catalog_records import ImageRecord
 from lookalike.errors import InvalidInputError
 from lookalike.filters import NumericRange, SearchFilter
 from lookalike.matches import Match, SearchResult
+from lookalike.rerank_settings import RerankOverride
 from lookalike.web.paths import public_path
 from lookalike.web.schemas import HealthOut, ImageOut, InfoOut, MatchOut, SearchOut
 from lookalike.web.service import SearchService
@@ -26,6 +27,12 @@ Folder = Annotated[str | None, Query(description="Only images under this folder 
 Field = Annotated[str | None, Query(description="Numeric metadata field for min/max.")]
 Bound = Annotated[float | None, Query()]
 Sort = Annotated[str | None, Query(description="Order the k results by this numeric field.")]
+Expansion = Annotated[
+    bool | None, Query(description="Query expansion on or off (default: as the index records).")
+]
+Hubness = Annotated[
+    bool | None, Query(description="Hubness correction on or off (default: as the index records).")
+]
 
 
 def _service(request: Request) -> SearchService:
@@ -146,6 +153,7 @@ class SearchParams:
     k: int
     where: SearchFilter
     sort: str | None
+    rerank: RerankOverride | None = None
 
 
 def search_params(
@@ -157,8 +165,13 @@ def search_params(
     min: Bound = None,
     max: Bound = None,
     sort: Sort = None,
+    expansion: Expansion = None,
+    hubness: Hubness = None,
 ) -> SearchParams:
-    return SearchParams(_k(_service(request), k), _filter(label, folder, field, min, max), sort)
+    override = None if expansion is None and hubness is None else RerankOverride(expansion, hubness)
+    return SearchParams(
+        _k(_service(request), k), _filter(label, folder, field, min, max), sort, override
+    )
 
 
 Params = Annotated[SearchParams, Depends(search_params)]
@@ -173,7 +186,12 @@ async def search_upload(
     service = _service(request)
     data = await _read_upload(service, image)
     result, seconds = await run_in_threadpool(
-        service.search_upload, data, k=params.k, where=params.where, sort_by=params.sort
+        service.search_upload,
+        data,
+        k=params.k,
+        where=params.where,
+        sort_by=params.sort,
+        rerank=params.rerank,
     )
     return _search_out(service, result, params.k, seconds, None)
 
@@ -186,7 +204,7 @@ async def search_upload(
 def search_id(request: Request, image_id: int, params: Params) -> SearchOut:
     service = _service(request)
     result, seconds = service.search_id(
-        image_id, k=params.k, where=params.where, sort_by=params.sort
+        image_id, k=params.k, where=params.where, sort_by=params.sort, rerank=params.rerank
     )
     record, _ = service.record(image_id)
     return _search_out(service, result, params.k, seconds, record.label)

@@ -30,6 +30,7 @@ from lookalike.index_options import IndexOptions
 from lookalike.layout import IndexLayout
 from lookalike.matches import SearchResult
 from lookalike.query import DecodedQueries
+from lookalike.rerank_settings import RerankOverride
 from lookalike.sources import IMAGE_EXTENSIONS
 from lookalike.web.settings import ServeSettings
 from lookalike.web.thumbnails import Thumbnailer
@@ -76,22 +77,36 @@ class SearchService:
             self.engine.close()
 
     def search_upload(
-        self, data: bytes, *, k: int, where: SearchFilter, sort_by: str | None
+        self,
+        data: bytes,
+        *,
+        k: int,
+        where: SearchFilter,
+        sort_by: str | None,
+        rerank: RerankOverride | None = None,
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         pipeline = self.engine.pipeline
         decoded = self._decode_upload(data, UPLOAD_NAME)
         with self._lock:
-            (result,) = pipeline.search_decoded(decoded, k=k, where=where, sort_by=sort_by)
+            (result,) = pipeline.search_decoded(
+                decoded, k=k, where=where, sort_by=sort_by, rerank=rerank
+            )
         return result, time.perf_counter() - started
 
     def search_id(
-        self, image_id: int, *, k: int, where: SearchFilter, sort_by: str | None
+        self,
+        image_id: int,
+        *,
+        k: int,
+        where: SearchFilter,
+        sort_by: str | None,
+        rerank: RerankOverride | None = None,
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         with self._lock:
             (result,) = self.engine.pipeline.search_ids(
-                [image_id], k=k, where=where, sort_by=sort_by
+                [image_id], k=k, where=where, sort_by=sort_by, rerank=rerank
             )
         return result, time.perf_counter() - started
 
