@@ -188,6 +188,11 @@ class SearchEngine:
         projection; ``pca_dim`` 0: none, default 128 for big collections of >256-d vectors)."""
         return self.writer.sync_ann(pca_dim=pca_dim, whiten=whiten, rerank=rerank)
 
+    def set_reranking(self, *, expansion: Switch = None, hubness: Switch = None) -> RerankSettings:
+        """Record which re-ranking stages this index's searches use (None: keep the present
+        setting); switching hubness on computes its neighbour statistic now."""
+        return self.writer.set_reranking(RerankOverride(expansion=expansion, hubness=hubness))
+
     def add_vectors(
         self, paths: Sequence[str], vectors: Vectors, *, labels: Sequence[str | None] | None = None
     ) -> list[int]:

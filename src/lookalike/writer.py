@@ -22,7 +22,7 @@ from lookalike.indexes.registry import resolve_index_type
 from lookalike.indexing import sync_files, sync_folder
 from lookalike.metadata import MetadataTable
 from lookalike.query.reranking import default_rerankers
-from lookalike.rerank_settings import RerankOverride
+from lookalike.rerank_settings import RerankOverride, RerankSettings
 from lookalike.store import IndexStore
 
 
@@ -103,12 +103,18 @@ class IndexWriter:
                 self._store.set_index_type(options.index_type)
 
     def _set_reranking(self, options: IndexOptions) -> None:
+        self.set_reranking(RerankOverride(expansion=options.expansion, hubness=options.hubness))
+
+    def set_reranking(self, override: RerankOverride) -> RerankSettings:
+        """Record which re-ranking stages the index's searches use (None in ``override``:
+        keep the present setting); switching hubness on computes the neighbour statistic."""
         manifest = self._store.manifest
-        override = RerankOverride(expansion=options.expansion, hubness=options.hubness)
         settings = override.apply(manifest.reranking)
         if settings != manifest.reranking:
             default_rerankers(replace(manifest, reranking=settings))  # refused unless cosine
             self._store.set_reranking(settings)
+            self.keep_neighbours()
+        return settings
 
     def keep_neighbours(self) -> bool:
         """Bring the saved neighbour statistic up to date where the index's queries use the

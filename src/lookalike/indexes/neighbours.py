@@ -10,6 +10,8 @@ rows times the collection) however big the collection.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -17,8 +19,10 @@ import numpy as np
 
 from lookalike.indexes.base import FloatArray, IdArray
 
-#: Rows scored at once: bounds the (rows x collection) similarity block held in memory.
+#: Rows scored at once: bounds the (rows x collection) similarity block held in memory (one
+#: per thread, at most _MAX_THREADS of them).
 ROW_BLOCK = 256
+_MAX_THREADS = 16
 
 
 @dataclass(frozen=True, eq=False)  # arrays: compare them with numpy
@@ -99,10 +103,12 @@ def update_neighbours(
 
 
 def _top_k(ids: IdArray, vectors: FloatArray, rows: IdArray, k: int) -> tuple[IdArray, FloatArray]:
-    """The k nearest other rows of each of ``rows``, against every row, block by block."""
+    """The k nearest other rows of each of ``rows``, against every row, block by block (blocks
+    on several threads: numpy's selection runs single-threaded but lets go of the GIL)."""
     neighbours = np.full((len(rows), k), -1, dtype=np.int64)
     similarities = np.full((len(rows), k), -np.inf, dtype=np.float32)
-    for start in range(0, len(rows), ROW_BLOCK):
+
+    def one_block(start: int) -> None:
         block = rows[start : start + ROW_BLOCK]
         sims = vectors[block] @ vectors.T
         sims[np.arange(len(block)), block] = -np.inf  # not its own neighbour
@@ -117,6 +123,16 @@ def _top_k(ids: IdArray, vectors: FloatArray, rows: IdArray, k: int) -> tuple[Id
         ordered_ids, ordered = _ordered(found_ids, found, k)
         neighbours[start : start + len(block)] = ordered_ids
         similarities[start : start + len(block)] = ordered
+
+    starts = range(0, len(rows), ROW_BLOCK)
+    if len(starts) <= 1:
+        for start in starts:
+            one_block(start)
+    else:
+        workers = min(len(starts), os.cpu_count() or 1, _MAX_THREADS)
+        with ThreadPoolExecutor(workers, thread_name_prefix="neighbours") as pool:
+            for done in [pool.submit(one_block, start) for start in starts]:
+                done.result()
     return neighbours, similarities
 
 
