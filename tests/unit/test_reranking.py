@@ -147,3 +147,14 @@ def test_settings_are_checked() -> None:
     with pytest.raises(InvalidInputError, match="unknown reranking setting 'qe'"):
         RerankSettings.from_json({"qe": True})
     assert RerankOverride(hubness=True).apply(LEGACY_RERANKING) == RerankSettings(hubness=True)
+
+
+def test_switching_hubness_on_later_computes_the_statistic(tmp_path: Path) -> None:
+    vectors, query, hub, target = _hub_collection()
+    with _engine(tmp_path, vectors) as engine:
+        assert not engine.collection.neighbours.exists()  # not kept while nothing uses it
+        assert engine.set_reranking(hubness=True) == RerankSettings(hubness=True)
+        assert engine.collection.neighbours.exists()
+        assert engine.search_vectors(query[None, :], k=1)[0][0].id == target
+        engine.set_reranking(hubness=False)
+        assert engine.search_vectors(query[None, :], k=1)[0][0].id == hub

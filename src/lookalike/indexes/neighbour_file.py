@@ -61,10 +61,14 @@ class NeighbourFile:
             return loaded
         table = self._brought_up(loaded, vectors(), k)
         if table is not loaded:
-            with writing(self._store.directory):
-                durable.write_with(self._path, lambda fh: _write(fh, table))
-        self._table = None
+            self.save(table)
         return table
+
+    def save(self, table: NeighbourTable) -> None:
+        """Write ``table`` durably (readers see the old file or the new one)."""
+        with writing(self._store.directory):
+            durable.write_with(self._path, lambda fh: _write(fh, table))
+        self._table = None
 
     def exists(self) -> bool:
         return self._path.is_file()

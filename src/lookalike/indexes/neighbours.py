@@ -150,8 +150,13 @@ def _merge(
     for start in range(0, len(rows), ROW_BLOCK * 16):
         block = rows[start : start + ROW_BLOCK * 16]
         sims = vectors[block] @ new_vectors.T
-        # Only new images that may enter a list are re-scored exactly (see _pair_similarities).
+        # Only new images that may enter a list are re-scored exactly (see _pair_similarities),
+        # and only the lists they may enter are merged: usually few of them.
         entering = sims >= similarities[block][:, -1:] - _MARGIN
+        touched = np.flatnonzero(entering.any(axis=1))
+        if not len(touched):
+            continue
+        block, sims, entering = block[touched], sims[touched], entering[touched]
         at_row, at_col = np.nonzero(entering)
         exact = np.full(sims.shape, -np.inf, dtype=np.float32)
         exact[at_row, at_col] = _pair_similarities(vectors, block[at_row], added[at_col])
