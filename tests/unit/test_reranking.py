@@ -158,3 +158,17 @@ def test_switching_hubness_on_later_computes_the_statistic(tmp_path: Path) -> No
         assert engine.search_vectors(query[None, :], k=1)[0][0].id == target
         engine.set_reranking(hubness=False)
         assert engine.search_vectors(query[None, :], k=1)[0][0].id == hub
+
+
+def test_a_big_index_without_the_statistic_refuses_the_correction_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lookalike.indexes import neighbour_file
+
+    vectors, query, _, _ = _hub_collection()
+    monkeypatch.setattr(neighbour_file, "BUILD_WHILE_SEARCHING", 10)
+    with _engine(tmp_path, vectors) as engine:
+        with pytest.raises(InvalidInputError, match="--hubness"):
+            engine.search_vectors(query[None, :], k=3, hubness=True)
+        engine.set_reranking(hubness=True)  # the writer builds it whatever the size
+        assert len(engine.search_vectors(query[None, :], k=3)[0]) == 3

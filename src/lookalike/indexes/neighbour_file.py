@@ -7,8 +7,9 @@ the catalog's ids is the table of the catalog's vectors. Writers call :meth:`syn
 commit when the index's queries use the hubness correction: the table is updated incrementally
 and written through :mod:`lookalike.durable`, so a kill -9 at any moment leaves the old file or
 the new one. Readers call :meth:`current`, which updates a stale table (a writer killed between
-its commit and the file) in memory, and builds a missing or damaged one: never silently wrong,
-only slower until the next writer saves it.
+its commit and the file) in memory, and builds a missing or damaged one (up to
+``BUILD_WHILE_SEARCHING`` images; beyond, the search is refused with the fix): never silently
+wrong, only slower until the next writer saves it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ import numpy as np
 
 from lookalike import durable
 from lookalike.disk_errors import writing
-from lookalike.errors import DamagedIndexWarning
+from lookalike.errors import DamagedIndexWarning, InvalidInputError
 from lookalike.indexes.base import IdArray
 from lookalike.indexes.exact import ExactIndex
 from lookalike.indexes.neighbours import NeighbourTable, build_neighbours, update_neighbours
 from lookalike.store import IndexStore
+
+#: Up to this many images, a search that needs a statistic the index does not keep builds one in
+#: memory (seconds); beyond, it is refused with the fix rather than left to run for minutes.
+BUILD_WHILE_SEARCHING = 20_000
 
 
 class NeighbourFile:
@@ -46,6 +51,14 @@ class NeighbourFile:
         if self._table is not None and self._stamp == (saved, generation) and self._table.k == k:
             return self._table
         table = self.load() if self._table is None or self._stamp[0] != saved else self._table
+        if table is None and len(ids) > BUILD_WHILE_SEARCHING:
+            raise InvalidInputError(
+                f"{self._store.directory}: the hubness correction needs the neighbour statistic, "
+                f"which this index does not keep, and building it for {len(ids):,} images "
+                "takes minutes; record it once with `lookalike index PHOTOS --index "
+                f"{self._store.directory} --hubness` (or SearchEngine.set_reranking(hubness=True)),"
+                " or search without --hubness"
+            )
         if table is None or not _covers(table, ids, k):
             table = self._brought_up(table, vectors(), k)
         self._table = table
@@ -134,4 +147,4 @@ def _write(fh: io.BufferedWriter | object, table: NeighbourTable) -> None:
     )
 
 
-__all__ = ["NeighbourFile"]
+__all__ = ["BUILD_WHILE_SEARCHING", "NeighbourFile"]
