@@ -18,9 +18,13 @@ from lookalike.catalog_records import ImageRecord
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import DamagedGraphError, InvalidInputError, UnknownImageError
 from lookalike.grouping import group_duplicates
+from lookalike.indexes.base import FloatArray, IdArray
 from lookalike.indexes.exact import ExactIndex
 from lookalike.indexes.graph_folder import GraphFolder
+from lookalike.indexes.neighbour_file import NeighbourFile
+from lookalike.indexes.neighbours import NeighbourTable
 from lookalike.store import IndexStore
+from lookalike.vector_table import VectorTable
 
 if TYPE_CHECKING:
     from lookalike.query.geometry import GeometricVerifier
@@ -46,6 +50,7 @@ class IndexInfo:
     size_bytes: int
     created: str
     lookalike_version: str
+    reranking: dict[str, object]
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -110,6 +115,11 @@ class Snapshot:
         return ExactIndex(ids, vectors, metric=self._store.manifest.metric)
 
     @cached_property
+    def table(self) -> VectorTable:
+        """Id -> vector over the memory-mapped segments (no bulk read)."""
+        return self._store.vector_table()
+
+    @cached_property
     def records(self) -> dict[int, ImageRecord]:
         return {r.id: r for r in self._store.catalog.all_records()}
 
@@ -125,6 +135,7 @@ class Collection:
         self._store = store
         self._graphs = graphs
         self._snapshot = Snapshot(store, -1)
+        self.neighbours = NeighbourFile(store)
 
     def snapshot(self) -> Snapshot:
         """The current snapshot, replaced when the catalog has moved on since it was taken."""
@@ -147,6 +158,24 @@ class Collection:
         """Id -> file path of those of ``image_ids`` the catalog holds."""
         records = self._store.catalog.by_ids(sorted(set(image_ids)))
         return {image_id: record.path for image_id, record in records.items()}
+
+    def stored_vectors(self, ids: IdArray) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+        """The stored vectors of ``ids`` (any shape; -1 for none), shape ``ids.shape + (dim,)``,
+        and which ids the catalog holds now (the others, removed since a graph or Milvus was
+        synced, get zeros)."""
+        table = self.snapshot().table
+        wanted = np.asarray(ids, dtype=np.int64).ravel()
+        at = np.clip(np.searchsorted(table.ids, wanted), 0, max(len(table.ids) - 1, 0))
+        found = table.ids[at] == wanted if len(table.ids) else np.zeros(len(wanted), bool)
+        out = np.zeros((len(wanted), self._store.manifest.dim), dtype=np.float32)
+        if bool(found.any()):
+            out[found] = table.take(wanted[found])
+        shape = np.shape(ids)
+        return out.reshape(*shape, -1), found.reshape(shape)
+
+    def neighbour_table(self, k: int) -> NeighbourTable:
+        """The neighbour statistic of the images indexed now (see indexes/neighbour_file.py)."""
+        return self.neighbours.current(self.snapshot().table.ids, self.vector_index, k)
 
     def record(self, image_id: int) -> tuple[ImageRecord, dict[str, object]]:
         """An indexed image's catalog record and metadata."""
@@ -230,6 +259,7 @@ class Collection:
             size_bytes=self._store.size_on_disk(),
             created=manifest.created,
             lookalike_version=manifest.lookalike_version,
+            reranking=manifest.reranking.to_json(),
         )
 
 

@@ -33,6 +33,7 @@ from lookalike.metadata import MetadataTable
 from lookalike.query import CandidateSearch, MatchBuilder, Query, QueryPipeline
 from lookalike.query.geometry import DEFAULT_VERIFY_TOP
 from lookalike.query.reranking import default_rerankers
+from lookalike.rerank_settings import DEFAULT_RERANKING, RerankOverride, RerankSettings
 from lookalike.store import IndexStore, check_is_index
 from lookalike.version import __version__
 from lookalike.writer import IndexWriter
@@ -45,6 +46,13 @@ Field = str | None
 Options = IndexOptions | None
 Progress = ProgressCallback | None
 Vectors = npt.NDArray[np.float32]
+Switch = bool | None
+
+
+def _override(expansion: Switch, hubness: Switch) -> RerankOverride | None:
+    if expansion is None and hubness is None:
+        return None
+    return RerankOverride(expansion=expansion, hubness=hubness)
 
 
 class SearchEngine:
@@ -69,7 +77,7 @@ class SearchEngine:
             self.collection,
             self._candidates,
             MatchBuilder(store.catalog, store.manifest.metric),
-            default_rerankers(store.manifest),
+            index_stages=lambda override: default_rerankers(store.manifest, override),
         )
 
     @classmethod
@@ -81,13 +89,21 @@ class SearchEngine:
         metric: str = "cosine",
         index_type: str = "auto",
         quality: str | None = None,
+        reranking: RerankSettings = DEFAULT_RERANKING,
         threads: int | None = None,
     ) -> SearchEngine:
         """Create a new, empty index in ``directory`` (new or empty). ``quality`` (fast,
         balanced, best, classic; default balanced) sets how an EfficientNet embedder named
-        by a string describes images; an ``EmbedderSpec`` is taken as written."""
+        by a string describes images; an ``EmbedderSpec`` is taken as written.
+        ``reranking``: the query re-ranking stages its searches use (query expansion,
+        hubness correction)."""
         if metric not in METRICS:
             raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        if reranking.any_on and metric != "cosine":
+            raise InvalidInputError(
+                "query expansion and hubness correction need metric='cosine'; "
+                f"got metric={metric!r}"
+            )
         resolve_index_type(index_type)
         spec = spec_for(embedder, quality)
         model = create_embedder(spec, threads=threads)
@@ -98,6 +114,7 @@ class SearchEngine:
             metric=metric,
             index_type=index_type,
             lookalike_version=__version__,
+            reranking=reranking,
         )
         engine = cls(IndexStore.create(Path(directory), manifest), threads=threads)
         engine.model.adopt(model)
@@ -193,6 +210,11 @@ class SearchEngine:
         projection; ``pca_dim`` 0: none, default 128 for big collections of >256-d vectors)."""
         return self.writer.sync_ann(pca_dim=pca_dim, whiten=whiten, rerank=rerank)
 
+    def set_reranking(self, *, expansion: Switch = None, hubness: Switch = None) -> RerankSettings:
+        """Record which re-ranking stages this index's searches use (None: keep the present
+        setting); switching hubness on computes its neighbour statistic now."""
+        return self.writer.set_reranking(RerankOverride(expansion=expansion, hubness=hubness))
+
     def add_vectors(
         self, paths: Sequence[str], vectors: Vectors, *, labels: Sequence[str | None] | None = None
     ) -> list[int]:
@@ -220,13 +242,23 @@ class SearchEngine:
         sort_by: Field = None,
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
+        expansion: Switch = None,
+        hubness: Switch = None,
     ) -> list[SearchResult]:
         """The k most similar indexed images for each query image, best first. ``where``: a
         filter (label, folder, metadata range); ``sort_by``: a numeric field to order by;
         ``verify``: copy mode, the best ``verify_top`` candidates checked geometrically and
-        the query's copies put first, each match reporting its ``inliers``."""
+        the query's copies put first, each match reporting its ``inliers``; ``expansion``,
+        ``hubness``: query expansion and hubness correction on or off for this search
+        (None: as the index records, see ``info().reranking``)."""
         return self.pipeline.search(
-            queries, k=k, where=where, sort_by=sort_by, verify=verify, verify_top=verify_top
+            queries,
+            k=k,
+            where=where,
+            sort_by=sort_by,
+            verify=verify,
+            verify_top=verify_top,
+            rerank=_override(expansion, hubness),
         )
 
     def search_by_id(
@@ -238,10 +270,18 @@ class SearchEngine:
         sort_by: Field = None,
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
+        expansion: Switch = None,
+        hubness: Switch = None,
     ) -> SearchResult:
         """ "More like this": the k images most similar to an indexed one, itself excluded."""
         return self.pipeline.search_ids(
-            [image_id], k=k, where=where, sort_by=sort_by, verify=verify, verify_top=verify_top
+            [image_id],
+            k=k,
+            where=where,
+            sort_by=sort_by,
+            verify=verify,
+            verify_top=verify_top,
+            rerank=_override(expansion, hubness),
         )[0]
 
     def search_vectors(
@@ -252,6 +292,8 @@ class SearchEngine:
         where: Where = None,
         sort_by: Field = None,
         exclude: int | None = None,
+        expansion: Switch = None,
+        hubness: Switch = None,
     ) -> list[tuple[Match, ...]]:
         """Matches for query vectors made by the same embedder (shape (n, dim))."""
         rows = 1 if np.ndim(vectors) == 1 else len(vectors)
@@ -261,6 +303,7 @@ class SearchEngine:
             where=where,
             sort_by=sort_by,
             exclude=None if exclude is None else [exclude] * rows,
+            rerank=_override(expansion, hubness),
         )
 
     def search_index_type(self) -> str:

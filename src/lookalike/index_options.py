@@ -44,7 +44,8 @@ _OPTION_MINIMUMS = (
 class IndexOptions:
     """How to index. ``index_type`` (auto, exact, hnsw), and for hnsw ``pca_dim`` (0: none),
     ``whiten`` and ``rerank`` (graph candidates re-scored with the full vectors), change the
-    search structure kept beside the vectors; None keeps what the index has."""
+    search structure kept beside the vectors; ``expansion`` and ``hubness`` switch the index's
+    query re-ranking stages (recorded in its manifest); None keeps what the index has."""
 
     workers: int | None = None
     batch_size: int = 32
@@ -55,6 +56,8 @@ class IndexOptions:
     whiten: bool | None = None
     rerank: int | None = None
     ray_address: str | None = None
+    expansion: bool | None = None
+    hubness: bool | None = None
 
     def __post_init__(self) -> None:
         for name, low in _OPTION_MINIMUMS:

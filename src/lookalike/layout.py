@@ -11,6 +11,8 @@ INDEX_DIR/
                       refers to them, deleted by the next writer once none does
   graph/ (ann/)       the HNSW graph searches use for big collections: graph, deleted ids and
                       PCA files, and ann.json pointing at the current ones (derived data)
+  neighbours.npz      each image's nearest other images and their similarities, for the
+                      hubness correction, with the ids it covers (derived data)
   uploads/            images added through `serve --allow-writes`, named by content
   shards/<run>/       vectors a Ray cluster wrote during one `index --ray` run (deleted after)
   lock                held (flock) by the one process allowed to write
@@ -36,6 +38,7 @@ class IndexLayout:
     CATALOG = "catalog.sqlite"
     SEGMENTS = "segments"
     GRAPH = "ann"
+    NEIGHBOURS = "neighbours.npz"
     UPLOADS = "uploads"
     SHARDS = "shards"
     LOCK = "lock"
@@ -67,6 +70,11 @@ class IndexLayout:
         return self.directory / self.GRAPH
 
     @property
+    def neighbours(self) -> Path:
+        """The neighbour statistic the hubness correction reads (derived data)."""
+        return self.directory / self.NEIGHBOURS
+
+    @property
     def uploads(self) -> Path:
         return self.directory / self.UPLOADS
 
@@ -85,7 +93,8 @@ class IndexLayout:
         """Every name this layout may create at the top of the directory."""
         return frozenset(
             {p.name for p in self.catalog_files}
-            | {self.MANIFEST, self.SEGMENTS, self.GRAPH, self.UPLOADS, self.SHARDS, self.LOCK}
+            | {self.MANIFEST, self.SEGMENTS, self.GRAPH, self.NEIGHBOURS}
+            | {self.UPLOADS, self.SHARDS, self.LOCK}
         )
 
     def owns(self, name: str) -> bool:

@@ -1,5 +1,5 @@
 """The manifest: what an index directory says about itself (format, embedder, weights, vector
-size, metric, index type), read from and written as ``manifest.json``."""
+size, metric, index type, query re-ranking settings), read from and written as ``manifest.json``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Literal, cast
 
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import IndexFormatError, InvalidInputError, NotAnIndexError
+from lookalike.rerank_settings import DEFAULT_RERANKING, LEGACY_RERANKING, RerankSettings
 
 FORMAT_NAME = "lookalike-index"
 FORMAT_VERSION = 1
@@ -30,6 +31,7 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     created: str = ""
     lookalike_version: str = ""
+    reranking: RerankSettings = DEFAULT_RERANKING
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -42,6 +44,7 @@ class Manifest:
             "index_type": self.index_type,
             "created": self.created,
             "lookalike_version": self.lookalike_version,
+            "reranking": self.reranking.to_json(),
         }
 
     def to_bytes(self) -> bytes:
@@ -82,6 +85,11 @@ class Manifest:
                 format_version=version,
                 created=str(data.get("created", "")),
                 lookalike_version=str(data.get("lookalike_version", "")),
+                reranking=(
+                    RerankSettings.from_json(data["reranking"])
+                    if "reranking" in data
+                    else LEGACY_RERANKING  # written before the settings existed: all off
+                ),
             )
         except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
             raise IndexFormatError(f"{path}: manifest field missing or malformed ({exc})") from exc

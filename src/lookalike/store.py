@@ -32,6 +32,7 @@ from lookalike.errors import (
 from lookalike.layout import IndexLayout
 from lookalike.locking import WriterLock
 from lookalike.manifest import METRICS, Manifest
+from lookalike.rerank_settings import RerankSettings
 from lookalike.segment_files import SegmentFiles
 from lookalike.vector_table import VectorTable
 
@@ -107,6 +108,7 @@ class IndexStore:
                 index_type=manifest.index_type,
                 created=manifest.created or datetime.now(UTC).isoformat(timespec="seconds"),
                 lookalike_version=manifest.lookalike_version,
+                reranking=manifest.reranking,
             )
             cls._write_manifest(layout, stamped)
         finally:
@@ -206,6 +208,12 @@ class IndexStore:
         """Record another index type in the manifest (the vectors do not change)."""
         self._require_writable()
         self.manifest = replace(self.manifest, index_type=index_type)
+        self._write_manifest(self.layout, self.manifest)
+
+    def set_reranking(self, settings: RerankSettings) -> None:
+        """Record other query re-ranking settings in the manifest."""
+        self._require_writable()
+        self.manifest = replace(self.manifest, reranking=settings)
         self._write_manifest(self.layout, self.manifest)
 
     def damaged_segments(self, *, contents: bool = True) -> dict[int, str]:

@@ -1,9 +1,11 @@
 """Every change to an index goes through an IndexWriter: folders and files indexed, vectors
-added, images removed, metadata attached, and the HNSW graph kept in step."""
+added, images removed, metadata attached, and the derived data (the HNSW graph, the neighbour
+statistic of the hubness correction) kept in step."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,8 @@ from lookalike.indexes.hnsw import GraphInfo
 from lookalike.indexes.registry import resolve_index_type
 from lookalike.indexing import sync_files, sync_folder
 from lookalike.metadata import MetadataTable
+from lookalike.query.reranking import default_rerankers
+from lookalike.rerank_settings import RerankOverride, RerankSettings
 from lookalike.store import IndexStore
 
 
@@ -68,10 +72,12 @@ class IndexWriter:
         """Bring the index up to date with ``folder`` (see ``lookalike.indexing.sync_folder``)."""
         options = options or IndexOptions()
         self._set_index_type(options)
+        self._set_reranking(options)
         report = sync_folder(
             self._store, self._embedder, Path(folder), options=options, progress=progress
         )
         self._keep_graph(options, progress)
+        self.keep_neighbours()
         return report
 
     def index_files(
@@ -84,8 +90,10 @@ class IndexWriter:
         """Index these image files (see ``lookalike.indexing.sync_files``)."""
         options = options or IndexOptions()
         self._set_index_type(options)
+        self._set_reranking(options)
         report = sync_files(self._store, self._embedder, paths, options=options, progress=progress)
         self._keep_graph(options, progress)
+        self.keep_neighbours()
         return report
 
     def _set_index_type(self, options: IndexOptions) -> None:
@@ -93,6 +101,33 @@ class IndexWriter:
             resolve_index_type(options.index_type)
             if options.index_type != self._store.manifest.index_type:
                 self._store.set_index_type(options.index_type)
+
+    def _set_reranking(self, options: IndexOptions) -> None:
+        self.set_reranking(RerankOverride(expansion=options.expansion, hubness=options.hubness))
+
+    def set_reranking(self, override: RerankOverride) -> RerankSettings:
+        """Record which re-ranking stages the index's searches use (None in ``override``:
+        keep the present setting); switching hubness on computes the neighbour statistic."""
+        manifest = self._store.manifest
+        settings = override.apply(manifest.reranking)
+        if settings != manifest.reranking:
+            default_rerankers(replace(manifest, reranking=settings))  # refused unless cosine
+            self._store.set_reranking(settings)
+            self.keep_neighbours()
+        return settings
+
+    def keep_neighbours(self) -> bool:
+        """Bring the saved neighbour statistic up to date where the index's queries use the
+        hubness correction (after every commit; see indexes/neighbour_file.py); whether they
+        do."""
+        settings = self._store.manifest.reranking
+        if not settings.hubness:
+            return False
+        snapshot = self._collection.snapshot()
+        self._collection.neighbours.sync(
+            snapshot.table.ids, self._collection.vector_index, settings.hubness_k
+        )
+        return True
 
     def _keep_graph(self, options: IndexOptions, progress: ProgressCallback | None) -> None:
         if not self.wants_graph():
@@ -138,10 +173,12 @@ class IndexWriter:
             with np.errstate(invalid="ignore"):  # non-finite rows are refused by the store
                 vectors = l2_normalise(vectors)
         tags = list(labels) if labels is not None else [None] * len(paths)
-        return self._store.append(
+        ids = self._store.append(
             vectors,
             [ImageEntry(str(p), 0, 0, "", tag) for p, tag in zip(paths, tags, strict=True)],
         )
+        self.keep_neighbours()
+        return ids
 
     def remove(self, paths: Sequence[Path | str]) -> int:
         """Remove images (or every image under a folder). Unknown paths remove nothing and raise."""
@@ -162,6 +199,7 @@ class IndexWriter:
             )
         with catalog.transaction():
             catalog.delete(ids)
+        self.keep_neighbours()
         return len(ids)
 
     def set_metadata(self, table: MetadataTable) -> tuple[int, list[str]]:

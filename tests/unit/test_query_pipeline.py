@@ -13,8 +13,8 @@ from PIL import Image
 from lookalike import ImageError, InvalidInputError, SearchEngine, SearchFilter
 from lookalike.embedders.base import InputSpec
 from lookalike.index_options import IndexOptions
-from lookalike.indexes.base import FloatArray, IdArray
 from lookalike.query import QueryPipeline, decode_queries, embed_pixels
+from lookalike.query.reranking import RerankContext, Shortlist
 
 
 def _image(seed: int) -> Image.Image:
@@ -104,12 +104,14 @@ class Reverse:
     def __init__(self) -> None:
         self.calls = 0
 
-    def rerank(
-        self, queries: FloatArray, scores: FloatArray, ids: IdArray
-    ) -> tuple[FloatArray, IdArray]:
+    def depth(self, k: int) -> int:
+        return k
+
+    def rerank(self, shortlist: Shortlist, context: RerankContext) -> Shortlist:
         self.calls += 1
-        assert queries.shape[0] == scores.shape[0] == ids.shape[0]
-        return -scores[:, ::-1], ids[:, ::-1]
+        queries, scores, ids = shortlist.queries, shortlist.scores, shortlist.ids
+        assert queries.shape[0] == scores.shape[0] == ids.shape[0] == len(context.originals)
+        return Shortlist(queries, -scores[:, ::-1], ids[:, ::-1])
 
 
 def test_a_rerank_stage_plugged_in_is_applied(engine: SearchEngine, photos: Path) -> None:

@@ -129,6 +129,26 @@ def index(
             show_default=False,
         ),
     ] = None,
+    expansion: Annotated[
+        bool | None,
+        typer.Option(
+            "--expansion/--no-expansion",
+            help="Record whether this index's searches use query expansion (every front end "
+            "follows it; `lookalike search --no-expansion` overrides it). (default: off for a "
+            "new index; an existing index keeps its setting)",
+            show_default=False,
+        ),
+    ] = None,
+    hubness: Annotated[
+        bool | None,
+        typer.Option(
+            "--hubness/--no-hubness",
+            help="Record whether this index's searches use the hubness correction; the "
+            "neighbour statistic it needs is computed now and kept up to date. (default: off "
+            "for a new index; an existing index keeps its setting)",
+            show_default=False,
+        ),
+    ] = None,
     ray: Annotated[
         str | None,
         typer.Option(
@@ -179,6 +199,8 @@ def index(
         whiten=whiten,
         rerank=rerank,
         ray_address=ray,
+        expansion=expansion,
+        hubness=hubness,
     )
     with SearchEngine.open_or_create(
         index_dir, embedder=spec, metric=metric, quality=quality

@@ -83,6 +83,24 @@ def search(
     verify_top: Annotated[
         int, typer.Option("--verify-top", help="Candidates --verify checks per query.")
     ] = DEFAULT_VERIFY_TOP,
+    expansion: Annotated[
+        bool | None,
+        typer.Option(
+            "--expansion/--no-expansion",
+            help="Query expansion (each query averaged with its best results, searched again) "
+            "on or off for this search. (default: as the index records; see `lookalike info`)",
+            show_default=False,
+        ),
+    ] = None,
+    hubness: Annotated[
+        bool | None,
+        typer.Option(
+            "--hubness/--no-hubness",
+            help="Hubness correction (images close to everything demoted; scores stay cosine "
+            "similarities) on or off for this search. (default: as the index records)",
+            show_default=False,
+        ),
+    ] = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -110,7 +128,14 @@ def search(
         for start in range(0, len(paths), 64):
             chunk = [str(p) for p in paths[start : start + 64]]
             results = engine.search(
-                chunk, k=k, where=where, sort_by=sort, verify=verify, verify_top=verify_top
+                chunk,
+                k=k,
+                where=where,
+                sort_by=sort,
+                verify=verify,
+                verify_top=verify_top,
+                expansion=expansion,
+                hubness=hubness,
             )
             for result in results:
                 found.append(result)

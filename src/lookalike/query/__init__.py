@@ -5,7 +5,7 @@ from lookalike.query.decoding import DecodedQueries, Query, decode_queries
 from lookalike.query.embedding import embed_pixels
 from lookalike.query.match_builder import MatchBuilder
 from lookalike.query.pipeline import QueryPipeline
-from lookalike.query.reranking import Reranker, default_rerankers
+from lookalike.query.reranking import RerankContext, Reranker, Shortlist, default_rerankers
 
 __all__ = [
     "CandidateSearch",
@@ -13,7 +13,9 @@ __all__ = [
     "MatchBuilder",
     "Query",
     "QueryPipeline",
+    "RerankContext",
     "Reranker",
+    "Shortlist",
     "decode_queries",
     "default_rerankers",
     "embed_pixels",

@@ -27,7 +27,9 @@ from lookalike.query.decoding import DecodedQueries, Query, decode_queries
 from lookalike.query.embedding import embed_pixels
 from lookalike.query.geometry import DEFAULT_VERIFY_TOP, GeometricVerifier, GreyImage, load_grey
 from lookalike.query.match_builder import MatchBuilder
-from lookalike.query.reranking import Reranker, rerank
+from lookalike.query.reranking import RerankContext, Reranker
+from lookalike.query.reranking import rerank as run_stages
+from lookalike.rerank_settings import RerankOverride
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class QueryPipeline:
     matches: MatchBuilder
     rerankers: tuple[Reranker, ...] = ()
     verifier: GeometricVerifier = field(default_factory=GeometricVerifier)
+    #: The index's own stages (``query.reranking.default_rerankers`` over its manifest), with a
+    #: search's override applied; ``rerankers`` run after them.
+    index_stages: Callable[[RerankOverride | None], tuple[Reranker, ...]] = lambda _: ()
 
     def with_rerankers(self, *stages: Reranker) -> QueryPipeline:
         """This pipeline with ``stages`` run after the present re-ranking stages."""
@@ -87,10 +92,12 @@ class QueryPipeline:
         sort_by: str | None = None,
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
+        rerank: RerankOverride | None = None,
     ) -> list[SearchResult]:
         """The k most similar indexed images for each query image, best first. ``verify``:
         copy mode, the first ``verify_top`` candidates verified geometrically and the copies
-        of the query put first (each match then reports its ``inliers``)."""
+        of the query put first (each match then reports its ``inliers``). ``rerank``
+        switches re-ranking stages on or off for this search (None: as the index records)."""
         return self.search_decoded(
             self.decode(queries, verify=verify),
             k=k,
@@ -98,6 +105,7 @@ class QueryPipeline:
             sort_by=sort_by,
             verify=verify,
             verify_top=verify_top,
+            rerank=rerank,
         )
 
     def search_decoded(
@@ -109,6 +117,7 @@ class QueryPipeline:
         sort_by: str | None = None,
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
+        rerank: RerankOverride | None = None,
     ) -> list[SearchResult]:
         """:meth:`search` for queries already decoded (with ``verify=True`` for copy mode)."""
         images: Sequence[GreyImage | None] | None = None
@@ -125,6 +134,7 @@ class QueryPipeline:
             sort_by=sort_by,
             verify_images=images,
             verify_top=verify_top,
+            rerank=rerank,
         )
         return [SearchResult(n, m) for n, m in zip(decoded.names, found, strict=True)]
 
@@ -137,6 +147,7 @@ class QueryPipeline:
         sort_by: str | None = None,
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
+        rerank: RerankOverride | None = None,
     ) -> list[SearchResult]:
         """ "More like this": for each indexed image, the k others most similar to it (copy
         mode as in :meth:`search`; an image whose file is gone is not verified)."""
@@ -151,6 +162,7 @@ class QueryPipeline:
             exclude=list(image_ids),
             verify_images=images,
             verify_top=verify_top,
+            rerank=rerank,
         )
         return [SearchResult(n, m) for n, m in zip(names, found, strict=True)]
 
@@ -164,6 +176,7 @@ class QueryPipeline:
         exclude: Sequence[int | None] | None = None,
         verify_images: Sequence[GreyImage | None] | None = None,
         verify_top: int = DEFAULT_VERIFY_TOP,
+        rerank: RerankOverride | None = None,
     ) -> list[tuple[Match, ...]]:
         """Matches for query vectors made by the index's embedder, shape (n, dim).
         ``exclude``: per query, an image id to leave out of its results. ``verify_images``:
@@ -185,8 +198,18 @@ class QueryPipeline:
             if verify_top < 1:
                 raise InvalidInputError(f"verify_top must be at least 1, got {verify_top}")
             depth = max(k, verify_top)
-        scores, ids = self.candidates.search(vectors, depth + extra, where=where)
-        scores, ids = rerank(self.rerankers, vectors, scores, ids)
+        stages = (*self.index_stages(rerank), *self.rerankers)
+        depth = max([depth + extra, *(stage.depth(depth + extra) for stage in stages)])
+        scores, ids = self.candidates.search(vectors, depth, where=where)
+        if stages:
+            context = RerankContext(
+                vectors,
+                lambda queries, depth: self.candidates.search(queries, depth, where=where),
+                self.collection.stored_vectors,
+                self.collection.neighbour_table,
+                tuple(exclude) if exclude is not None else None,
+            )
+            scores, ids = run_stages(stages, context, scores, ids)
         inliers = None
         if verify_images is not None:
             paths = self.collection.paths([i for i in ids.ravel().tolist() if i >= 0])

@@ -15,6 +15,7 @@ from lookalike.errors import InvalidInputError
 from lookalike.filters import NumericRange, SearchFilter
 from lookalike.matches import Match, SearchResult
 from lookalike.query.geometry import DEFAULT_VERIFY_TOP
+from lookalike.rerank_settings import RerankOverride
 from lookalike.web.paths import public_path
 from lookalike.web.schemas import HealthOut, ImageOut, InfoOut, MatchOut, SearchOut
 from lookalike.web.service import SearchService
@@ -40,6 +41,12 @@ Verify = Annotated[
 VerifyTop = Annotated[
     int,
     Query(ge=1, le=MAX_VERIFY_TOP, description="Candidates copy mode verifies."),
+]
+Expansion = Annotated[
+    bool | None, Query(description="Query expansion on or off (default: as the index records).")
+]
+Hubness = Annotated[
+    bool | None, Query(description="Hubness correction on or off (default: as the index records).")
 ]
 
 
@@ -164,6 +171,7 @@ class SearchParams:
     sort: str | None
     verify: bool = False
     verify_top: int = DEFAULT_VERIFY_TOP
+    rerank: RerankOverride | None = None
 
 
 def search_params(
@@ -177,9 +185,12 @@ def search_params(
     sort: Sort = None,
     verify: Verify = False,
     verify_top: VerifyTop = DEFAULT_VERIFY_TOP,
+    expansion: Expansion = None,
+    hubness: Hubness = None,
 ) -> SearchParams:
     where = _filter(label, folder, field, min, max)
-    return SearchParams(_k(_service(request), k), where, sort, verify, verify_top)
+    override = None if expansion is None and hubness is None else RerankOverride(expansion, hubness)
+    return SearchParams(_k(_service(request), k), where, sort, verify, verify_top, override)
 
 
 Params = Annotated[SearchParams, Depends(search_params)]
@@ -201,6 +212,7 @@ async def search_upload(
         sort_by=params.sort,
         verify=params.verify,
         verify_top=params.verify_top,
+        rerank=params.rerank,
     )
     return _search_out(service, result, params.k, seconds, None)
 
@@ -219,6 +231,7 @@ def search_id(request: Request, image_id: int, params: Params) -> SearchOut:
         sort_by=params.sort,
         verify=params.verify,
         verify_top=params.verify_top,
+        rerank=params.rerank,
     )
     record, _ = service.record(image_id)
     return _search_out(service, result, params.k, seconds, record.label)

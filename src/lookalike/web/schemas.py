@@ -36,6 +36,9 @@ class InfoOut(BaseModel):
     dim: int
     metric: str
     index_type: str
+    reranking: dict[str, object] = Field(
+        default_factory=dict, description="The query re-ranking stages searches use by default."
+    )
     format_version: int
     size_bytes: int
     created: str

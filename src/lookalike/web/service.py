@@ -31,6 +31,7 @@ from lookalike.layout import IndexLayout
 from lookalike.matches import SearchResult
 from lookalike.query import DecodedQueries
 from lookalike.query.geometry import DEFAULT_VERIFY_TOP
+from lookalike.rerank_settings import RerankOverride
 from lookalike.sources import IMAGE_EXTENSIONS
 from lookalike.web.settings import ServeSettings
 from lookalike.web.thumbnails import Thumbnailer
@@ -85,13 +86,20 @@ class SearchService:
         sort_by: str | None,
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
+        rerank: RerankOverride | None = None,
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         pipeline = self.engine.pipeline
         decoded = self._decode_upload(data, UPLOAD_NAME, verify=verify)
         with self._lock:
             (result,) = pipeline.search_decoded(
-                decoded, k=k, where=where, sort_by=sort_by, verify=verify, verify_top=verify_top
+                decoded,
+                k=k,
+                where=where,
+                sort_by=sort_by,
+                verify=verify,
+                verify_top=verify_top,
+                rerank=rerank,
             )
         return result, time.perf_counter() - started
 
@@ -104,11 +112,18 @@ class SearchService:
         sort_by: str | None,
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
+        rerank: RerankOverride | None = None,
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         with self._lock:
             (result,) = self.engine.pipeline.search_ids(
-                [image_id], k=k, where=where, sort_by=sort_by, verify=verify, verify_top=verify_top
+                [image_id],
+                k=k,
+                where=where,
+                sort_by=sort_by,
+                verify=verify,
+                verify_top=verify_top,
+                rerank=rerank,
             )
         return result, time.perf_counter() - started
 
