@@ -117,7 +117,7 @@ def test_the_report_shows_rows_intervals_and_costs(result: AblationResult, tmp_p
     assert "Δ R@1 [95 % CI]" in files.html.read_text()
 
 
-def test_the_table_starts_with_the_old_recipe_and_unknown_stages_are_refused(
+def test_the_table_starts_with_the_old_recipe_and_each_stage_is_switched_by_configure(
     tmp_path: Path,
 ) -> None:
     assert ABLATION_STEPS[0].embedder == OLD_RECIPE == EmbedderSpec("efficientnet-lite0", {})
@@ -126,10 +126,13 @@ def test_the_table_starts_with_the_old_recipe_and_unknown_stages_are_refused(
     keys = [(c.embedder.key(), c.stages) for c in ABLATION_STEPS]
     assert len(set(keys)) == len(keys)  # no step measured twice
     with SearchEngine.create(tmp_path / "index", embedder=FAST_EMBEDDER) as engine:
-        assert configure(engine.pipeline, QueryStages()) is engine.pipeline
-        # TODO(issue 12): these become real stages when the query pipeline grows them.
-        with pytest.raises(InvalidInputError, match="QE"):
-            configure(engine.pipeline, QueryStages(expansion=True))
+        plain = configure(engine.pipeline, QueryStages())
+        assert plain.index_stages(None) == ()
+        both = configure(engine.pipeline, QueryStages(expansion=True, hubness=True))
+        names = [type(stage).__name__ for stage in both.index_stages(None)]
+        assert names == ["QueryExpansion", "HubnessCorrection"]
+        only = configure(engine.pipeline, QueryStages(hubness=True))
+        assert [type(stage).__name__ for stage in only.index_stages(None)] == ["HubnessCorrection"]
     with pytest.raises(InvalidInputError, match="label"):
         AblationConfig(" ", OLD_RECIPE)
 
