@@ -14,7 +14,7 @@ from PIL import Image
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.embedders.batching import embed_images
 from lookalike.embedders.pretrained import EfficientNetLite
-from lookalike.embedders.quality import quality_named
+from lookalike.embedders.quality import quality_named, spec_for
 from lookalike.engine import SearchEngine
 from lookalike.imaging import load_prepared, prepare
 from tests.helpers import run_cli
@@ -89,7 +89,8 @@ def test_an_index_records_its_recipe_and_info_shows_it(gallery: Path, tmp_path: 
     done = run_cli("index", gallery / "originals", "--index", directory, "--quiet")
     assert done.returncode == 0, done.stderr
     manifest = json.loads((directory / "manifest.json").read_text())
-    assert manifest["embedder"] == {"name": "efficientnet-lite0", "params": BALANCED.to_params()}
+    assert manifest["embedder"] == spec_for("efficientnet-lite0").to_json()
+    assert manifest["embedder"]["params"] == BALANCED.to_params()
     shown = run_cli("info", "--index", directory)
     assert f"whole image, aspect kept, shorter side {BALANCED.size} px" in shown.stdout
     assert f"GeM pooling (p={BALANCED.gem_p:g})" in shown.stdout

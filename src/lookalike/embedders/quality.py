@@ -35,13 +35,14 @@ QUALITIES: tuple[Quality, ...] = (
     ),
     Quality(
         "balanced",
-        "whole image, shorter side 256 px, GeM pooling",
+        "whole image, shorter side 256 px, GeM pooling, int8 network",
         Recipe(input="whole", size=256, max_size=512, pooling="gem", gem_p=2.0),
+        int8=True,
     ),
     Quality(
         "best",
-        "whole image, shorter side 320 px, GeM pooling",
-        Recipe(input="whole", size=320, max_size=640, pooling="gem", gem_p=2.0),
+        "whole image, shorter side 256 px, GeM pooling, float32 network",
+        Recipe(input="whole", size=256, max_size=512, pooling="gem", gem_p=2.0),
     ),
     Quality(
         "classic",

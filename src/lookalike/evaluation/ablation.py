@@ -73,7 +73,7 @@ class AblationConfig:
 
 #: The recipe of today: 224 px centre crop, average pooling (empty params keep it).
 OLD_RECIPE = EmbedderSpec("efficientnet-lite0")
-#: The new default (``--quality balanced``): the whole image, aspect kept, GeM pooling.
+#: The new default (``--quality balanced``): the whole image, aspect kept, GeM pooling, int8.
 NEW_DESCRIPTOR = spec_for("efficientnet-lite0")
 
 #: The ablation `lookalike evaluate --ablation` runs, in order; the first row is the reference
@@ -83,6 +83,7 @@ ABLATION_STEPS: tuple[AblationConfig, ...] = (
     AblationConfig("old recipe, int8", EmbedderSpec("efficientnet-lite0-int8")),
     AblationConfig("raw pixels (baseline)", EmbedderSpec("pixels")),
     AblationConfig("new descriptor (balanced)", NEW_DESCRIPTOR),
+    AblationConfig("new descriptor, float32 (best)", spec_for("efficientnet-lite0", "best")),
     AblationConfig("new + QE", NEW_DESCRIPTOR, QueryStages(expansion=True)),
     AblationConfig("new + CSLS", NEW_DESCRIPTOR, QueryStages(hubness=True)),
     AblationConfig("new + QE + CSLS", NEW_DESCRIPTOR, QueryStages(expansion=True, hubness=True)),
