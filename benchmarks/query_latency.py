@@ -78,6 +78,7 @@ def main() -> None:
             used = engine.search_index_type()
         for name, values in rows:
             label = f"{name} [{index_type}: {used}]" if name.startswith("end") else name
+            label = label.replace("end to end, query expansion on", "  + query expansion")
             print(
                 f"{label:<44}{percentile(values, 50):>9.1f}{percentile(values, 95):>9.1f}"
                 f"{percentile(values, 99):>9.1f}"
@@ -86,13 +87,16 @@ def main() -> None:
 
 def measure(engine: SearchEngine, queries: list[str]) -> list[tuple[str, list[float]]]:
     engine.search([queries[0]], k=10)  # warm: model loaded, vectors or graph in memory
-    total, prepare, embed, search = [], [], [], []
+    total, expanded, prepare, embed, search = [], [], [], [], []
     spec = engine.embedder.input_spec
     for query in queries:
         t0 = time.perf_counter()
         result = engine.search([query], k=10)[0]
         total.append(time.perf_counter() - t0)
         assert result.matches[0].path == str(Path(query).resolve()), result.matches[0]
+        t0 = time.perf_counter()
+        engine.search([query], k=10, expansion=True)
+        expanded.append(time.perf_counter() - t0)
         t1 = time.perf_counter()
         pixels = load_prepared(query, spec)
         t2 = time.perf_counter()
@@ -105,6 +109,7 @@ def measure(engine: SearchEngine, queries: list[str]) -> list[tuple[str, list[fl
         search.append(t4 - t3)
     return [
         ("end to end (engine.search)", total),
+        ("end to end, query expansion on", expanded),
         ("  decode + prepare", prepare),
         ("  embed (ONNX Runtime)", embed),
         ("  search + catalog", search),
