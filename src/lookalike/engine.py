@@ -17,7 +17,7 @@ from lookalike.catalog_records import ImageRecord
 from lookalike.collection import Collection, DuplicateScan, IndexInfo
 from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder
 from lookalike.embedders.base import Embedder, EmbedderSpec
-from lookalike.embedders.quality import spec_for
+from lookalike.embedders.quality import reranking_for, spec_for
 from lookalike.errors import InvalidInputError
 from lookalike.filters import SearchFilter
 from lookalike.index_model import IndexModel
@@ -89,14 +89,17 @@ class SearchEngine:
         metric: str = "cosine",
         index_type: str = "auto",
         quality: str | None = None,
-        reranking: RerankSettings = DEFAULT_RERANKING,
+        reranking: RerankSettings | None = None,
         threads: int | None = None,
     ) -> SearchEngine:
         """Create a new, empty index in ``directory`` (new or empty). ``quality`` (fast,
         balanced, best, classic; default balanced) sets how an EfficientNet embedder named
         by a string describes images; an ``EmbedderSpec`` is taken as written.
         ``reranking``: the query re-ranking stages its searches use (query expansion,
-        hubness correction)."""
+        hubness correction; default: the quality preset's, none for other embedders)."""
+        if reranking is None:  # the stages were measured on cosine similarities only
+            reranking = reranking_for(embedder, quality) if metric == "cosine" else None
+            reranking = reranking or DEFAULT_RERANKING
         if metric not in METRICS:
             raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         if reranking.any_on and metric != "cosine":

@@ -134,8 +134,9 @@ def index(
         typer.Option(
             "--expansion/--no-expansion",
             help="Record whether this index's searches use query expansion (every front end "
-            "follows it; `lookalike search --no-expansion` overrides it). (default: off for a "
-            "new index; an existing index keeps its setting)",
+            "follows it; `lookalike search --no-expansion` overrides it). (default for a new "
+            "index: the --quality preset's, on for balanced and best, off for other "
+            "embedders; an existing index keeps its setting)",
             show_default=False,
         ),
     ] = None,
@@ -144,8 +145,9 @@ def index(
         typer.Option(
             "--hubness/--no-hubness",
             help="Record whether this index's searches use the hubness correction; the "
-            "neighbour statistic it needs is computed now and kept up to date. (default: off "
-            "for a new index; an existing index keeps its setting)",
+            "neighbour statistic it needs is computed now and kept up to date. (default for a "
+            "new index: on with --quality best, else off; an existing index keeps its "
+            "setting)",
             show_default=False,
         ),
     ] = None,

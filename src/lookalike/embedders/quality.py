@@ -14,16 +14,19 @@ from lookalike.embedders.base import EmbedderSpec
 from lookalike.embedders.pretrained import INT8, VARIANTS
 from lookalike.embedders.recipe import Recipe
 from lookalike.errors import InvalidInputError
+from lookalike.rerank_settings import DEFAULT_RERANKING, RerankSettings
 
 
 @dataclass(frozen=True)
 class Quality:
-    """A preset: the recipe an EfficientNet index records, and whether it runs in int8."""
+    """A preset: the recipe an EfficientNet index records, whether it runs in int8, and the
+    re-ranking stages its searches use."""
 
     name: str
     description: str
     recipe: Recipe
     int8: bool = False
+    reranking: RerankSettings = DEFAULT_RERANKING
 
 
 QUALITIES: tuple[Quality, ...] = (
@@ -35,14 +38,17 @@ QUALITIES: tuple[Quality, ...] = (
     ),
     Quality(
         "balanced",
-        "whole image, shorter side 256 px, GeM pooling, int8 network",
+        "whole image, shorter side 256 px, GeM pooling, int8 network; query expansion",
         Recipe(input="whole", size=256, max_size=512, pooling="gem", gem_p=2.0),
         int8=True,
+        reranking=RerankSettings(expansion=True),
     ),
     Quality(
         "best",
-        "whole image, shorter side 256 px, GeM pooling, float32 network",
+        "whole image, shorter side 256 px, GeM pooling, float32 network; query expansion and "
+        "hubness correction (its statistic costs minutes per 100,000 images)",
         Recipe(input="whole", size=256, max_size=512, pooling="gem", gem_p=2.0),
+        reranking=RerankSettings(expansion=True, hubness=True),
     ),
     Quality(
         "classic",
@@ -89,6 +95,18 @@ def apply_quality(spec: EmbedderSpec, quality: str | None) -> EmbedderSpec:
     if preset.int8 and not name.endswith(INT8):
         name += INT8
     return EmbedderSpec(name, preset.recipe.to_params())
+
+
+def reranking_for(embedder: str | EmbedderSpec, quality: str | None = None) -> RerankSettings:
+    """The re-ranking stages a new index records: its preset's, when a preset applies (as in
+    :func:`spec_for`); none for other embedders, where they were not measured."""
+    from lookalike.embedders.registry import resolve_spec
+
+    literal = isinstance(embedder, EmbedderSpec) and quality is None
+    spec = resolve_spec(embedder)
+    if literal or not takes_recipe(spec) or (spec.params and quality is None):
+        return DEFAULT_RERANKING
+    return quality_named(quality or DEFAULT_QUALITY).reranking
 
 
 def spec_for(embedder: str | EmbedderSpec, quality: str | None = None) -> EmbedderSpec:
