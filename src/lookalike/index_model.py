@@ -74,12 +74,12 @@ class IndexModel:
         manifest = self._store.manifest
         recorded = manifest.embedder
         wanted = apply_quality(EmbedderSpec(recorded.name.removesuffix("-int8")), quality)
-        if wanted.params != recorded.params:
+        if wanted != EmbedderSpec(recorded.name, recorded.params):
             raise EmbedderMismatchError(
-                f"{self._store.directory}: index was made with another descriptor recipe "
-                f"({recorded.params or 'classic'}), not --quality {quality} "
-                f"({wanted.params or 'classic'}); the recipe is fixed when an index is created: "
-                "use a new --index folder, or leave --quality out"
+                f"{self._store.directory}: index was made as {recorded.name} "
+                f"{recorded.params or '(classic)'}, not as --quality {quality} makes it "
+                f"({wanted.name} {wanted.params or '(classic)'}); the descriptor is fixed when an "
+                "index is created: use a new --index folder, or leave --quality out"
             )
 
 
