@@ -20,3 +20,6 @@ echo
 echo "Query: a 60 % crop of the coffee photo. Its original and the other coffee copies come first."
 $BIN/lookalike search "$DATA/photos/copies/coffee__crop60.jpg" --index "$DATA/photos.idx" -k 5
 $BIN/lookalike search "$DATA/photos/originals/chelsea.jpg" --index "$DATA/photos.idx" -k 3 --json
+echo
+echo "Copy mode: a mirrored copy, each candidate checked with local features (inliers shown)."
+$BIN/lookalike search "$DATA/photos/copies/rocket__hflip.jpg" --index "$DATA/photos.idx" -k 3 --verify
