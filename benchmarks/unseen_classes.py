@@ -61,6 +61,7 @@ import numpy.typing as npt
 from _triplet import fashion_head, fit_head
 
 from lookalike.embedders import create_embedder, resolve_spec
+from lookalike.embedders.quality import spec_for
 from lookalike.errors import InvalidInputError
 from lookalike.evaluation import metrics
 from lookalike.evaluation.bootstrap import paired_bootstrap
@@ -84,10 +85,15 @@ class Scored:
 
 
 def fashion_features(
-    work: Path, embedder: str, *, train_images: int, test_images: int
+    work: Path,
+    embedder: str,
+    *,
+    train_images: int,
+    test_images: int,
+    quality: str | None = None,
 ) -> tuple[LabelledFeatures, LabelledFeatures]:
     """Base features of the train and test subsets, labels as Fashion-MNIST's numbers."""
-    spec = resolve_spec(embedder)
+    spec = spec_for(embedder, quality) if quality else resolve_spec(embedder)
     base = create_embedder(spec)
     cache = work / "features" / slug(spec.key())
     found = []
@@ -120,6 +126,7 @@ def run(
     work: Path,
     *,
     embedder: str = "lite0",
+    quality: str | None = None,
     splits: tuple[str, ...] = SPLITS,
     train_images: int = 6000,
     test_images: int = 6000,
@@ -128,7 +135,7 @@ def run(
 ) -> list[str]:
     """Train and score every split; return the table and the intervals as Markdown lines."""
     train, test = fashion_features(
-        work, embedder, train_images=train_images, test_images=test_images
+        work, embedder, train_images=train_images, test_images=test_images, quality=quality
     )
     started = time.perf_counter()
     everything = fit_head(fashion_head(threads), train.features, train.labels)
@@ -185,6 +192,12 @@ def main() -> None:
         "--embedder", default="lite0", help="base features (a name or spec lookalike knows)"
     )
     parser.add_argument(
+        "--quality",
+        default=None,
+        help="descriptor recipe of the base features, as `index --quality` (default: the "
+        "name as written, i.e. the classic recipe)",
+    )
+    parser.add_argument(
         "--holdout",
         action="append",
         help=f"class numbers held out, e.g. 7,8,9 (repeat; default {' '.join(SPLITS)})",
@@ -198,6 +211,7 @@ def main() -> None:
     lines = run(
         args.work,
         embedder=args.embedder,
+        quality=args.quality,
         splits=tuple(args.holdout or SPLITS),
         train_images=args.train_images,
         test_images=args.test_images,
