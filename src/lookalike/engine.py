@@ -98,8 +98,8 @@ class SearchEngine:
         ``reranking``: the query re-ranking stages its searches use (query expansion,
         hubness correction; default: the quality preset's, none for other embedders)."""
         if reranking is None:  # the stages were measured on cosine similarities only
-            reranking = reranking_for(embedder, quality) if metric == "cosine" else None
-            reranking = reranking or DEFAULT_RERANKING
+            cosine = metric == "cosine"
+            reranking = reranking_for(embedder, quality) if cosine else DEFAULT_RERANKING
         if metric not in METRICS:
             raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         if reranking.any_on and metric != "cosine":

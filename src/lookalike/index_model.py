@@ -69,11 +69,12 @@ class IndexModel:
 
     def check_quality(self, quality: str) -> None:
         """Refuse a quality preset other than the one the index was made with."""
+        from lookalike.embedders.pretrained import INT8
         from lookalike.embedders.quality import apply_quality
 
         manifest = self._store.manifest
         recorded = manifest.embedder
-        wanted = apply_quality(EmbedderSpec(recorded.name.removesuffix("-int8")), quality)
+        wanted = apply_quality(EmbedderSpec(recorded.name.removesuffix(INT8)), quality)
         if wanted != EmbedderSpec(recorded.name, recorded.params):
             raise EmbedderMismatchError(
                 f"{self._store.directory}: index was made as {recorded.name} "

@@ -78,47 +78,57 @@ def takes_recipe(spec: EmbedderSpec) -> bool:
     return spec.name.removesuffix(INT8) in VARIANTS
 
 
-def apply_quality(spec: EmbedderSpec, quality: str | None) -> EmbedderSpec:
-    """The spec with the preset's recipe (and int8 network) when it names an EfficientNet
-    without a recipe of its own; any other spec is returned as it is (a preset given for one
-    that takes none is refused)."""
+def preset_for(spec: EmbedderSpec, quality: str | None) -> Quality | None:
+    """The preset that shapes ``spec``: the one named, or the default for an EfficientNet
+    without a recipe of its own; None when none applies (a preset named for an embedder that
+    takes none is refused)."""
     if quality is None:
-        quality = DEFAULT_QUALITY
-        if not takes_recipe(spec) or spec.params:
-            return spec
-    preset = quality_named(quality)
+        return None if not takes_recipe(spec) or spec.params else quality_named(DEFAULT_QUALITY)
     if not takes_recipe(spec):
         raise InvalidInputError(
             f"--quality applies to the pretrained EfficientNet embedders, not {spec.name!r}"
         )
+    return quality_named(quality)
+
+
+def apply_quality(spec: EmbedderSpec, quality: str | None) -> EmbedderSpec:
+    """The spec with its preset's recipe (and int8 network), as :func:`preset_for` decides;
+    any other spec is returned as it is."""
+    preset = preset_for(spec, quality)
+    if preset is None:
+        return spec
     name = spec.name
     if preset.int8 and not name.endswith(INT8):
         name += INT8
     return EmbedderSpec(name, preset.recipe.to_params())
 
 
-def reranking_for(embedder: str | EmbedderSpec, quality: str | None = None) -> RerankSettings:
-    """The re-ranking stages a new index records: its preset's, when a preset applies (as in
-    :func:`spec_for`); none for other embedders, where they were not measured."""
-    from lookalike.embedders.registry import resolve_spec
-
-    literal = isinstance(embedder, EmbedderSpec) and quality is None
-    spec = resolve_spec(embedder)
-    if literal or not takes_recipe(spec) or (spec.params and quality is None):
-        return DEFAULT_RERANKING
-    return quality_named(quality or DEFAULT_QUALITY).reranking
-
-
-def spec_for(embedder: str | EmbedderSpec, quality: str | None = None) -> EmbedderSpec:
-    """The spec an index is made with. A name (``lite0``) takes the quality preset (default
-    balanced); a spec is taken as it is written (``EmbedderSpec("efficientnet-lite0")``, with
-    no params, is the classic recipe) unless a quality is named."""
+def _preset(
+    embedder: str | EmbedderSpec, quality: str | None
+) -> tuple[EmbedderSpec, Quality | None]:
+    """The spec ``embedder`` names and the preset that applies to it: a name (``lite0``) takes
+    the quality preset (default balanced); an ``EmbedderSpec`` is taken as it is written
+    (``EmbedderSpec("efficientnet-lite0")``, with no params, is the classic recipe) unless a
+    quality is named."""
     from lookalike.embedders.registry import resolve_spec
 
     spec = resolve_spec(embedder)
     if isinstance(embedder, EmbedderSpec) and quality is None:
-        return spec
-    return apply_quality(spec, quality)
+        return spec, None
+    return spec, preset_for(spec, quality)
+
+
+def spec_for(embedder: str | EmbedderSpec, quality: str | None = None) -> EmbedderSpec:
+    """The spec an index is made with (see :func:`_preset` for when a preset applies)."""
+    spec, preset = _preset(embedder, quality)
+    return apply_quality(spec, preset.name) if preset is not None else spec
+
+
+def reranking_for(embedder: str | EmbedderSpec, quality: str | None = None) -> RerankSettings:
+    """The re-ranking stages a new index records: its preset's, when a preset applies (as in
+    :func:`spec_for`); none for other embedders, where they were not measured."""
+    _, preset = _preset(embedder, quality)
+    return preset.reranking if preset is not None else DEFAULT_RERANKING
 
 
 __all__ = [
@@ -127,6 +137,8 @@ __all__ = [
     "Quality",
     "apply_quality",
     "describe",
+    "preset_for",
     "quality_named",
+    "reranking_for",
     "spec_for",
 ]

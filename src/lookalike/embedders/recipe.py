@@ -76,10 +76,8 @@ class Recipe:
         )
         if self.pooling == "avg":
             return l2_normalise(flat.mean(axis=2))
-        p = float(self.gem_p)
-        clamped = np.maximum(flat, _GEM_EPS)
-        powered = clamped * clamped * clamped if p == 3.0 else np.power(clamped, p)
-        pooled = np.power(powered.mean(axis=2), 1.0 / p).astype(np.float32)
+        powered = np.power(np.maximum(flat, _GEM_EPS), self.gem_p)
+        pooled = np.power(powered.mean(axis=2), 1.0 / self.gem_p).astype(np.float32)
         return l2_normalise(pooled)
 
     def to_params(self) -> Params:

@@ -14,7 +14,7 @@ from pathlib import Path
 from lookalike.evaluation import plots
 from lookalike.evaluation.ablation import AblationResult
 from lookalike.evaluation.bootstrap import Interval
-from lookalike.evaluation.report import ReportFiles, markdown_table
+from lookalike.evaluation.report import ReportFiles, html_page, markdown_table
 from lookalike.version import __version__
 
 _SHORT = {"map": "mAP", "precision_at_10": "P@10", "recall_at_1": "R@1", "ns": "N-S"}
@@ -132,36 +132,16 @@ def write_ablation_report(
 def _page(
     result: AblationResult, rows: list[list[str]], figures: list[tuple[str, str]], seconds: float
 ) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
+    intro = (
+        f"{html.escape(_notes(result))} Evaluated in {seconds:.0f} s by lookalike {__version__}."
     )
-    pictures = "".join(
-        f'<figure><img src="{html.escape(name)}" alt="{html.escape(caption)}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        for caption, name in figures
+    legend = (
+        "mAP: mean average precision over queries. P@10: precision of the top 10. R@1: share of "
+        "queries whose first result is relevant. N-S: UKBench score, relevant images (query "
+        "included) among the top 4, out of 4."
     )
-    name = html.escape(result.dataset.name)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>lookalike ablation: {name}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #111; max-width: 1200px; }}
-table {{ border-collapse: collapse; margin: 1rem 0; }}
-th, td {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; }}
-th:nth-child(-n+3), td:nth-child(-n+3) {{ text-align: left; }}
-figure {{ margin: 1.5rem 0; }} img {{ max-width: 100%; border: 1px solid #eee; }}
-figcaption {{ color: #555; font-size: .9rem; }}
-</style></head><body>
-<h1>lookalike ablation: {name}</h1>
-<p>{html.escape(_notes(result))} Evaluated in {seconds:.0f} s by lookalike {__version__}.</p>
-<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<p>mAP: mean average precision over queries. P@10: precision of the top 10. R@1: share of
-queries whose first result is relevant. N-S: UKBench score, relevant images (query included)
-among the top 4, out of 4.</p>
-{pictures}
-</body></html>
-"""
+    title = f"lookalike ablation: {result.dataset.name}"
+    return html_page(title, intro, rows, figures, legend, text_columns=3)
 
 
 __all__ = ["ablation_rows", "write_ablation_report"]

@@ -170,6 +170,33 @@ def _scope(dataset: Dataset) -> str:
 def _page(
     dataset: Dataset, rows: list[list[str]], figures: list[tuple[str, str]], seconds: float
 ) -> str:
+    intro = (
+        f"{html.escape(_scope(dataset))} ({html.escape(dataset.kind)} layout), "
+        f"{len({i.group for i in dataset.items})} groups. Primary metric: "
+        f"{html.escape(dataset.primary_metric)}. Evaluated in {seconds:.0f} s by lookalike "
+        f"{__version__}."
+    )
+    legend = (
+        "mAP: mean average precision over queries. P@k: precision of the top k. R@10: share of "
+        "a query's relevant images in its top 10. R@1: share of queries whose first result is "
+        "relevant. N-S: UKBench score, relevant images (query included) among the top 4, out "
+        "of 4."
+    )
+    return html_page(f"lookalike evaluation: {dataset.name}", intro, rows, figures, legend)
+
+
+def html_page(
+    title: str,
+    intro_html: str,
+    rows: list[list[str]],
+    figures: list[tuple[str, str]],
+    legend: str,
+    *,
+    text_columns: int = 1,
+) -> str:
+    """A self-contained report page: a title, an introduction (already HTML), the table
+    (``rows[0]`` is the header; the first ``text_columns`` columns are left-aligned), a legend
+    and the figures (caption, file name beside the page)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
@@ -179,26 +206,22 @@ def _page(
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         for caption, name in figures
     )
+    left = f"th:nth-child(-n+{text_columns}), td:nth-child(-n+{text_columns})"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>lookalike evaluation: {html.escape(dataset.name)}</title>
+<title>{html.escape(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #111; max-width: 1100px; }}
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #111; max-width: 1200px; }}
 table {{ border-collapse: collapse; margin: 1rem 0; }}
 th, td {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
+{left} {{ text-align: left; }}
 figure {{ margin: 1.5rem 0; }} img {{ max-width: 100%; border: 1px solid #eee; }}
 figcaption {{ color: #555; font-size: .9rem; }}
 </style></head><body>
-<h1>lookalike evaluation: {html.escape(dataset.name)}</h1>
-<p>{html.escape(_scope(dataset))} ({html.escape(dataset.kind)} layout),
-{len({i.group for i in dataset.items})} groups.
-Primary metric: {html.escape(dataset.primary_metric)}. Evaluated in {seconds:.0f} s by lookalike
-{__version__}.</p>
+<h1>{html.escape(title)}</h1>
+<p>{intro_html}</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<p>mAP: mean average precision over queries. P@k: precision of the top k. R@10: share of a query's
-relevant images in its top 10. R@1: share of queries whose first result is relevant.
-N-S: UKBench score, relevant images (query included) among the top 4, out of 4.</p>
+<p>{html.escape(legend)}</p>
 {pictures}
 </body></html>
 """
