@@ -14,7 +14,7 @@ from pathlib import Path
 from lookalike.evaluation import plots
 from lookalike.evaluation.ablation import AblationResult
 from lookalike.evaluation.bootstrap import Interval
-from lookalike.evaluation.report import ReportFiles, html_page, markdown_table
+from lookalike.evaluation.report import ReportFiles, dataset_json, html_page, markdown_table
 from lookalike.version import __version__
 
 _SHORT = {"map": "mAP", "precision_at_10": "P@10", "recall_at_1": "R@1", "ns": "N-S"}
@@ -78,16 +78,7 @@ def write_ablation_report(
     dataset = result.dataset
     summary = {
         "kind": "ablation",
-        "dataset": {
-            "name": dataset.name,
-            "kind": dataset.kind,
-            "root": str(dataset.root),
-            "images": len(dataset.items),
-            "queries": len(dataset.queries()),
-            "gallery": len(dataset.gallery()),
-            "groups": len({i.group for i in dataset.items}),
-            "primary_metric": dataset.primary_metric,
-        },
+        "dataset": dataset_json(dataset),
         "compared": list(result.compared),
         "shortlist": result.options.shortlist,
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},

@@ -63,6 +63,20 @@ def markdown_table(rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def dataset_json(dataset: Dataset) -> dict[str, object]:
+    """What a report's results.json says about the dataset."""
+    return {
+        "name": dataset.name,
+        "kind": dataset.kind,
+        "root": str(dataset.root),
+        "images": len(dataset.items),
+        "queries": len(dataset.queries()),
+        "gallery": len(dataset.gallery()),
+        "groups": len({i.group for i in dataset.items}),
+        "primary_metric": dataset.primary_metric,
+    }
+
+
 def write_report(
     dataset: Dataset,
     results: list[EmbedderEvaluation],
@@ -74,16 +88,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = table_rows(dataset, results)
     summary = {
-        "dataset": {
-            "name": dataset.name,
-            "kind": dataset.kind,
-            "root": str(dataset.root),
-            "images": len(dataset.items),
-            "queries": len(dataset.queries()),
-            "gallery": len(dataset.gallery()),
-            "groups": len({i.group for i in dataset.items}),
-            "primary_metric": dataset.primary_metric,
-        },
+        "dataset": dataset_json(dataset),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
         "lookalike_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
