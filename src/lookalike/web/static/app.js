@@ -1,9 +1,20 @@
 // The lookalike page: send a query image to /api/search, show the matches, search again from a
-// result ("more like this"). No framework, no network beyond this server.
-"use strict";
+// result ("more like this"), search a boxed region of the query (region.js), and show why a
+// result matches (heatmaps from /api/explain, heatmap.js). No framework, no build step, no
+// network beyond this server.
+import { MIN_SIDE, RegionBox } from "./region.js";
+import { agrees, clearHeatmap, drawHeatmap } from "./heatmap.js";
 
 const $ = (id) => document.getElementById(id);
 let lastQuery = null; // {kind: "upload", file} or {kind: "id", id}
+let explainable = false; // /api/info says the index's embedder can explain
+let searches = 0; // the latest search request; older answers are dropped
+let explanations = 0; // the same for explanations
+let explained = null; // {id, answer} of the result whose heatmaps are on
+let pending = null; // the debounce timer of a region search
+
+/** Pause after the user lets go of the box before searching, so a drag sends one request. */
+const DEBOUNCE_MS = 250;
 
 function showError(message) {
   const box = $("error");
@@ -36,24 +47,43 @@ async function readError(response) {
   }
 }
 
+function uploadForm(query) {
+  const form = new FormData();
+  form.append("image", query.file, query.file.name || "pasted.png");
+  return form;
+}
+
+/** The request for ``query`` at ``path`` (search or explain) with ``p`` as its parameters. */
+function send(query, path, p) {
+  if (query.kind === "upload") {
+    return fetch(`${path}?${p}`, { method: "POST", body: uploadForm(query) });
+  }
+  return fetch(`${path}?${p}`);
+}
+
 async function run(query) {
   lastQuery = query;
+  clearTimeout(pending);
   showError("");
-  $("status").textContent = "Searching…";
+  const p = params();
+  const box = region.text();
+  if (box) {
+    if (region.tooSmall()) return; // the hint says why; nothing is sent
+    p.set("box", box);
+  }
+  const ticket = ++searches;
+  $("status").textContent = box ? "Searching the region…" : "Searching…";
   let response;
   try {
-    if (query.kind === "upload") {
-      const form = new FormData();
-      form.append("image", query.file, query.file.name || "pasted.png");
-      response = await fetch(`/api/search?${params()}`, { method: "POST", body: form });
-    } else {
-      response = await fetch(`/api/search/${query.id}?${params()}`);
-    }
+    const path = query.kind === "upload" ? "/api/search" : `/api/search/${query.id}`;
+    response = await send(query, path, p);
   } catch (error) {
+    if (ticket !== searches) return;
     showError(`The server did not answer: ${error.message}`);
     $("status").textContent = "";
     return;
   }
+  if (ticket !== searches) return; // the user has moved on; a newer answer is coming
   if (!response.ok) {
     showError(await readError(response));
     $("status").textContent = "";
@@ -62,20 +92,37 @@ async function run(query) {
   render(await response.json());
 }
 
+/** Search again shortly, once the user has let go of the box (pointer up, key up, clear). */
+function searchSoon() {
+  clearTimeout(pending);
+  if (!lastQuery || region.tooSmall()) return;
+  pending = setTimeout(() => run(lastQuery), DEBOUNCE_MS);
+}
+
 function render(result) {
   const list = $("results");
   list.replaceChildren();
+  forgetExplanation();
+  const where = result.box ? ` for the region ${result.box.map(Math.round).join(",")}` : "";
   $("status").textContent = result.matches.length
-    ? `${result.matches.length} results in ${result.took_ms.toFixed(0)} ms`
-    : "No image passes these filters.";
+    ? `${result.matches.length} results${where} in ${result.took_ms.toFixed(0)} ms`
+    : `No image passes these filters${where}.`;
+  $("query-why").hidden = !explainable || !result.matches.length;
   for (const match of result.matches) {
     const item = document.createElement("li");
     item.dataset.id = match.id;
     item.title = `${match.path}\nclick: more like this`;
+    const thumb = document.createElement("div");
+    thumb.className = "thumb";
     const img = document.createElement("img");
     img.src = match.thumbnail_url;
     img.alt = match.name;
     img.loading = "lazy";
+    const heat = document.createElement("canvas");
+    heat.className = "heat";
+    heat.hidden = true;
+    heat.setAttribute("aria-hidden", "true");
+    thumb.append(img, heat);
     const score = document.createElement("div");
     score.className = "score";
     score.textContent = `#${match.rank} · ${match.score.toFixed(3)}`;
@@ -94,10 +141,11 @@ function render(result) {
       li.textContent = `${key}: ${value}`;
       meta.append(li);
     }
-    item.append(img, score, name, meta);
+    item.append(thumb, score, name, meta);
+    if (explainable) item.append(whyButton(match));
     item.addEventListener("click", () => {
-      $("query-preview").src = match.thumbnail_url;
-      $("query-preview").hidden = false;
+      // The full image, not the thumbnail: a box is in pixels of the image itself.
+      showQuery(match.image_url);
       run({ kind: "id", id: match.id });
     });
     list.append(item);
@@ -138,16 +186,122 @@ function histogram(scores) {
   }
 }
 
+function whyButton(match) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "why";
+  button.textContent = "Why?";
+  button.setAttribute("aria-pressed", "false");
+  button.setAttribute("aria-label", `Why does ${match.name} match? Show heatmaps`);
+  button.addEventListener("click", (event) => {
+    event.stopPropagation(); // not "more like this"
+    if (explained && explained.id === match.id) forgetExplanation();
+    else explain(match.id);
+  });
+  return button;
+}
+
+function card(id) {
+  return document.querySelector(`#results > li[data-id="${id}"]`);
+}
+
+/** Fetch why result ``id`` matches the query (with its box) and draw both heatmaps. */
+async function explain(id) {
+  if (!lastQuery) return;
+  forgetExplanation();
+  showError("");
+  const ticket = ++explanations;
+  const p = new URLSearchParams();
+  if (lastQuery.kind === "id") p.set("query_id", String(lastQuery.id));
+  p.set("id", String(id));
+  if (region.text() && !region.tooSmall()) p.set("box", region.text());
+  let response;
+  try {
+    response = await send(lastQuery, "/api/explain", p);
+  } catch (error) {
+    if (ticket === explanations) showError(`The server did not answer: ${error.message}`);
+    return;
+  }
+  if (ticket !== explanations) return;
+  if (!response.ok) {
+    showError(await readError(response));
+    return;
+  }
+  const answer = await response.json();
+  const item = card(id);
+  if (ticket !== explanations || !item) return;
+  explained = { id, answer };
+  const img = item.querySelector(".thumb img");
+  await img.decode().catch(() => undefined);
+  if (ticket !== explanations) return;
+  drawHeatmap(item.querySelector(".thumb .heat"), img, answer.result_heatmap);
+  item.querySelector(".why").setAttribute("aria-pressed", "true");
+  $("query-why").setAttribute("aria-pressed", "true");
+  drawQueryHeat();
+  const name = item.querySelector(".name").textContent;
+  $("status").textContent = agrees(answer.result_heatmap)
+    ? `Heatmaps on: the parts of ${name} and of the query that match are warm.`
+    : `Heatmaps on: no part of ${name} stands out.`;
+}
+
+function drawQueryHeat() {
+  if (explained && $("query-why").getAttribute("aria-pressed") === "true") {
+    drawHeatmap($("query-heat"), $("query-preview"), explained.answer.query_heatmap);
+  } else {
+    clearHeatmap($("query-heat"));
+  }
+}
+
+/** Take every heatmap away (toggle off, a new search). */
+function forgetExplanation() {
+  explanations += 1;
+  explained = null;
+  for (const button of document.querySelectorAll("#results .why[aria-pressed='true']")) {
+    button.setAttribute("aria-pressed", "false");
+  }
+  for (const canvas of document.querySelectorAll("#results .heat:not([hidden])")) {
+    clearHeatmap(canvas);
+  }
+  $("query-why").setAttribute("aria-pressed", "false");
+  clearHeatmap($("query-heat"));
+}
+
+/** Show ``src`` as the query image; a new image starts without a box or heatmaps. */
+function showQuery(src) {
+  region.clear({ commit: false });
+  forgetExplanation();
+  $("query-preview").src = src;
+  $("stage").hidden = false;
+  $("drop").classList.add("compact");
+  $("region-tools").hidden = false;
+}
+
 function useFile(file) {
   if (!file) return;
   if (file.type && !file.type.startsWith("image/")) {
     showError(`${file.name} is not an image (${file.type}).`);
     return;
   }
-  $("query-preview").src = URL.createObjectURL(file);
-  $("query-preview").hidden = false;
+  showQuery(URL.createObjectURL(file));
   run({ kind: "upload", file });
 }
+
+/** Keep the hint and the clear button in step with the box. */
+function regionChanged(box) {
+  $("clear-region").disabled = box === null;
+  if (region.tooSmall()) {
+    const [w, h] = region.size();
+    $("region-hint").textContent =
+      `The region is ${w}×${h} pixels: make both sides at least ${MIN_SIDE} pixels to search it.`;
+  } else {
+    $("region-hint").textContent = box ? `Region ${region.text()} (pixels of the image).` : "";
+  }
+}
+
+const region = new RegionBox($("query-preview"), $("region"), {
+  change: regionChanged,
+  commit: () => searchSoon(),
+});
 
 async function loadInfo() {
   const response = await fetch("/api/info");
@@ -156,6 +310,7 @@ async function loadInfo() {
     return;
   }
   const info = await response.json();
+  explainable = info.explainable === true;
   $("index-info").textContent =
     `${info.count.toLocaleString()} images · ${info.embedder} · ${info.metric}`;
   for (const [label, count] of Object.entries(info.labels)) {
@@ -185,6 +340,36 @@ document.addEventListener("paste", (event) => {
   const item = [...event.clipboardData.items].find((i) => i.type.startsWith("image/"));
   if (item) useFile(item.getAsFile());
 });
+drop.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" || event.key === " ") {
+    event.preventDefault();
+    $("file").click();
+  }
+});
+$("select-region").addEventListener("click", () => region.selectCentred());
+$("clear-region").addEventListener("click", () => region.clear());
+$("query-why").addEventListener("click", () => {
+  const button = $("query-why");
+  if (button.getAttribute("aria-pressed") === "true") {
+    button.setAttribute("aria-pressed", "false");
+  } else if (explained) {
+    button.setAttribute("aria-pressed", "true");
+  } else {
+    // Nothing explained yet: explain the best match.
+    const first = document.querySelector("#results > li");
+    if (first) explain(Number(first.dataset.id));
+    return;
+  }
+  drawQueryHeat();
+});
+document.addEventListener("keydown", (event) => {
+  const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName);
+  if (event.key === "Escape" && region.box && !typing) {
+    region.clear();
+    $("select-region").focus();
+  }
+});
+new ResizeObserver(() => { if (explained) drawQueryHeat(); }).observe($("query-preview"));
 $("options").addEventListener("change", () => { if (lastQuery) run(lastQuery); });
 $("options").addEventListener("submit", (event) => { event.preventDefault(); if (lastQuery) run(lastQuery); });
 loadInfo();
