@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from lookalike.evaluation.copies import CopySet
-from tests.helpers import Server
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, Server, wait_until
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("LOOKALIKE_ARTIFACTS", Path(__file__).parents[2] / "artifacts"))
 
 pytestmark = [
@@ -23,17 +22,6 @@ pytestmark = [
         not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (CI installs it)"
     ),
 ]
-
-
-def _wait_until(page: Any, expression: str, timeout: float = 30.0) -> None:
-    """Poll ``expression`` until it is true. Not ``page.wait_for_function``: Playwright
-    evaluates its string with eval inside the page, which the page's CSP (rightly) forbids."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
-        page.wait_for_timeout(100)
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +39,7 @@ def test_upload_a_photo_and_its_original_comes_first(server: str, copy_set: Copy
     pair = next(p for p in copy_set.copies if p.edit == "border_text")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         requests: list[str] = []
         page.on("request", lambda request: requests.append(request.url))
@@ -75,7 +52,7 @@ def test_upload_a_photo_and_its_original_comes_first(server: str, copy_set: Copy
         assert first.locator(".name").inner_text() == pair.original.name
         rank, score = first.locator(".score").inner_text().split(" · ")
         assert rank == "#1" and float(score) > 0.7
-        _wait_until(
+        wait_until(
             page,
             "[...document.querySelectorAll('#results img')].every(i => i.complete "
             "&& i.naturalWidth > 0)",
@@ -85,11 +62,11 @@ def test_upload_a_photo_and_its_original_comes_first(server: str, copy_set: Copy
 
         # Choosing k re-runs the search.
         page.select_option("#k", "6")
-        _wait_until(page, "document.querySelectorAll('#results > li').length === 6")
+        wait_until(page, "document.querySelectorAll('#results > li').length === 6")
 
         # A click on a result searches with it ("more like this"): the copy is not its own match.
         first.click()
-        _wait_until(
+        wait_until(
             page,
             f"document.querySelector('#results > li .name').textContent !== '{pair.original.name}'",
         )
