@@ -11,6 +11,7 @@ import lookalike
 def test_public_names_are_pinned() -> None:
     assert sorted(lookalike.__all__) == sorted(
         [
+            "Box",
             "EmbedderMismatchError",
             "EmbedderSpec",
             "ImageError",
@@ -28,6 +29,7 @@ def test_public_names_are_pinned() -> None:
             "ModelError",
             "NotAnIndexError",
             "NumericRange",
+            "Region",
             "SearchEngine",
             "SearchFilter",
             "SearchResult",

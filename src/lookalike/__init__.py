@@ -26,9 +26,11 @@ from lookalike.filters import NumericRange, SearchFilter
 from lookalike.index_options import IndexOptions, IndexProgress, IndexReport, SkippedFile
 from lookalike.input_spec import InputSpec
 from lookalike.matches import Match, SearchResult
+from lookalike.region import Box, Region
 from lookalike.version import __version__
 
 __all__ = [
+    "Box",
     "EmbedderMismatchError",
     "EmbedderSpec",
     "ImageError",
@@ -46,6 +48,7 @@ __all__ = [
     "ModelError",
     "NotAnIndexError",
     "NumericRange",
+    "Region",
     "SearchEngine",
     "SearchFilter",
     "SearchResult",

@@ -33,6 +33,7 @@ from lookalike.metadata import MetadataTable
 from lookalike.query import CandidateSearch, MatchBuilder, Query, QueryPipeline
 from lookalike.query.geometry import DEFAULT_VERIFY_TOP
 from lookalike.query.reranking import default_rerankers
+from lookalike.region import Box, Region
 from lookalike.rerank_settings import DEFAULT_RERANKING, RerankOverride, RerankSettings
 from lookalike.store import IndexStore, check_is_index
 from lookalike.version import __version__
@@ -53,6 +54,19 @@ def _override(expansion: Switch, hubness: Switch) -> RerankOverride | None:
     if expansion is None and hubness is None:
         return None
     return RerankOverride(expansion=expansion, hubness=hubness)
+
+
+def _regions(queries: Sequence[Query], box: Box) -> list[Query]:
+    """Every query cut to ``box``."""
+    regions: list[Query] = []
+    for query in queries:
+        if isinstance(query, Region):
+            raise InvalidInputError(
+                f"box {box.text()} given for a query that is already a Region (box "
+                f"{query.box.text()}): pass one or the other"
+            )
+        regions.append(Region(query, box))
+    return regions
 
 
 class SearchEngine:
@@ -247,15 +261,18 @@ class SearchEngine:
         verify_top: int = DEFAULT_VERIFY_TOP,
         expansion: Switch = None,
         hubness: Switch = None,
+        box: Box | None = None,
     ) -> list[SearchResult]:
         """The k most similar indexed images for each query image, best first. ``where``: a
         filter (label, folder, metadata range); ``sort_by``: a numeric field to order by;
         ``verify``: copy mode, the best ``verify_top`` candidates checked geometrically and
         the query's copies put first, each match reporting its ``inliers``; ``expansion``,
         ``hubness``: query expansion and hubness correction on or off for this search
-        (None: as the index records, see ``info().reranking``)."""
+        (None: as the index records, see ``info().reranking``). ``box``: search with that
+        region of every query (pixels of the image as shown); a query may also be a
+        ``Region`` of its own."""
         return self.pipeline.search(
-            queries,
+            queries if box is None else _regions(queries, box),
             k=k,
             where=where,
             sort_by=sort_by,
@@ -275,8 +292,10 @@ class SearchEngine:
         verify_top: int = DEFAULT_VERIFY_TOP,
         expansion: Switch = None,
         hubness: Switch = None,
+        box: Box | None = None,
     ) -> SearchResult:
-        """ "More like this": the k images most similar to an indexed one, itself excluded."""
+        """ "More like this": the k images most similar to an indexed one, itself excluded
+        (``box``: to that region of it, decoded from its file)."""
         return self.pipeline.search_ids(
             [image_id],
             k=k,
@@ -285,6 +304,7 @@ class SearchEngine:
             verify=verify,
             verify_top=verify_top,
             rerank=_override(expansion, hubness),
+            box=box,
         )[0]
 
     def search_vectors(

@@ -22,14 +22,18 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lookalike.errors import ImageError
+from lookalike.errors import ImageError, InvalidInputError
 from lookalike.input_spec import InputSpec
+from lookalike.region import Box
 
 #: Refuse images with more pixels than this (a 150-megapixel photo is ~450 MB of RGB).
 DEFAULT_MAX_PIXELS = 150_000_000
 
 _TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _HIGH_DEPTH_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+#: The EXIF orientation tag, and its values that turn the picture a quarter (width <-> height).
+_ORIENTATION = 0x0112
+_QUARTER_TURNS = {5, 6, 7, 8}
 
 
 def open_image(
@@ -37,13 +41,19 @@ def open_image(
     *,
     min_side: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    box: Box | None = None,
+    name: str | None = None,
 ) -> Image.Image:
     """Decode ``source`` (a path or the file's bytes) into an upright RGB image.
 
     ``min_side`` lets JPEG decoding skip detail a consumer will not use: the image is decoded at
     the smallest power-of-two reduction whose shorter side is still at least ``min_side``.
+    ``box``: only that region (pixels of the upright image at full scale), checked against the
+    image's full size; ``min_side`` then bounds the region's shorter side, so a region keeps
+    the detail a whole image would. ``name``: how errors call the source (default: its path).
     """
-    name = "<uploaded image>" if isinstance(source, bytes) else str(source)
+    if name is None:
+        name = "<uploaded image>" if isinstance(source, bytes) else str(source)
     try:
         fp: io.BytesIO | Path = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
         with _pil_limit(max_pixels), Image.open(fp) as image:
@@ -58,14 +68,17 @@ def open_image(
                     "downscale it or raise max_pixels",
                 )
             if min_side is not None and image.format == "JPEG":
-                scale = min_side / min(width, height)
+                scale = min_side / min(box.size if box is not None else (width, height))
                 image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
             image.seek(0)  # first frame of animations
             image.load()
-            result = _to_rgb(_upright(image))
+            upright = _upright(image)
+            if box is not None:
+                upright = _region(upright, box, _upright_size(image, upright, width, height), name)
+            result = _to_rgb(upright)
             # The result must outlive the file, which the with-block closes.
             return result.copy() if result is image else result
-    except ImageError:
+    except (ImageError, InvalidInputError):
         raise
     except Image.DecompressionBombError as exc:
         raise ImageError(
@@ -117,6 +130,28 @@ def _upright(image: Image.Image) -> Image.Image:
         return ImageOps.exif_transpose(image)
     except Exception:  # a damaged EXIF block must not cost the picture
         return image
+
+
+def _upright_size(
+    stored: Image.Image, upright: Image.Image, width: int, height: int
+) -> tuple[int, int]:
+    """The full-scale size of the image as shown: the file's ``width`` x ``height``, swapped
+    when its EXIF orientation turned it a quarter (``stored`` may be decoded at reduced scale)."""
+    if upright is stored:  # no orientation applied (none, or a damaged EXIF block)
+        return width, height
+    try:
+        quarter = stored.getexif().get(_ORIENTATION, 1) in _QUARTER_TURNS
+    except Exception:
+        quarter = False
+    return (height, width) if quarter else (width, height)
+
+
+def _region(image: Image.Image, box: Box, full: tuple[int, int], name: str) -> Image.Image:
+    """``box`` (full-scale pixels of the upright image, checked against ``full``) cut out of
+    ``image``, which may have been decoded at reduced scale."""
+    box.check(*full, name=name)
+    scaled = box.scaled(image.width / full[0], image.height / full[1])
+    return image.crop(scaled.pixels())
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

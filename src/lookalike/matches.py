@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from lookalike.region import Box
+
 
 @dataclass(frozen=True)
 class Match:
@@ -31,6 +33,12 @@ class SearchResult:
 
     query: str
     matches: tuple[Match, ...]
+    #: The region of the query image searched with (None: the whole image).
+    box: Box | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"query": self.query, "matches": [m.to_json() for m in self.matches]}
+        return {
+            "query": self.query,
+            "box": self.box.to_json() if self.box is not None else None,
+            "matches": [m.to_json() for m in self.matches],
+        }

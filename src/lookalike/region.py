@@ -10,7 +10,8 @@ through :meth:`Box.check` before cutting it out: one set of rules, one set of me
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from PIL import Image
 
@@ -106,4 +107,18 @@ class Box:
         return image.crop(self.pixels())
 
 
-__all__ = ["MIN_BOX_SIDE", "Box"]
+@dataclass(frozen=True)
+class Region:
+    """A query that is part of an image: search with what ``box`` holds, not the whole picture.
+    Accepted wherever a query image is (``SearchEngine.search``, ``QueryPipeline.decode``);
+    ``image`` is a path, the bytes of an image file or a decoded (upright) PIL image.
+
+    Example:
+        >>> engine.search([Region("lobby.jpg", Box.parse("420,310,980,720"))])  # doctest: +SKIP
+    """
+
+    image: str | Path | bytes | Image.Image = field(repr=False)
+    box: Box
+
+
+__all__ = ["MIN_BOX_SIDE", "Box", "Region"]

@@ -11,9 +11,11 @@ import typer
 from rich.table import Table
 
 from lookalike.cli.console import IndexDir, err, fail, out
+from lookalike.errors import InvalidInputError
 from lookalike.filters import NumericRange, SearchFilter
 from lookalike.matches import SearchResult
 from lookalike.query.geometry import DEFAULT_VERIFY_TOP
+from lookalike.region import MIN_BOX_SIDE, Box
 from lookalike.sources import scan_folder
 
 
@@ -101,6 +103,17 @@ def search(
             show_default=False,
         ),
     ] = None,
+    box: Annotated[
+        str | None,
+        typer.Option(
+            "--box",
+            metavar="X0,Y0,X1,Y1",
+            help="Search with this region of the query only: pixels of the image as shown "
+            "(after its EXIF orientation), top-left then bottom-right corner, both sides at "
+            f"least {MIN_BOX_SIDE} px. Every query gets the same box.",
+            show_default=False,
+        ),
+    ] = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -119,6 +132,10 @@ def search(
         fail(f"--verify-top must be at least 1, got {verify_top}")
     if plot is not None and plot.suffix.lower() != ".png":
         fail(f"--plot must name a .png file, got {plot}")
+    try:
+        region = Box.parse(box) if box is not None else None
+    except InvalidInputError as exc:
+        fail(f"--box: {exc}")
     paths = _expand_queries(queries)
     where = _search_filter(label, folder, minimum or [], maximum or [])
     found: list[SearchResult] = []
@@ -136,13 +153,15 @@ def search(
                 verify_top=verify_top,
                 expansion=expansion,
                 hubness=hubness,
+                box=region,
             )
             for result in results:
                 found.append(result)
                 if as_json:
                     sys.stdout.write(json.dumps(result.to_json()) + "\n")
                     continue
-                table = Table(title=f"{result.query}", title_justify="left")
+                where_in = "" if result.box is None else f" (box {result.box.text()})"
+                table = Table(title=f"{result.query}{where_in}", title_justify="left")
                 table.add_column("rank", justify="right")
                 table.add_column("score", justify="right")
                 if verify:

@@ -13,11 +13,13 @@ from PIL import Image
 
 from lookalike.embedders.base import InputSpec
 from lookalike.errors import ImageError, InvalidInputError
-from lookalike.imaging import DEFAULT_MAX_PIXELS, load_prepared, prepare
-from lookalike.query.geometry import load_grey
+from lookalike.imaging import DEFAULT_MAX_PIXELS, open_image, prepare
+from lookalike.query.geometry import grey_decode_side, grey_image
+from lookalike.region import Box, Region
 
-#: A query image: a file path, the bytes of an image file, or a decoded PIL image.
-Query = str | Path | bytes | Image.Image
+#: A query image: a file path, the bytes of an image file, a decoded PIL image, or a region
+#: of any of those (:class:`lookalike.region.Region`).
+Query = str | Path | bytes | Image.Image | Region
 
 
 @dataclass(frozen=True)
@@ -25,18 +27,27 @@ class DecodedQueries:
     """A batch of queries ready to embed: their names (as results report them) and their
     prepared pixels, one uint8 (h, w, 3) array each (shapes differ when the embedder keeps
     each image's aspect ratio); ``grey``: each query in greyscale for geometric verification
-    (query/geometry.py), when it was asked for."""
+    (query/geometry.py), when it was asked for; ``boxes``: each query's region (None: the
+    whole image; empty: no query had one)."""
 
     names: tuple[str, ...]
     pixels: tuple[npt.NDArray[np.uint8], ...]
     grey: tuple[npt.NDArray[np.uint8], ...] | None = None
+    boxes: tuple[Box | None, ...] = ()
 
     def __len__(self) -> int:
         return len(self.names)
 
+    def box(self, position: int) -> Box | None:
+        """The region the query at ``position`` was cut to, or None for a whole image."""
+        return self.boxes[position] if self.boxes else None
+
 
 def query_name(query: Query) -> str:
-    """How results and errors name a query: its path, or what kind of image it was given as."""
+    """How results and errors name a query: its path, or what kind of image it was given as
+    (a region is named as its image: results report its box apart)."""
+    if isinstance(query, Region):
+        return query_name(query.image)
     if isinstance(query, (str, Path)):
         return str(query)
     return "<image bytes>" if isinstance(query, bytes) else "<PIL image>"
@@ -51,8 +62,9 @@ def decode_queries(
     grey_side: int | None = None,
 ) -> DecodedQueries:
     """Decode and prepare each query; an image that cannot be decoded raises an ``ImageError``
-    naming that query (by ``names`` where given: an upload's file name, say). ``grey_side``:
-    also keep each query in greyscale, its long side that many pixels, for verification."""
+    naming that query (by ``names`` where given: an upload's file name, say), a region that
+    does not fit its image an ``InvalidInputError``. ``grey_side``: also keep each query in
+    greyscale, its long side that many pixels, for verification (a region's: the region)."""
     if names is not None and len(names) != len(queries):
         raise InvalidInputError(f"{len(names)} names given for {len(queries)} queries")
     labels = list(names) if names is not None else [query_name(q) for q in queries]
@@ -60,9 +72,10 @@ def decode_queries(
     greys = []
     for position, (query, name) in enumerate(zip(queries, labels, strict=True)):
         try:
-            pixels.append(_decode(query, spec, max_pixels))
+            pixels.append(prepare(open_query(query, spec.decode_side, max_pixels, name), spec))
             if grey_side is not None:
-                greys.append(load_grey(query, grey_side, max_pixels=max_pixels))
+                image = open_query(query, grey_decode_side(grey_side), max_pixels, name)
+                greys.append(grey_image(image, grey_side))
         except ImageError as exc:
             if isinstance(query, (str, Path)) and names is None:
                 raise  # it already names the file
@@ -70,13 +83,19 @@ def decode_queries(
             label = f"query {position + 1} of {len(labels)} ({name})" if many else name
             raise ImageError(label, exc.reason) from exc
     kept = tuple(greys) if grey_side is not None else None
-    return DecodedQueries(tuple(labels), tuple(pixels), kept)
+    boxes = tuple(q.box if isinstance(q, Region) else None for q in queries)
+    return DecodedQueries(tuple(labels), tuple(pixels), kept, boxes if any(boxes) else ())
 
 
-def _decode(query: Query, spec: InputSpec, max_pixels: int) -> npt.NDArray[np.uint8]:
-    if isinstance(query, Image.Image):
-        return prepare(query.convert("RGB"), spec)
-    return load_prepared(query, spec, max_pixels=max_pixels)
+def open_query(query: Query, min_side: int, max_pixels: int, name: str) -> Image.Image:
+    """A query as an upright RGB image, JPEGs decoded no larger than ``min_side`` needs (for a
+    region: its shorter side; only the region is returned, its box checked first)."""
+    box = query.box if isinstance(query, Region) else None
+    source = query.image if isinstance(query, Region) else query
+    if isinstance(source, Image.Image):
+        image = source.convert("RGB")
+        return box.crop(image, name=name) if box is not None else image
+    return open_image(source, min_side=min_side, max_pixels=max_pixels, box=box, name=name)
 
 
-__all__ = ["DecodedQueries", "Query", "decode_queries", "query_name"]
+__all__ = ["DecodedQueries", "Query", "decode_queries", "open_query", "query_name"]

@@ -29,7 +29,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -38,9 +37,6 @@ from PIL import Image
 from lookalike.errors import ImageError, InvalidInputError
 from lookalike.imaging import DEFAULT_MAX_PIXELS, open_image
 from lookalike.indexes.base import FloatArray, IdArray
-
-if TYPE_CHECKING:
-    from lookalike.query.decoding import Query
 
 GreyImage = npt.NDArray[np.uint8]
 
@@ -79,13 +75,21 @@ def grey_image(image: Image.Image, side: int) -> GreyImage:
     return np.asarray(grey, dtype=np.uint8)
 
 
-def load_grey(source: Query, side: int, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> GreyImage:
-    """Decode a query (path, bytes or PIL image) into the greyscale image the verifier takes;
+def grey_decode_side(side: int) -> int:
+    """The shorter side a JPEG is decoded to at least for a greyscale image of long side
+    ``side``: 3/4 of it, enough for a 4:3 photo without decoding detail the verifier drops."""
+    return 3 * side // 4
+
+
+def load_grey(
+    source: Path | str | bytes | Image.Image, side: int, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> GreyImage:
+    """Decode an image (path, bytes or PIL image) into the greyscale image the verifier takes;
     an undecodable one raises ``ImageError``."""
     if isinstance(source, Image.Image):
         return grey_image(source, side)
-    # A JPEG may be decoded at reduced scale: its short side is then still 3/4 of ``side``.
-    return grey_image(open_image(source, min_side=3 * side // 4, max_pixels=max_pixels), side)
+    image = open_image(source, min_side=grey_decode_side(side), max_pixels=max_pixels)
+    return grey_image(image, side)
 
 
 class GeometricVerifier:
@@ -293,6 +297,7 @@ __all__ = [
     "Features",
     "GeometricVerifier",
     "QueryFeatures",
+    "grey_decode_side",
     "grey_image",
     "load_grey",
 ]

@@ -2,8 +2,11 @@
 
     decode -> embed -> candidate search -> re-rank stages -> [verify] -> filter, sort -> matches
 
-Batch first: a single query is a batch of one. Queries by an indexed image skip the first two
-stages (its stored vector is the query) and leave the image itself out of its results. Copy
+Batch first: a single query is a batch of one. A query may be a region of an image
+(``lookalike.region.Region``): only the region is decoded, embedded and, in copy mode,
+verified against. Queries by an indexed image skip the first two stages (its stored vector is
+the query; with a box, its file's region is decoded instead) and leave the image itself out of
+its results. Copy
 mode (``verify=True``, off by default and then free) checks the best candidates geometrically
 against the query image (query/geometry.py) and puts the verified copies first.
 """
@@ -29,6 +32,7 @@ from lookalike.query.geometry import DEFAULT_VERIFY_TOP, GeometricVerifier, Grey
 from lookalike.query.match_builder import MatchBuilder
 from lookalike.query.reranking import RerankContext, Reranker
 from lookalike.query.reranking import rerank as run_stages
+from lookalike.region import Box, Region
 from lookalike.rerank_settings import RerankOverride
 
 
@@ -67,9 +71,10 @@ class QueryPipeline:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         verify: bool = False,
     ) -> DecodedQueries:
-        """Query images (paths, file bytes, PIL images) as pixels for the index's embedder;
-        images over ``max_pixels`` are refused from their header (a server passes a lower
-        limit for untrusted uploads). ``verify``: also keep what copy mode needs."""
+        """Query images (paths, file bytes, PIL images, regions of those) as pixels for the
+        index's embedder; images over ``max_pixels`` are refused from their header (a server
+        passes a lower limit for untrusted uploads). ``verify``: also keep what copy mode
+        needs."""
         return decode_queries(
             queries,
             self.embedder().input_spec,
@@ -94,7 +99,8 @@ class QueryPipeline:
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
     ) -> list[SearchResult]:
-        """The k most similar indexed images for each query image, best first. ``verify``:
+        """The k most similar indexed images for each query image (or region), best first.
+        ``verify``:
         copy mode, the first ``verify_top`` candidates verified geometrically and the copies
         of the query put first (each match then reports its ``inliers``). ``rerank``
         switches re-ranking stages on or off for this search (None: as the index records)."""
@@ -118,8 +124,10 @@ class QueryPipeline:
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
+        exclude: Sequence[int | None] | None = None,
     ) -> list[SearchResult]:
-        """:meth:`search` for queries already decoded (with ``verify=True`` for copy mode)."""
+        """:meth:`search` for queries already decoded (with ``verify=True`` for copy mode).
+        ``exclude``: per query, an image id to leave out of its results."""
         images: Sequence[GreyImage | None] | None = None
         if verify:
             if decoded.grey is None and len(decoded):
@@ -132,11 +140,15 @@ class QueryPipeline:
             k=k,
             where=where,
             sort_by=sort_by,
+            exclude=exclude,
             verify_images=images,
             verify_top=verify_top,
             rerank=rerank,
         )
-        return [SearchResult(n, m) for n, m in zip(decoded.names, found, strict=True)]
+        return [
+            SearchResult(name, matches, decoded.box(position))
+            for position, (name, matches) in enumerate(zip(decoded.names, found, strict=True))
+        ]
 
     def search_ids(
         self,
@@ -148,10 +160,24 @@ class QueryPipeline:
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
+        box: Box | None = None,
     ) -> list[SearchResult]:
         """ "More like this": for each indexed image, the k others most similar to it (copy
-        mode as in :meth:`search`; an image whose file is gone is not verified)."""
+        mode as in :meth:`search`; an image whose file is gone is not verified). ``box``:
+        the region of each image to search with, decoded from its file (which must still be
+        there); the image itself stays out of its results."""
         names = [self.collection.record(i)[0].path for i in image_ids]
+        if box is not None:
+            return self.search_decoded(
+                self.decode([Region(name, box) for name in names], verify=verify),
+                k=k,
+                where=where,
+                sort_by=sort_by,
+                verify=verify,
+                verify_top=verify_top,
+                rerank=rerank,
+                exclude=list(image_ids),
+            )
         vectors = self.collection.vectors_for(list(image_ids))
         images = [self._indexed_grey(name) for name in names] if verify else None
         found = self.search_vectors(

@@ -15,8 +15,8 @@ from lookalike.errors import InvalidInputError
 from lookalike.filters import NumericRange, SearchFilter
 from lookalike.matches import Match, SearchResult
 from lookalike.query.geometry import DEFAULT_VERIFY_TOP
+from lookalike.region import MIN_BOX_SIDE, Box
 from lookalike.rerank_settings import RerankOverride
-from lookalike.web.paths import public_path
 from lookalike.web.schemas import HealthOut, ImageOut, InfoOut, MatchOut, SearchOut
 from lookalike.web.service import SearchService
 
@@ -48,6 +48,15 @@ Expansion = Annotated[
 Hubness = Annotated[
     bool | None, Query(description="Hubness correction on or off (default: as the index records).")
 ]
+BoxText = Annotated[
+    str | None,
+    Query(
+        alias="box",
+        description="Search with this region of the query image only: x0,y0,x1,y1 in pixels "
+        "of the image as shown (after its EXIF orientation), top-left then bottom-right corner; "
+        f"both sides at least {MIN_BOX_SIDE} pixels.",
+    ),
+]
 
 
 def _service(request: Request) -> SearchService:
@@ -77,18 +86,11 @@ def _k(service: SearchService, k: int | None) -> int:
     return value
 
 
-def _shown(service: SearchService, path: str, label: str | None) -> str:
-    """A file path as answers show it: relative to the indexed folder unless --show-paths."""
-    if service.settings.show_paths:
-        return path
-    return public_path(path, label, service.settings.index)
-
-
 def _match(service: SearchService, m: Match) -> MatchOut:
     return MatchOut(
         rank=m.rank,
         id=m.id,
-        path=_shown(service, m.path, m.label),
+        path=service.shown(m.path, m.label),
         name=Path(m.path).name,
         score=m.score,
         distance=m.distance,
@@ -104,10 +106,11 @@ def _search_out(
     service: SearchService, result: SearchResult, k: int, seconds: float, query_label: str | None
 ) -> SearchOut:
     return SearchOut(
-        query=_shown(service, result.query, query_label),
+        query=service.shown(result.query, query_label),
         k=k,
         took_ms=round(seconds * 1000, 2),
         matches=[_match(service, m) for m in result.matches],
+        box=result.box.to_json() if result.box is not None else None,
     )
 
 
@@ -116,7 +119,7 @@ def _image_out(
 ) -> ImageOut:
     return ImageOut(
         id=record.id,
-        path=_shown(service, record.path, record.label),
+        path=service.shown(record.path, record.label),
         name=Path(record.path).name,
         label=record.label,
         size=record.size,
@@ -172,6 +175,7 @@ class SearchParams:
     verify: bool = False
     verify_top: int = DEFAULT_VERIFY_TOP
     rerank: RerankOverride | None = None
+    box: Box | None = None
 
 
 def search_params(
@@ -187,10 +191,12 @@ def search_params(
     verify_top: VerifyTop = DEFAULT_VERIFY_TOP,
     expansion: Expansion = None,
     hubness: Hubness = None,
+    box_text: BoxText = None,
 ) -> SearchParams:
     where = _filter(label, folder, field, min, max)
     override = None if expansion is None and hubness is None else RerankOverride(expansion, hubness)
-    return SearchParams(_k(_service(request), k), where, sort, verify, verify_top, override)
+    box = Box.parse(box_text) if box_text is not None else None
+    return SearchParams(_k(_service(request), k), where, sort, verify, verify_top, override, box)
 
 
 Params = Annotated[SearchParams, Depends(search_params)]
@@ -213,6 +219,7 @@ async def search_upload(
         verify=params.verify,
         verify_top=params.verify_top,
         rerank=params.rerank,
+        box=params.box,
     )
     return _search_out(service, result, params.k, seconds, None)
 
@@ -232,6 +239,7 @@ def search_id(request: Request, image_id: int, params: Params) -> SearchOut:
         verify=params.verify,
         verify_top=params.verify_top,
         rerank=params.rerank,
+        box=params.box,
     )
     record, _ = service.record(image_id)
     return _search_out(service, result, params.k, seconds, record.label)

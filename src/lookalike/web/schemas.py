@@ -28,6 +28,11 @@ class SearchOut(BaseModel):
     k: int
     took_ms: float
     matches: list[MatchOut]
+    box: list[float] | None = Field(
+        None,
+        description="The region of the query image searched with, [x0, y0, x1, y1] in pixels "
+        "of the image as shown; null for the whole image.",
+    )
 
 
 class InfoOut(BaseModel):

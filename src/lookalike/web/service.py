@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,16 @@ from lookalike.catalog_records import ImageRecord
 from lookalike.durable import write_bytes
 from lookalike.engine import SearchEngine
 from lookalike.filters import SearchFilter
+from lookalike.imaging import DEFAULT_MAX_PIXELS
 from lookalike.index_options import IndexOptions
 from lookalike.layout import IndexLayout
 from lookalike.matches import SearchResult
-from lookalike.query import DecodedQueries
+from lookalike.query import DecodedQueries, Query
 from lookalike.query.geometry import DEFAULT_VERIFY_TOP
+from lookalike.region import Box, Region
 from lookalike.rerank_settings import RerankOverride
 from lookalike.sources import IMAGE_EXTENSIONS
+from lookalike.web.paths import public_path
 from lookalike.web.settings import ServeSettings
 from lookalike.web.thumbnails import Thumbnailer
 from lookalike.writer import IndexWriter
@@ -87,10 +91,11 @@ class SearchService:
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
+        box: Box | None = None,
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         pipeline = self.engine.pipeline
-        decoded = self._decode_upload(data, UPLOAD_NAME, verify=verify)
+        decoded = self._decode_upload(data, UPLOAD_NAME, verify=verify, box=box)
         with self._lock:
             (result,) = pipeline.search_decoded(
                 decoded,
@@ -113,8 +118,26 @@ class SearchService:
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
+        box: Box | None = None,
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
+        if box is not None:  # the region of its file is decoded in a slot, like an upload
+            with self._lock:
+                record, _ = self.engine.record(image_id)
+            name = self.shown(record.path, record.label)
+            decoded = self._decode(Region(record.path, box), name, DEFAULT_MAX_PIXELS, verify)
+            with self._lock:
+                (result,) = self.engine.pipeline.search_decoded(
+                    decoded,
+                    k=k,
+                    where=where,
+                    sort_by=sort_by,
+                    verify=verify,
+                    verify_top=verify_top,
+                    rerank=rerank,
+                    exclude=[image_id],
+                )
+            return replace(result, query=record.path), time.perf_counter() - started
         with self._lock:
             (result,) = self.engine.pipeline.search_ids(
                 [image_id],
@@ -126,6 +149,12 @@ class SearchService:
                 rerank=rerank,
             )
         return result, time.perf_counter() - started
+
+    def shown(self, path: str, label: str | None) -> str:
+        """A file path as answers show it: relative to the indexed folder unless --show-paths."""
+        if self.settings.show_paths:
+            return path
+        return public_path(path, label, self.settings.index)
 
     def record(self, image_id: int) -> tuple[ImageRecord, dict[str, object]]:
         with self._lock:
@@ -174,18 +203,25 @@ class SearchService:
             if path.parent == uploads:
                 path.unlink(missing_ok=True)
 
-    def _decode_upload(self, data: bytes, name: str, *, verify: bool = False) -> DecodedQueries:
-        """Decode an untrusted upload in one of the bounded decode slots (with what copy mode
-        needs when ``verify``)."""
+    def _decode_upload(
+        self, data: bytes, name: str, *, verify: bool = False, box: Box | None = None
+    ) -> DecodedQueries:
+        """Decode an untrusted upload (or the region ``box`` of it) in a decode slot."""
+        query = data if box is None else Region(data, box)
+        return self._decode(query, name, self.settings.max_upload_pixels, verify)
+
+    def _decode(self, query: Query, name: str, max_pixels: int, verify: bool) -> DecodedQueries:
+        """Decode one query (an untrusted upload, or a region of an indexed file) in one of the
+        bounded decode slots (with what copy mode needs when ``verify``)."""
         wait = self.settings.decode_wait
         if not self._decode_slots.acquire(timeout=wait):
             raise ServerBusyError(wait)
         try:
             return self._decoders.submit(
                 self.engine.pipeline.decode,
-                [data],
+                [query],
                 names=[name],
-                max_pixels=self.settings.max_upload_pixels,
+                max_pixels=max_pixels,
                 verify=verify,
             ).result()
         finally:
