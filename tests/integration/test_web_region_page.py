@@ -17,9 +17,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from PIL import Image
 
 from lookalike.evaluation.copies import skimage_originals
+from lookalike.region import Box
+from tests.composites import CANVAS
+from tests.composites import composite as composite_with
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS, Server, wait_until
 
 pytestmark = [
@@ -29,10 +31,9 @@ pytestmark = [
     ),
 ]
 
-#: The composite's quarters, left to right then top to bottom: the target is bottom-right.
-TILES = ("astronaut", "chelsea", "rocket", "coffee")
-TARGET = "coffee.jpg"
-WIDTH, HEIGHT = 640, 480
+#: The composite: coffee in the bottom-right quarter, three other originals around it.
+TARGET, OTHERS, QUARTER = "coffee", ("astronaut", "chelsea", "rocket"), 3
+WIDTH, HEIGHT = CANVAS
 #: The keyboard step of the page: 1 % of the image's long side (Shift: 10 %).
 STEP = round(max(WIDTH, HEIGHT) / 100)
 
@@ -40,16 +41,13 @@ FIRST_NAME = "document.querySelector('#results > li .name')?.textContent"
 
 
 @pytest.fixture(scope="module")
-def composite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def composite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Box]:
+    """The composite query and the box around the pasted target."""
     photos = dict(skimage_originals())
-    canvas = Image.new("RGB", (WIDTH, HEIGHT))
-    half_w, half_h = WIDTH // 2, HEIGHT // 2
-    for i, name in enumerate(TILES):
-        tile = photos[name].resize((half_w, half_h), Image.Resampling.LANCZOS)
-        canvas.paste(tile, ((i % 2) * half_w, (i // 2) * half_h))
+    image, box = composite_with(photos[TARGET], [photos[name] for name in OTHERS], QUARTER)
     path = tmp_path_factory.mktemp("composite") / "four-photos.jpg"
-    canvas.save(path, quality=92)
-    return path
+    image.save(path, quality=92)
+    return path, box
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +99,14 @@ class Requests:
         ]
 
 
-def _open(browser: Any, server: str, composite: Path, **context: Any) -> tuple[Any, Requests]:
+def _open(
+    browser: Any, server: str, composite: tuple[Path, Box], **context: Any
+) -> tuple[Any, Requests]:
     page = browser.new_page(**({"viewport": {"width": 1280, "height": 900}} | context))
     requests = Requests(page)
     page.goto(server)
     page.wait_for_selector("#index-info:has-text('218 images')")
-    page.set_input_files("#file", str(composite))
+    page.set_input_files("#file", str(composite[0]))
     page.locator("#results > li").first.wait_for()
     wait_until(page, "!!document.querySelector('#query-preview').naturalWidth")
     return page, requests
@@ -128,28 +128,35 @@ def _searches_settle(page: Any, requests: Requests, count: int) -> None:
 
 
 def test_box_a_quarter_of_the_query_and_its_original_comes_first(
-    browser: Any, server: str, composite: Path, artifacts: Path
+    browser: Any, server: str, composite: tuple[Path, Box], artifacts: Path
 ) -> None:
     page, requests = _open(browser, server, composite)
     whole = _names(page)
-    assert len(whole) == 12 and whole[0] != TARGET, whole
+    assert len(whole) == 12 and whole[0] != f"{TARGET}.jpg", whole
     assert requests.boxes() == [None]
 
-    # Drag a box with the mouse around the bottom-right quarter, where coffee is pasted.
+    # Drag a box with the mouse around the pasted photo.
+    target = composite[1]
     shown = page.locator("#query-preview").bounding_box()
-    left, top = shown["x"] + shown["width"] / 2 + 2, shown["y"] + shown["height"] / 2 + 2
-    page.mouse.move(left, top)
+    scale = shown["width"] / WIDTH
+
+    def screen(x: float, y: float) -> tuple[float, float]:
+        return shown["x"] + x * scale, shown["y"] + y * scale
+
+    page.mouse.move(*screen(target.x0 + 1, target.y0 + 1))
     page.mouse.down()
-    page.mouse.move(shown["x"] + shown["width"] - 1, shown["y"] + shown["height"] - 1, steps=12)
+    page.mouse.move(*screen(target.x1 - 1, target.y1 - 1), steps=12)
     page.mouse.up()
-    wait_until(page, f"{FIRST_NAME} === '{TARGET}'")
+    wait_until(page, f"{FIRST_NAME} === '{TARGET}.jpg'")
     boxes = requests.boxes()
     assert len(boxes) == 2, boxes  # the drag sent one search, after the pointer was released
     box = boxes[1]
     assert box is not None
     x0, y0, x1, y1 = box
-    assert WIDTH / 2 <= x0 <= WIDTH / 2 + 10 and HEIGHT / 2 <= y0 <= HEIGHT / 2 + 10, box
-    assert x1 >= WIDTH - 6 and y1 >= HEIGHT - 6 and x1 <= WIDTH and y1 <= HEIGHT, box
+    # Within two displayed pixels of the photo's edges, in pixels of the image itself.
+    slack = 2 / scale
+    assert abs(x0 - target.x0) <= slack and abs(y0 - target.y0) <= slack, (box, target)
+    assert abs(x1 - target.x1) <= slack and abs(y1 - target.y1) <= slack, (box, target)
     assert "for the region" in page.locator("#status").inner_text()
     page.screenshot(path=str(artifacts / "region-drag.png"), full_page=True)
 
@@ -195,7 +202,7 @@ def test_box_a_quarter_of_the_query_and_its_original_comes_first(
 
 
 def test_a_touch_drag_boxes_the_query_on_a_phone(
-    browser: Any, server: str, composite: Path, artifacts: Path
+    browser: Any, server: str, composite: tuple[Path, Box], artifacts: Path
 ) -> None:
     page, requests = _open(
         browser,
@@ -206,18 +213,24 @@ def test_a_touch_drag_boxes_the_query_on_a_phone(
         is_mobile=True,
     )
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    target = composite[1]
     shown = page.locator("#query-preview").bounding_box()
+    scale = shown["width"] / WIDTH
+    x, y = shown["x"] + target.x0 * scale + 1, shown["y"] + target.y0 * scale + 1
+    dx, dy = (target.x1 - target.x0) * scale - 2, (target.y1 - target.y0) * scale - 2
     touch = page.context.new_cdp_session(page)
-    x, y = shown["x"] + shown["width"] / 2 + 2, shown["y"] + shown["height"] / 2 + 2
-    touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    touch.send(
+        "Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]}
+    )
     for i in range(1, 9):
-        point = {"x": x + i * shown["width"] / 18, "y": y + i * shown["height"] / 18}
+        point = {"x": x + i * dx / 8, "y": y + i * dy / 8}
         touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
     touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-    wait_until(page, f"{FIRST_NAME} === '{TARGET}'")
-    box = requests.boxes()[-1]
-    assert box is not None and len(requests.boxes()) == 2
-    assert WIDTH / 2 <= box[0] <= WIDTH / 2 + 12 and HEIGHT / 2 <= box[1] <= HEIGHT / 2 + 12, box
+    wait_until(page, f"{FIRST_NAME} === '{TARGET}.jpg'")
+    boxes = requests.boxes()
+    assert len(boxes) == 2 and boxes[1] is not None, boxes
+    slack = 2 / scale
+    assert all(abs(a - b) <= slack for a, b in zip(boxes[1], target.to_json(), strict=True))
     page.screenshot(path=str(artifacts / "region-phone.png"), full_page=True)
     page.close()
 
@@ -233,7 +246,7 @@ PAINTED = """(selector) => {
 
 
 def test_why_draws_heatmaps_over_the_result_and_the_query(
-    browser: Any, server: str, composite: Path, artifacts: Path
+    browser: Any, server: str, composite: tuple[Path, Box], artifacts: Path
 ) -> None:
     page, requests = _open(browser, server, composite)
     first = page.locator("#results > li").first
