@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from PIL import Image
 
 from lookalike.evaluation.copies import skimage_originals
 from lookalike.region import Box
@@ -37,6 +38,7 @@ WIDTH, HEIGHT = CANVAS
 #: The keyboard step of the page: 1 % of the image's long side (Shift: 10 %).
 STEP = round(max(WIDTH, HEIGHT) / 100)
 
+ORIENTATION = 0x0112  # the EXIF tag
 FIRST_NAME = "document.querySelector('#results > li .name')?.textContent"
 
 
@@ -99,14 +101,12 @@ class Requests:
         ]
 
 
-def _open(
-    browser: Any, server: str, composite: tuple[Path, Box], **context: Any
-) -> tuple[Any, Requests]:
+def _open(browser: Any, server: str, upload: Path, **context: Any) -> tuple[Any, Requests]:
     page = browser.new_page(**({"viewport": {"width": 1280, "height": 900}} | context))
     requests = Requests(page)
     page.goto(server)
     page.wait_for_selector("#index-info:has-text('218 images')")
-    page.set_input_files("#file", str(composite[0]))
+    page.set_input_files("#file", str(upload))
     page.locator("#results > li").first.wait_for()
     wait_until(page, "!!document.querySelector('#query-preview').naturalWidth")
     return page, requests
@@ -130,7 +130,7 @@ def _searches_settle(page: Any, requests: Requests, count: int) -> None:
 def test_box_a_quarter_of_the_query_and_its_original_comes_first(
     browser: Any, server: str, composite: tuple[Path, Box], artifacts: Path
 ) -> None:
-    page, requests = _open(browser, server, composite)
+    page, requests = _open(browser, server, composite[0])
     whole = _names(page)
     assert len(whole) == 12 and whole[0] != f"{TARGET}.jpg", whole
     assert requests.boxes() == [None]
@@ -201,17 +201,26 @@ def test_box_a_quarter_of_the_query_and_its_original_comes_first(
     page.close()
 
 
-def test_a_touch_drag_boxes_the_query_on_a_phone(
-    browser: Any, server: str, composite: tuple[Path, Box], artifacts: Path
+def test_a_touch_drag_boxes_an_upright_region_on_a_phone(
+    browser: Any, server: str, composite: tuple[Path, Box], artifacts: Path, tmp_path: Path
 ) -> None:
+    # The file is stored sideways with an EXIF orientation: the page and the server both work
+    # in the upright picture's pixels.
+    sideways = tmp_path / "sideways.jpg"
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6  # turn 90 degrees clockwise to show
+    with Image.open(composite[0]) as upright:
+        upright.transpose(Image.Transpose.ROTATE_90).save(sideways, quality=92, exif=exif)
     page, requests = _open(
         browser,
         server,
-        composite,
+        sideways,
         viewport={"width": 390, "height": 844},
         has_touch=True,
         is_mobile=True,
     )
+    natural = "(i => [i.naturalWidth, i.naturalHeight])(document.querySelector('#query-preview'))"
+    assert page.evaluate(natural) == [WIDTH, HEIGHT]
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
     target = composite[1]
     shown = page.locator("#query-preview").bounding_box()
@@ -248,7 +257,7 @@ PAINTED = """(selector) => {
 def test_why_draws_heatmaps_over_the_result_and_the_query(
     browser: Any, server: str, composite: tuple[Path, Box], artifacts: Path
 ) -> None:
-    page, requests = _open(browser, server, composite)
+    page, requests = _open(browser, server, composite[0])
     first = page.locator("#results > li").first
     assert page.locator("#results .why").count() == 12
     first_id = first.get_attribute("data-id")
