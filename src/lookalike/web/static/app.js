@@ -231,17 +231,26 @@ async function explain(id) {
   const item = card(id);
   if (ticket !== explanations || !item) return;
   explained = { id, answer };
-  const img = item.querySelector(".thumb img");
-  await img.decode().catch(() => undefined);
+  await item.querySelector(".thumb img").decode().catch(() => undefined);
   if (ticket !== explanations) return;
-  drawHeatmap(item.querySelector(".thumb .heat"), img, answer.result_heatmap);
   item.querySelector(".why").setAttribute("aria-pressed", "true");
   $("query-why").setAttribute("aria-pressed", "true");
-  drawQueryHeat();
+  drawExplanation();
   const name = item.querySelector(".name").textContent;
   $("status").textContent = agrees(answer.result_heatmap)
     ? `Heatmaps on: the parts of ${name} and of the query that match are warm.`
     : `Heatmaps on: no part of ${name} stands out.`;
+}
+
+/** (Re)draw the heatmaps of the explained result, at the images' current displayed sizes. */
+function drawExplanation() {
+  if (!explained) return;
+  const item = card(explained.id);
+  if (item) {
+    const img = item.querySelector(".thumb img");
+    drawHeatmap(item.querySelector(".thumb .heat"), img, explained.answer.result_heatmap);
+  }
+  drawQueryHeat();
 }
 
 function drawQueryHeat() {
@@ -369,7 +378,8 @@ document.addEventListener("keydown", (event) => {
     $("select-region").focus();
   }
 });
-new ResizeObserver(() => { if (explained) drawQueryHeat(); }).observe($("query-preview"));
+new ResizeObserver(() => drawExplanation()).observe($("query-preview"));
+window.addEventListener("resize", () => drawExplanation());
 $("options").addEventListener("change", () => { if (lastQuery) run(lastQuery); });
 $("options").addEventListener("submit", (event) => { event.preventDefault(); if (lastQuery) run(lastQuery); });
 loadInfo();
