@@ -295,3 +295,45 @@ def test_why_draws_heatmaps_over_the_result_and_the_query(
     assert page.evaluate(PAINTED, result_heat) > 0
     assert page.evaluate(PAINTED, "#query-heat") > 0
     page.close()
+
+
+def test_a_heatmap_lies_on_the_picture_and_follows_its_numbers(
+    browser: Any, server: str, composite: tuple[Path, Box]
+) -> None:
+    """The page's drawing of a heatmap, on a real thumbnail: the overlay covers exactly the
+    picture (not the letterbox around it) and is warm where the numbers are high."""
+    page, _ = _open(browser, server, composite[0])
+    wait_until(page, "document.querySelector('#results img').complete")
+    drawn = page.evaluate(
+        """async () => {
+          const { drawHeatmap, clearHeatmap } = await import('/static/heatmap.js');
+          const img = document.querySelector('#results > li .thumb img');
+          const canvas = document.querySelector('#results > li .thumb .heat');
+          drawHeatmap(canvas, img, [[0, 0, 0], [0, 0, 1]]);
+          const pixels = canvas.getContext('2d')
+            .getImageData(0, 0, canvas.width, canvas.height).data;
+          const alpha = (fx, fy) => pixels[4 * (Math.floor(fy * canvas.height) * canvas.width
+            + Math.floor(fx * canvas.width)) + 3];
+          const shown = canvas.getBoundingClientRect();
+          const box = img.getBoundingClientRect();
+          const result = {
+            warm: alpha(0.9, 0.85), cold: alpha(0.1, 0.2), hidden: canvas.hidden,
+            canvas: [shown.width, shown.height], box: [box.width, box.height],
+            natural: [img.naturalWidth, img.naturalHeight],
+          };
+          clearHeatmap(canvas);
+          result.after = canvas.hidden;
+          return result;
+        }"""
+    )
+    assert drawn["warm"] > 100 and drawn["cold"] == 0 and not drawn["hidden"], drawn
+    # object-fit: contain: the overlay has the picture's shape inside the thumbnail's box.
+    (width, height), (box_w, box_h), (nat_w, nat_h) = (
+        drawn["canvas"],
+        drawn["box"],
+        drawn["natural"],
+    )
+    assert width <= box_w + 0.5 and height <= box_h + 0.5, drawn
+    assert abs(width / height - nat_w / nat_h) < 0.02, drawn
+    assert drawn["after"]
+    page.close()
