@@ -8,6 +8,7 @@ environment variable LOOKALIKE_ARTIFACTS if it is set, else in each test's pytes
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import time
@@ -253,7 +254,23 @@ PAINTED = """(selector) => {
   return count;
 }"""
 
+ALPHA_AT = """([selector, fx, fy]) => {
+  const canvas = document.querySelector(selector);
+  const x = Math.floor(fx * canvas.width), y = Math.floor(fy * canvas.height);
+  return canvas.getContext('2d').getImageData(x, y, 1, 1).data[3];
+}"""
 
+
+def _text(box: tuple[float, ...] | None) -> str:
+    assert box is not None
+    return ",".join(f"{v:g}" for v in box)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("lookalike.explain") is None,
+    reason="needs POST/GET /api/explain and /api/info 'explainable' (branch i16-explain); "
+    "runs once that branch is merged",
+)
 def test_why_draws_heatmaps_over_the_result_and_the_query(
     browser: Any, server: str, composite: tuple[Path, Box], artifacts: Path
 ) -> None:
@@ -283,6 +300,23 @@ def test_why_draws_heatmaps_over_the_result_and_the_query(
     assert page.evaluate(PAINTED, result_heat) == 0
     assert page.evaluate(PAINTED, "#query-heat") == 0
     assert page.locator(f"{result_heat}").is_hidden()
+
+    # With a box, the explanation is of that region: the query's overlay is cold outside it.
+    page.click("#select-region")
+    _searches_settle(page, requests, 2)
+    assert "for the region" in page.locator("#status").inner_text()
+    box = requests.boxes()[1]
+    boxed_id = first.get_attribute("data-id")
+    first.locator(".why").click()
+    wait_until(page, "document.querySelector('#results > li .why').ariaPressed === 'true'")
+    method, query = requests.to("/api/explain")[-1]
+    assert method == "POST" and query == {"id": [boxed_id], "box": [_text(box)]}
+    assert page.evaluate(PAINTED, "#query-heat") > 0
+    assert page.evaluate(ALPHA_AT, ["#query-heat", 0.05, 0.05]) == 0  # outside the middle box
+    page.screenshot(path=str(artifacts / "heatmaps-region.png"), full_page=True)
+    page.keyboard.press("Escape")
+    _searches_settle(page, requests, 3)
+    wait_until(page, f"document.querySelector('#results > li').dataset.id === '{first_id}'")
 
     # More like this, then why: two indexed images, explained by id.
     first.locator(".thumb img").click()
