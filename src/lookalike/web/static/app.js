@@ -295,9 +295,14 @@ function useFile(file) {
   run({ kind: "upload", file });
 }
 
-/** Keep the hint and the clear button in step with the box. */
+/** Keep the clear button in step with the box. */
 function regionChanged(box) {
   $("clear-region").disabled = box === null;
+  if (box === null) $("region-hint").textContent = "";
+}
+
+/** The user let go of the box: say what it is (a live region) and search it soon. */
+function regionCommitted(box) {
   if (region.tooSmall()) {
     const [w, h] = region.size();
     $("region-hint").textContent =
@@ -305,11 +310,12 @@ function regionChanged(box) {
   } else {
     $("region-hint").textContent = box ? `Region ${region.text()} (pixels of the image).` : "";
   }
+  searchSoon();
 }
 
 const region = new RegionBox($("query-preview"), $("region"), {
   change: regionChanged,
-  commit: () => searchSoon(),
+  commit: regionCommitted,
 });
 
 async function loadInfo() {

@@ -170,6 +170,8 @@ export class RegionBox {
       }
       return;
     }
+    // The keyboard takes over from here (arrows move the box) and a screen reader reads it.
+    this.element.focus({ preventScroll: true });
     this.on.commit(this.box);
   }
 
