@@ -254,6 +254,28 @@ def test_rest_more_like_this_with_a_box(client: TestClient) -> None:
     assert [m["id"] for m in body["matches"]] != [m["id"] for m in plain["matches"]]
 
 
+def test_rest_more_like_this_for_a_region_of_a_file_that_is_gone(
+    small_photos: Path, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    shutil.copytree(small_photos, photos)
+    index = tmp_path / "small.idx"
+    with SearchEngine.create(index, embedder="pixels") as small:
+        small.index_folder(photos, options=IndexOptions(workers=0))
+        kept = small.record_by_path(str((photos / "animals" / "chelsea.jpg").resolve())).id
+        gone = small.record_by_path(str((photos / "things" / "coffee.jpg").resolve())).id
+    (photos / "things" / "coffee.jpg").unlink()
+    with TestClient(create_app(ServeSettings(index=index)), base_url=LOCAL) as small_client:
+        copy = small_client.get(f"/api/search/{kept}?k=3&verify=true&box=0,0,200,200")
+        assert copy.status_code == 200 and copy.json()["box"] == [0, 0, 200, 200]
+        assert all("inliers" in m and m["id"] != kept for m in copy.json()["matches"])
+        response = small_client.get(f"/api/search/{gone}?box=0,0,100,100")
+        assert small_client.get(f"/api/search/{gone}").status_code == 200  # its vector is kept
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail == "things/coffee.jpg: file not found"  # named, without the server's paths
+
+
 @pytest.mark.parametrize(
     ("box", "says"),
     [
