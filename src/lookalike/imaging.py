@@ -31,9 +31,19 @@ DEFAULT_MAX_PIXELS = 150_000_000
 
 _TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _HIGH_DEPTH_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
-#: The EXIF orientation tag, and its values that turn the picture a quarter (width <-> height).
+#: The EXIF orientation tag, its values that turn the picture a quarter (width <-> height),
+#: and the transposition that shows each one upright (as ``ImageOps.exif_transpose`` does).
 _ORIENTATION = 0x0112
 _QUARTER_TURNS = {5, 6, 7, 8}
+_TRANSPOSES = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def open_image(
@@ -72,10 +82,10 @@ def open_image(
                 image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
             image.seek(0)  # first frame of animations
             image.load()
-            upright = _upright(image)
-            if box is not None:
-                upright = _region(upright, box, _upright_size(image, upright, width, height), name)
-            result = _to_rgb(upright)
+            if box is None:
+                result = _to_rgb(_upright(image))
+            else:
+                result = _to_rgb(_upright_region(image, box, (width, height), name))
             # The result must outlive the file, which the with-block closes.
             return result.copy() if result is image else result
     except (ImageError, InvalidInputError):
@@ -132,26 +142,42 @@ def _upright(image: Image.Image) -> Image.Image:
         return image
 
 
-def _upright_size(
-    stored: Image.Image, upright: Image.Image, width: int, height: int
-) -> tuple[int, int]:
-    """The full-scale size of the image as shown: the file's ``width`` x ``height``, swapped
-    when its EXIF orientation turned it a quarter (``stored`` may be decoded at reduced scale)."""
-    if upright is stored:  # no orientation applied (none, or a damaged EXIF block)
-        return width, height
+def _orientation(image: Image.Image) -> int:
+    """The image's EXIF orientation (1, as stored, when it has none or a damaged one)."""
     try:
-        quarter = stored.getexif().get(_ORIENTATION, 1) in _QUARTER_TURNS
+        return int(image.getexif().get(_ORIENTATION, 1))
     except Exception:
-        quarter = False
-    return (height, width) if quarter else (width, height)
+        return 1
 
 
-def _region(image: Image.Image, box: Box, full: tuple[int, int], name: str) -> Image.Image:
-    """``box`` (full-scale pixels of the upright image, checked against ``full``) cut out of
-    ``image``, which may have been decoded at reduced scale."""
+def _upright_region(
+    image: Image.Image, box: Box, stored: tuple[int, int], name: str
+) -> Image.Image:
+    """The region ``box`` of ``image`` as shown upright. The box is in full-scale pixels of
+    the upright picture and is checked against its size (``stored``, the file's width and
+    height, turned by the EXIF orientation); ``image`` may be decoded at reduced scale.
+    The region is cut from the stored pixels first and only it is turned upright, so a
+    small region of a large photo costs no copy of the whole decoded image."""
+    orientation = _orientation(image)
+    quarter = orientation in _QUARTER_TURNS
+    full = (stored[1], stored[0]) if quarter else stored
     box.check(*full, name=name)
-    scaled = box.scaled(image.width / full[0], image.height / full[1])
-    return image.crop(scaled.pixels())
+    w, h = image.size
+    shown = (h, w) if quarter else (w, h)
+    x0, y0, x1, y1 = box.scaled(shown[0] / full[0], shown[1] / full[1]).pixels()
+    # The same rectangle in the stored pixels, for each way the picture may be stored.
+    rect = {
+        2: (w - x1, y0, w - x0, y1),
+        3: (w - x1, h - y1, w - x0, h - y0),
+        4: (x0, h - y1, x1, h - y0),
+        5: (y0, x0, y1, x1),
+        6: (y0, h - x1, y1, h - x0),
+        7: (w - y1, h - x1, w - y0, h - x0),
+        8: (w - y1, x0, w - y0, x1),
+    }.get(orientation, (x0, y0, x1, y1))
+    region = image.crop(rect)
+    method = _TRANSPOSES.get(orientation)
+    return region.transpose(method) if method is not None else region
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

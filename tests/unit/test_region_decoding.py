@@ -116,3 +116,29 @@ def test_a_bad_region_names_the_query_it_came_with(big_jpeg: Path, tmp_path: Pat
         )
     with pytest.raises(ImageError, match=r"gone\.jpg: file not found"):
         decode_queries([Region(tmp_path / "gone.jpg", Box(0, 0, 100, 100))], spec)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_gives_the_region_a_viewer_sees(
+    orientation: int, tmp_path: Path
+) -> None:
+    """The region is cut from the stored pixels and turned upright alone: it must equal the
+    same box cut from the whole picture turned upright (PIL's exif_transpose), pixel for pixel."""
+    stored = Image.fromarray(skimage.data.astronaut()).resize((300, 200))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"orientation{orientation}.png"
+    stored.save(path, exif=exif.tobytes())
+    upright = open_image(path)
+    width, height = upright.size
+    assert (width, height) == ((200, 300) if orientation >= 5 else (300, 200))
+    for box in (
+        Box(0, 0, 40, 90),
+        Box(width - 33, height - 70, width, height),
+        Box(10.4, 20.6, 150.2, 120.7),
+        Box(0, 0, width, height),
+    ):
+        region = open_image(path, box=box)
+        expected = upright.crop(box.pixels())
+        assert region.size == expected.size, (orientation, box)
+        assert np.array_equal(np.asarray(region), np.asarray(expected)), (orientation, box)

@@ -160,8 +160,8 @@ def search(
                 if as_json:
                     sys.stdout.write(json.dumps(result.to_json()) + "\n")
                     continue
-                where_in = "" if result.box is None else f" (box {result.box.text()})"
-                table = Table(title=f"{result.query}{where_in}", title_justify="left")
+                boxed = "" if result.box is None else f" (box {result.box.text()})"
+                table = Table(title=f"{result.query}{boxed}", title_justify="left")
                 table.add_column("rank", justify="right")
                 table.add_column("score", justify="right")
                 if verify:
