@@ -191,10 +191,14 @@ def test_box_a_quarter_of_the_query_and_its_original_comes_first(
     assert page.locator("#region").is_hidden()
 
     # "Select region" puts a box in the middle for keyboard users; "Clear region" removes it.
-    page.click("#select-region")
+    page.focus("#select-region")
+    page.keyboard.press("Enter")
     _searches_settle(page, requests, 6)
     assert requests.boxes()[5] == (WIDTH / 4, HEIGHT / 4, 3 * WIDTH / 4, 3 * HEIGHT / 4)
     assert page.evaluate("document.activeElement.id") == "region"
+    page.keyboard.press("Tab")  # the corners come next in the tab order
+    assert page.evaluate("document.activeElement.dataset.corner") == "nw"
+    assert "top-left corner" in (page.evaluate("document.activeElement.ariaLabel") or "")
     page.click("#clear-region")
     _searches_settle(page, requests, 7)
     assert requests.boxes()[6] is None
