@@ -1,10 +1,14 @@
 // Heatmaps of an explanation (/api/explain), drawn from the numbers as a semi-transparent
 // colour overlay on a canvas laid exactly over the picture an <img> shows.
 
-/** Colour of a value in [0, 1]: transparent yellow for nothing, opaque red for the most. */
+/** Colour of a value in [0, 1]: clear for nothing, blue through yellow to red for the most;
+ * opacity grows with the square root, so parts that agree half as much still show. */
 function colour(value) {
   const v = Math.min(1, Math.max(0, Number(value) || 0));
-  return [255, Math.round(220 * (1 - v)), 0, Math.round(190 * v)];
+  const red = Math.round(255 * Math.min(1, 2 * v));
+  const green = Math.round(255 * (v < 0.5 ? 2 * v : 2 * (1 - v)));
+  const blue = Math.round(255 * Math.max(0, 1 - 2 * v));
+  return [red, green, blue, Math.round(200 * Math.sqrt(v))];
 }
 
 /** Where an <img> draws its picture inside its box (object-fit: contain or fill), in CSS px
