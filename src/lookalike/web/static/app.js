@@ -231,7 +231,13 @@ async function explain(id) {
   const item = card(id);
   if (ticket !== explanations || !item) return;
   explained = { id, answer };
-  await item.querySelector(".thumb img").decode().catch(() => undefined);
+  // The overlay takes the thumbnail's shape: wait for it (a lazy image may never load).
+  const thumbnail = item.querySelector(".thumb img");
+  thumbnail.loading = "eager";
+  await Promise.race([
+    thumbnail.decode().catch(() => undefined),
+    new Promise((resolve) => setTimeout(resolve, 3000)),
+  ]);
   if (ticket !== explanations) return;
   item.querySelector(".why").setAttribute("aria-pressed", "true");
   $("query-why").setAttribute("aria-pressed", "true");
