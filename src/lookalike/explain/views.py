@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +32,8 @@ class ImageView:
     """An image decoded for an explanation. ``size``: (width, height) as a viewer shows it
     (after EXIF orientation, at full resolution); ``box``: the region asked for, if any;
     ``seen``: the rectangle the network sees (pixels of ``size``); ``pixels``: that part
-    prepared for the embedder; ``preview``: the whole image, at least OVERLAY_SIDE pixels on
-    its long side where the file has them."""
+    prepared for the embedder; ``preview``: the whole image, OVERLAY_SIDE pixels on its long
+    side (fewer if the file has fewer), for overlays."""
 
     size: tuple[int, int]
     box: Box | None
@@ -77,11 +78,15 @@ def view_image(
             width, height = height, width  # an orientation the header read did not see
     scale_x, scale_y = image.width / width, image.height / height
     part = image if box is None else image.crop(box.scaled(scale_x, scale_y).pixels())
+    pixels = prepare(part, spec)
+    # Views are cached: keep a small preview, never the decoded image (a small region of a
+    # large photo decodes it at full size).
+    image.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE), Image.Resampling.BILINEAR)  # our own copy
     return ImageView(
         size=(width, height),
         box=box,
         seen=seen_rect(width, height, spec, box),
-        pixels=prepare(part, spec),
+        pixels=pixels,
         preview=image,
     )
 
@@ -89,9 +94,11 @@ def view_image(
 def _shown_size(source: Path | bytes, max_pixels: int) -> tuple[int, int]:
     """(width, height) of an image file as shown, from its header (no pixels decoded)."""
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            width, height = im.size
-            orientation = im.getexif().get(_ORIENTATION_TAG)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked on decode
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+                width, height = im.size
+                orientation = im.getexif().get(_ORIENTATION_TAG)
     except Exception:  # open_image refuses such files with the reason
         return open_image(source, max_pixels=max_pixels).size
     return (height, width) if orientation in _QUARTER_TURNS else (width, height)
