@@ -19,6 +19,8 @@ from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder
 from lookalike.embedders.base import Embedder, EmbedderSpec
 from lookalike.embedders.quality import reranking_for, spec_for
 from lookalike.errors import InvalidInputError
+from lookalike.explain.explainer import Explainer
+from lookalike.explain.explanation import Explanation
 from lookalike.filters import SearchFilter
 from lookalike.index_model import IndexModel
 from lookalike.index_options import IndexOptions, IndexReport, ProgressCallback
@@ -93,6 +95,7 @@ class SearchEngine:
             MatchBuilder(store.catalog, store.manifest.metric),
             index_stages=lambda override: default_rerankers(store.manifest, override),
         )
+        self.explainer = Explainer(self.model, self.collection)
 
     @classmethod
     def create(
@@ -306,6 +309,31 @@ class SearchEngine:
             rerank=_override(expansion, hubness),
             box=box,
         )[0]
+
+    def explain(
+        self, query: Query, result_id: int, *, box: Box | None = None, overlays: bool = False
+    ) -> Explanation:
+        """Why the indexed image ``result_id`` matches ``query`` (a path, file bytes or PIL
+        image; with ``box``, that region of it): heatmaps of the parts of both that agree, and
+        with ``overlays`` PNGs of each image with its heatmap. Needs an embedder with a
+        feature map (EfficientNet-Lite, triplet heads); others raise NotExplainableError.
+
+        Example:
+            >>> match = engine.search(["q.jpg"], k=1)[0].matches[0]  # doctest: +SKIP
+            >>> engine.explain("q.jpg", match.id).result_heatmap.shape  # doctest: +SKIP
+            (48, 64)
+        """
+        return self.explainer.explain(query, result_id, box=box, overlays=overlays)
+
+    def explain_ids(
+        self, query_id: int, result_id: int, *, box: Box | None = None, overlays: bool = False
+    ) -> Explanation:
+        """:meth:`explain` for two indexed images (``box``: a region of the first)."""
+        return self.explainer.explain_ids(query_id, result_id, box=box, overlays=overlays)
+
+    def explainable(self) -> bool:
+        """Whether this index's embedder can explain matches (see :meth:`explain`)."""
+        return self.explainer.explainable()
 
     def search_vectors(
         self,

@@ -21,6 +21,10 @@ from lookalike.errors import InvalidInputError
 #: for the network (a 32-pixel side is one cell of its last feature map at full scale).
 MIN_BOX_SIDE = 32
 
+#: An image to search with or explain: a file path, the bytes of an image file, or a decoded
+#: (upright) PIL image.
+ImageSource = str | Path | bytes | Image.Image
+
 
 @dataclass(frozen=True)
 class Box:
@@ -117,8 +121,8 @@ class Region:
         >>> engine.search([Region("lobby.jpg", Box.parse("420,310,980,720"))])  # doctest: +SKIP
     """
 
-    image: str | Path | bytes | Image.Image = field(repr=False)
+    image: ImageSource = field(repr=False)
     box: Box
 
 
-__all__ = ["MIN_BOX_SIDE", "Box", "Region"]
+__all__ = ["MIN_BOX_SIDE", "Box", "ImageSource", "Region"]

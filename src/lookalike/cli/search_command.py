@@ -114,6 +114,17 @@ def search(
             show_default=False,
         ),
     ] = None,
+    explain: Annotated[
+        Path | None,
+        typer.Option(
+            "--explain",
+            help="Why each result matches: write DIR/<query-stem>-rank<r>-query.png and "
+            "...-result.png, each image with a heatmap of the parts that agree with the other "
+            "(red: strongest). Needs an EfficientNet or triplet-head index.",
+            show_default=False,
+            metavar="DIR",
+        ),
+    ] = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -175,6 +186,10 @@ def search(
                     cells = [m.path, m.label or "", fields]
                     table.add_row(str(m.rank), f"{m.score:.4f}", *inliers, *cells)
                 out.print(table)
+        if explain is not None:
+            from lookalike.cli.explain_output import write_explanations
+
+            write_explanations(engine, found, explain)
     if plot is not None:
         _plot_results(found, plot)
 

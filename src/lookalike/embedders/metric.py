@@ -85,3 +85,18 @@ class ProjectionHead:
 
     def features(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         return apply_head(self._base.embed(batch), self._weights)
+
+    def feature_maps(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Location descriptors in the head's space (n, rows, cols, dim): each location of
+        the base network's map (``EfficientNetLite.feature_maps``, whose mean is the base
+        descriptor) through the head, over the norm of the image's head output. Their mean is
+        the image's descriptor exactly for a head without hidden layers (an affine map), and
+        close to it with hidden ReLU layers."""
+        base = self._base.feature_maps(batch)
+        n, rows, cols, channels = base.shape
+        locations = base.reshape(n, rows * cols, channels)
+        whole = apply_head(locations.mean(axis=1), self._weights)
+        norms = np.maximum(np.linalg.norm(whole, axis=1), 1e-12).reshape(n, 1, 1)
+        parts = apply_head(locations.reshape(-1, channels), self._weights)
+        parts = parts.reshape(n, rows * cols, self._dim) / norms
+        return np.ascontiguousarray(parts.reshape(n, rows, cols, self._dim), np.float32)

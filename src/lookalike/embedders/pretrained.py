@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,12 @@ class EfficientNetLite:
             pool = None if self._recipe.pooling == "avg" else self._recipe.pool
             onnx_path = quantized_model(onnx_path, self._input, pool)
         self._model = OnnxModel(onnx_path, threads=threads)
+        self._weights = weights
+        self._threads = threads
+        # The graph with a feature map, for explanations: the recipe's own graph when it has
+        # one (whole-image recipes, float or int8), else built on first use.
+        self._spatial: OnnxModel | None = None if self._recipe.is_classic else self._model
+        self._spatial_lock = threading.Lock()
 
     @property
     def spec(self) -> EmbedderSpec:
@@ -158,6 +165,25 @@ class EfficientNetLite:
             return self._model.run("embedding", {"image": batch}).astype(np.float32, copy=False)
         features = self._model.run("features", {"image": batch})
         return self._recipe.pool(features)
+
+    def feature_maps(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """The feature map of each image as location descriptors (n, rows, cols, 1280) whose
+        mean over the locations is :meth:`embed`'s vector (see ``Recipe.decompose``).
+
+        The classic recipe's fixed-size graph (float or int8) has no feature-map output: its
+        explanations run the float32 any-size graph of the same weights on the same prepared
+        pixels (made on first use), which average-pools to the same vector as the float graph.
+        """
+        check_batch(batch, self._input)
+        return self._recipe.decompose(self._spatial_model().run("features", {"image": batch}))
+
+    def _spatial_model(self) -> OnnxModel:
+        if self._spatial is None:
+            with self._spatial_lock:
+                if self._spatial is None:
+                    path = exported_model(self._variant, self._weights, self._digest, any_size=True)
+                    self._spatial = OnnxModel(path, threads=self._threads)
+        return self._spatial
 
     def classify(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """ImageNet-1k logits: the proof that the real weights are loaded."""

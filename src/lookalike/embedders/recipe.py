@@ -80,6 +80,27 @@ class Recipe:
         pooled = np.power(powered.mean(axis=2), 1.0 / self.gem_p).astype(np.float32)
         return l2_normalise(pooled)
 
+    def decompose(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """(n, c, h, w) feature maps -> (n, h, w, c) location descriptors whose mean over the
+        h x w locations is exactly :meth:`pool`'s descriptor: each location's share of it.
+
+        Average pooling: each location's features over the pooled vector's norm. GeM: each
+        location gets, in every channel, its share of that channel's pooled power
+        (``x^p / sum x^p``) of the descriptor's value there. Explanations (lookalike.explain)
+        score a location by its dot product with the other image's descriptor: the location's
+        part of the two images' cosine similarity.
+        """
+        n, c, h, w = features.shape
+        flat = np.asarray(features, dtype=np.float32).reshape(n, c, h * w)
+        if self.pooling == "avg":
+            norms = np.linalg.norm(flat.mean(axis=2), axis=1).reshape(n, 1, 1)
+            parts = flat / np.maximum(norms, 1e-12)
+        else:
+            powered = np.power(np.maximum(flat, _GEM_EPS), self.gem_p)
+            share = powered / powered.sum(axis=2, keepdims=True)
+            parts = share * self.pool(features)[:, :, None] * float(h * w)
+        return np.ascontiguousarray(parts.transpose(0, 2, 1).reshape(n, h, w, c), np.float32)
+
     def to_params(self) -> Params:
         """The spec params: none for the classic recipe (as indexes before recipes record)."""
         if self.is_classic:

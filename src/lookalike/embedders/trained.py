@@ -30,6 +30,11 @@ class TrainedEmbedder:
         return self._spec
 
     @property
+    def model(self) -> FeatureModel:
+        """The model that computes the features (explanations look for a feature map on it)."""
+        return self._model
+
+    @property
     def input_spec(self) -> InputSpec:
         return self._model.input_spec
 

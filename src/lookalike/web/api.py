@@ -12,12 +12,20 @@ from starlette.concurrency import run_in_threadpool
 
 from lookalike.catalog_records import ImageRecord
 from lookalike.errors import InvalidInputError
+from lookalike.explain import Explanation
 from lookalike.filters import NumericRange, SearchFilter
 from lookalike.matches import Match, SearchResult
 from lookalike.query.geometry import DEFAULT_VERIFY_TOP
 from lookalike.region import MIN_BOX_SIDE, Box
 from lookalike.rerank_settings import RerankOverride
-from lookalike.web.schemas import HealthOut, ImageOut, InfoOut, MatchOut, SearchOut
+from lookalike.web.schemas import (
+    ExplainOut,
+    HealthOut,
+    ImageOut,
+    InfoOut,
+    MatchOut,
+    SearchOut,
+)
 from lookalike.web.service import SearchService
 
 router = APIRouter(prefix="/api")
@@ -57,6 +65,11 @@ BoxText = Annotated[
         f"both sides at least {MIN_BOX_SIDE} pixels.",
     ),
 ]
+
+
+def _box(text: str | None) -> Box | None:
+    """The ``box`` parameter; absent or empty: the whole image."""
+    return None if text is None or not text.strip() else Box.parse(text)
 
 
 def _service(request: Request) -> SearchService:
@@ -161,6 +174,7 @@ def info(request: Request) -> InfoOut:
             "numeric_fields": fields,
             "read_only": not service.settings.allow_writes,
             "max_upload_bytes": service.settings.max_upload_bytes,
+            "explainable": service.explainable(),
         }
     )
 
@@ -195,7 +209,7 @@ def search_params(
 ) -> SearchParams:
     where = _filter(label, folder, field, min, max)
     override = None if expansion is None and hubness is None else RerankOverride(expansion, hubness)
-    box = Box.parse(box_text) if box_text is not None else None
+    box = _box(box_text)
     return SearchParams(_k(_service(request), k), where, sort, verify, verify_top, override, box)
 
 
@@ -309,3 +323,46 @@ class ReadOnlyError(Exception):
         super().__init__(
             "this server is read-only; start it with --allow-writes to add or remove images"
         )
+
+
+ResultId = Annotated[int, Query(description="The indexed image (a result) to explain.")]
+Overlays = Annotated[
+    bool, Query(description="Also send each image with its heatmap blended on, as PNG data URLs.")
+]
+
+
+def _explain_out(explanation: Explanation, seconds: float) -> ExplainOut:
+    return ExplainOut.model_validate({**explanation.to_json(), "took_ms": round(seconds * 1000, 2)})
+
+
+@router.post(
+    "/explain", response_model=ExplainOut, summary="Why a result matches an uploaded query"
+)
+async def explain_upload(
+    request: Request,
+    image: Annotated[UploadFile, File(description="The query image.")],
+    id: ResultId,
+    box: BoxText = None,
+    overlays: Overlays = False,
+) -> ExplainOut:
+    service = _service(request)
+    region = _box(box)
+    data = await _read_upload(service, image)
+    explanation, seconds = await run_in_threadpool(
+        service.explain_upload, data, id, box=region, overlays=overlays
+    )
+    return _explain_out(explanation, seconds)
+
+
+@router.get("/explain", response_model=ExplainOut, summary="Why one indexed image matches another")
+def explain_ids(
+    request: Request,
+    query_id: Annotated[int, Query(description="The indexed image used as the query.")],
+    id: ResultId,
+    box: BoxText = None,
+    overlays: Overlays = False,
+) -> ExplainOut:
+    explanation, seconds = _service(request).explain_ids(
+        query_id, id, box=_box(box), overlays=overlays
+    )
+    return _explain_out(explanation, seconds)

@@ -51,6 +51,30 @@ class InfoOut(BaseModel):
     numeric_fields: list[str]
     read_only: bool
     max_upload_bytes: int
+    explainable: bool = Field(
+        False, description="Whether /api/explain works here (the embedder has a feature map)."
+    )
+
+
+class ExplainOut(BaseModel):
+    query_heatmap: list[list[float]] = Field(
+        description="How much each part of the query agrees with the result: rows from the "
+        "top, covering the whole query image (zeros outside the box), maximum 1."
+    )
+    result_heatmap: list[list[float]] = Field(
+        description="The same for the result image, covering all of it."
+    )
+    query_size: list[int] = Field(description="[width, height] of the query as shown.")
+    result_size: list[int] = Field(description="[width, height] of the result as shown.")
+    score: float = Field(description="Cosine similarity of the two descriptors explained.")
+    took_ms: float
+    box: list[float] | None = Field(None, description="The query region explained, if any.")
+    query_overlay: str | None = Field(
+        None, description="With overlays=true: the query with its heatmap, a PNG data URL."
+    )
+    result_overlay: str | None = Field(
+        None, description="With overlays=true: the result with its heatmap, a PNG data URL."
+    )
 
 
 class HealthOut(BaseModel):

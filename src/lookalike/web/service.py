@@ -17,15 +17,20 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from lookalike.catalog_records import ImageRecord
 from lookalike.durable import write_bytes
 from lookalike.engine import SearchEngine
+from lookalike.explain import Explanation
+from lookalike.explain.explainer import upload_key
+from lookalike.explain.views import ImageView
 from lookalike.filters import SearchFilter
 from lookalike.imaging import DEFAULT_MAX_PIXELS
 from lookalike.index_options import IndexOptions
@@ -42,6 +47,7 @@ from lookalike.web.thumbnails import Thumbnailer
 from lookalike.writer import IndexWriter
 
 UPLOAD_NAME = "<uploaded image>"
+T = TypeVar("T")
 
 
 class ServerBusyError(Exception):
@@ -156,6 +162,35 @@ class SearchService:
             return path
         return public_path(path, label, self.settings.index)
 
+    def explain_upload(
+        self, data: bytes, result_id: int, *, box: Box | None, overlays: bool
+    ) -> tuple[Explanation, float]:
+        """Heatmaps of an uploaded query (or its ``box``) and an indexed result. The query's
+        feature map is cached by the upload's hash and box: the page's next result costs
+        no decode and no network run on the query."""
+        started = time.perf_counter()
+        explainer = self.engine.explainer
+        explainer.spatial()  # refuse an embedder without a feature map before decoding
+        key = upload_key(data, box)
+        query: bytes | ImageView = data
+        if not explainer.cached(key):
+            query = self._decode_for_explanation(data, box)
+        with self._lock:
+            explanation = explainer.explain(query, result_id, box=box, overlays=overlays, key=key)
+        return explanation, time.perf_counter() - started
+
+    def explain_ids(
+        self, query_id: int, result_id: int, *, box: Box | None, overlays: bool
+    ) -> tuple[Explanation, float]:
+        started = time.perf_counter()
+        with self._lock:
+            explanation = self.engine.explain_ids(query_id, result_id, box=box, overlays=overlays)
+        return explanation, time.perf_counter() - started
+
+    def explainable(self) -> bool:
+        with self._lock:
+            return self.engine.explainable()
+
     def record(self, image_id: int) -> tuple[ImageRecord, dict[str, object]]:
         with self._lock:
             return self.engine.record(image_id)
@@ -213,17 +248,27 @@ class SearchService:
     def _decode(self, query: Query, name: str, max_pixels: int, verify: bool) -> DecodedQueries:
         """Decode one query (an untrusted upload, or a region of an indexed file) in one of the
         bounded decode slots (with what copy mode needs when ``verify``)."""
+        return self._in_decode_slot(
+            lambda: self.engine.pipeline.decode(
+                [query], names=[name], max_pixels=max_pixels, verify=verify
+            )
+        )
+
+    def _decode_for_explanation(self, data: bytes, box: Box | None) -> ImageView:
+        """An upload decoded for an explanation, in one of the bounded decode slots."""
+        return self._in_decode_slot(
+            lambda: self.engine.explainer.decode(
+                data, box=box, max_pixels=self.settings.max_upload_pixels, name=UPLOAD_NAME
+            )
+        )
+
+    def _in_decode_slot(self, decode: Callable[[], T]) -> T:
+        """Run ``decode`` on a decode thread once a slot is free (busy error after the wait)."""
         wait = self.settings.decode_wait
         if not self._decode_slots.acquire(timeout=wait):
             raise ServerBusyError(wait)
         try:
-            return self._decoders.submit(
-                self.engine.pipeline.decode,
-                [query],
-                names=[name],
-                max_pixels=max_pixels,
-                verify=verify,
-            ).result()
+            return self._decoders.submit(decode).result()
         finally:
             self._decode_slots.release()
 
