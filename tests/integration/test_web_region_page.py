@@ -8,7 +8,6 @@ environment variable LOOKALIKE_ARTIFACTS if it is set, else in each test's pytes
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import time
@@ -270,11 +269,6 @@ def _text(box: tuple[float, ...] | None) -> str:
     return ",".join(f"{v:g}" for v in box)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("lookalike.explain") is None,
-    reason="needs POST/GET /api/explain and /api/info 'explainable' (branch i16-explain); "
-    "runs once that branch is merged",
-)
 def test_why_draws_heatmaps_over_the_result_and_the_query(
     browser: Any, server: str, composite: tuple[Path, Box], artifacts: Path
 ) -> None:
