@@ -87,6 +87,7 @@ class SearchService:
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
+        group_by_product: bool | None = None,
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         pipeline = self.engine.pipeline
@@ -100,6 +101,7 @@ class SearchService:
                 verify=verify,
                 verify_top=verify_top,
                 rerank=rerank,
+                group_by_product=group_by_product,
             )
         return result, time.perf_counter() - started
 
@@ -113,6 +115,7 @@ class SearchService:
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
+        group_by_product: bool | None = None,
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         with self._lock:
@@ -124,6 +127,29 @@ class SearchService:
                 verify=verify,
                 verify_top=verify_top,
                 rerank=rerank,
+                group_by_product=group_by_product,
+            )
+        return result, time.perf_counter() - started
+
+    def search_product(
+        self,
+        product_id: str,
+        *,
+        k: int,
+        where: SearchFilter,
+        sort_by: str | None,
+        rerank: RerankOverride | None = None,
+        group_by_product: bool | None = None,
+    ) -> tuple[SearchResult, float]:
+        started = time.perf_counter()
+        with self._lock:
+            (result,) = self.engine.pipeline.search_products(
+                [product_id],
+                k=k,
+                where=where,
+                sort_by=sort_by,
+                rerank=rerank,
+                group_by_product=group_by_product,
             )
         return result, time.perf_counter() - started
 
