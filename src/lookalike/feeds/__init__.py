@@ -1,1 +1,1 @@
-"""Product feeds: a shop's catalogue (CSV, JSON Lines) of image URLs indexed as products."""
+"""Product feeds: catalogues of image URLs (CSV / JSON Lines) fetched and indexed."""

@@ -1,0 +1,360 @@
+"""Fetching one image on the event loop: a local file, the cache, or HTTP with per-host
+politeness, redirects, a deadline per request, a size limit, retries and content sniffing.
+
+Runs on the Fetcher's own event loop thread; ``Downloader.fetch_one`` never raises for a bad
+image or a bad server (those are Fetched failures), only for a fault of this machine (a full
+disk), which ends the whole fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from lookalike.feeds.download_cache import CachedUrl, DownloadCache
+from lookalike.feeds.fetch_types import (
+    FailureReason,
+    Fetched,
+    FetchOptions,
+    FetchRequest,
+    FetchStats,
+)
+from lookalike.feeds.locations import BadLocationError, parse_location, resolve_redirect
+from lookalike.feeds.retry_policy import RETRYABLE_STATUSES, retry_after_seconds, retry_delay
+from lookalike.feeds.sniffing import SNIFF_BYTES, image_extension
+
+if TYPE_CHECKING:
+    import aiohttp
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 256 * 1024
+
+
+class StatsCounter:
+    """The live counters behind ``Fetcher.stats`` (written on the loop, read from anywhere)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stats = FetchStats()
+        self._failures: Counter[FailureReason] = Counter()
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            changes = {name: getattr(self._stats, name) + n for name, n in counts.items()}
+            self._stats = replace(self._stats, **changes)
+
+    def finished(self, result: Fetched, *, local: bool) -> None:
+        if result.failure is not None:
+            with self._lock:
+                self._failures[result.failure] += 1
+                failures = MappingProxyType(dict(self._failures))
+                self._stats = replace(self._stats, failures=failures)
+        elif local:
+            self.add(local=1)
+        elif result.from_cache:
+            self.add(from_cache=1)
+        else:
+            self.add(downloaded=1)
+
+    def snapshot(self) -> FetchStats:
+        with self._lock:
+            return self._stats
+
+
+class _HostGate:
+    """At most ``per_host`` requests to one host at once, and a pause the host asked for
+    (Retry-After) that holds back every request to it."""
+
+    def __init__(self, per_host: int) -> None:
+        self._slots = asyncio.Semaphore(per_host)
+        self._resume_at = 0.0
+
+    def pause(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._resume_at = max(self._resume_at, loop.time() + seconds)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        async with self._slots:
+            while (wait := self._resume_at - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            yield
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One attempt (one request, or a chain of redirects): a result, or a reason to retry."""
+
+    failure: FailureReason | None
+    detail: str
+    status: int | None = None
+    path: Path | None = None
+    sha256: str | None = None
+    from_cache: bool = False
+    retry: bool = False
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class _Body:
+    sha256: str
+    ext: str | None
+    size: int
+
+
+class Downloader:
+    """Fetches requests on the running event loop; one per Fetcher."""
+
+    def __init__(
+        self,
+        cache: DownloadCache,
+        options: FetchOptions,
+        stats: StatsCounter,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self.cache = cache
+        self.options = options
+        self.stats = stats
+        self.session = session
+        self._rng = random.Random(options.seed)
+        self._gates: dict[str, _HostGate] = {}
+
+    async def fetch_one(self, request: FetchRequest) -> Fetched:
+        try:
+            location = parse_location(request.url)
+        except BadLocationError as exc:
+            result = self._failed(request, FailureReason.BAD_URL, str(exc))
+            self.stats.finished(result, local=False)
+            return result
+        if location.path is not None:
+            result = await asyncio.to_thread(self._local, request, location.path)
+            self.stats.finished(result, local=True)
+            return result
+        assert location.url is not None
+        cached = self.cache.lookup(location.url)
+        if cached is not None and not self.options.revalidate:
+            result = Fetched(
+                request.key, request.url, cached.path, cached.sha256, True, None, "cached", 0, None
+            )
+        else:
+            result = await self._download(request, location.url, location.host, cached)
+        self.stats.finished(result, local=False)
+        return result
+
+    @staticmethod
+    def _failed(
+        request: FetchRequest,
+        reason: FailureReason,
+        detail: str,
+        attempts: int = 0,
+        status: int | None = None,
+    ) -> Fetched:
+        return Fetched(
+            request.key, request.url, None, None, False, reason, detail, attempts, status
+        )
+
+    def _local(self, request: FetchRequest, path: Path) -> Fetched:
+        """A local file: checked to be an image and hashed, never copied."""
+        digest = hashlib.sha256()
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+                digest.update(head)
+                while chunk := fh.read(_CHUNK):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return self._failed(request, FailureReason.NOT_FOUND, f"no file {path}")
+        except IsADirectoryError:
+            return self._failed(request, FailureReason.NOT_FOUND, f"{path} is a folder")
+        except OSError as exc:
+            return self._failed(
+                request, FailureReason.NOT_FOUND, f"cannot read {path}: {exc.strerror}"
+            )
+        if image_extension(head) is None:
+            what = "an empty file" if not head else "not an image file"
+            return self._failed(request, FailureReason.NOT_AN_IMAGE, f"{path} is {what}")
+        return Fetched(
+            request.key, request.url, path, digest.hexdigest(), False, None, "local file", 0, None
+        )
+
+    def _gate(self, host: str) -> _HostGate:
+        gate = self._gates.get(host)
+        if gate is None:
+            gate = self._gates[host] = _HostGate(self.options.per_host)
+        return gate
+
+    async def _download(
+        self, request: FetchRequest, url: str, host: str, cached: CachedUrl | None
+    ) -> Fetched:
+        attempts = 0
+        retry = 0
+        while True:
+            outcome, sent = await self._attempt(url, host, cached)
+            attempts += sent
+            if not outcome.retry or retry >= self.options.retries:
+                break
+            delay = retry_delay(
+                retry,
+                retry_after=outcome.retry_after,
+                base=self.options.backoff,
+                max_retry_after=self.options.max_retry_after,
+                rng=self._rng,
+            )
+            retry += 1
+            self.stats.add(retries=1)
+            await asyncio.sleep(delay)
+        detail = outcome.detail
+        if outcome.failure is not None and retry:
+            detail = f"{detail} (after {retry + 1} tries)"
+        return Fetched(
+            request.key,
+            request.url,
+            outcome.path,
+            outcome.sha256,
+            outcome.from_cache,
+            outcome.failure,
+            detail,
+            attempts,
+            outcome.status,
+        )
+
+    async def _attempt(self, url: str, host: str, cached: CachedUrl | None) -> tuple[_Outcome, int]:
+        """One try: the request and the redirects it leads to. Returns the outcome and the
+        number of requests sent."""
+        import aiohttp
+
+        visited = {url}
+        current, current_host, sent = url, host, 0
+        while True:
+            gate = self._gate(current_host)
+            try:
+                async with gate.slot():
+                    sent += 1
+                    self.stats.add(requests=1)
+                    outcome, location = await self._request(url, current, cached)
+            except TimeoutError:
+                return _Outcome(
+                    FailureReason.TIMEOUT, f"timed out after {self.options.timeout:g} s"
+                ), sent
+            except aiohttp.InvalidURL as exc:
+                return _Outcome(FailureReason.BAD_URL, f"invalid URL {exc}"), sent
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                return _Outcome(FailureReason.CONNECTION, _describe(exc), retry=True), sent
+            if outcome.retry_after is not None:
+                gate.pause(min(outcome.retry_after, self.options.max_retry_after))
+            if location is None:
+                return outcome, sent
+            try:
+                target = resolve_redirect(current, location)
+            except BadLocationError as exc:
+                return _Outcome(
+                    FailureReason.BAD_URL, f"redirect to a bad URL: {exc}", outcome.status
+                ), sent
+            if target in visited or len(visited) > self.options.max_redirects:
+                what = "a redirect loop" if target in visited else "too many redirects"
+                return _Outcome(
+                    FailureReason.TOO_MANY_REDIRECTS,
+                    f"{what} after {len(visited) - 1} redirects",
+                    outcome.status,
+                ), sent
+            visited.add(target)
+            current = target
+            current_host = parse_location(target).host
+
+    async def _request(
+        self, url: str, current: str, cached: CachedUrl | None
+    ) -> tuple[_Outcome, str | None]:
+        """One HTTP request within the deadline; (outcome, redirect target or None)."""
+        from yarl import URL
+
+        headers = {}
+        if cached is not None:
+            if cached.etag:
+                headers["If-None-Match"] = cached.etag
+            if cached.last_modified:
+                headers["If-Modified-Since"] = cached.last_modified
+        async with (
+            asyncio.timeout(self.options.timeout),
+            self.session.get(
+                URL(current, encoded=True), headers=headers, allow_redirects=False
+            ) as response,
+        ):
+            status = response.status
+            if status in _REDIRECTS and "Location" in response.headers:
+                return _Outcome(None, f"HTTP {status}", status), response.headers["Location"]
+            if status == 304 and cached is not None:
+                return _Outcome(
+                    None, "not modified", status, cached.path, cached.sha256, from_cache=True
+                ), None
+            if status in RETRYABLE_STATUSES:
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                busy = _Outcome(FailureReason.HTTP_STATUS, f"HTTP {status}", status, retry=True)
+                return replace(busy, retry_after=wait), None
+            if not 200 <= status < 300:
+                return _Outcome(FailureReason.HTTP_STATUS, f"HTTP {status}", status), None
+            length = response.content_length
+            if length is not None and length > self.options.max_bytes:
+                return _Outcome(
+                    FailureReason.TOO_LARGE,
+                    f"{length} bytes (Content-Length) over the limit of {self.options.max_bytes}",
+                    status,
+                ), None
+            tmp = self.cache.staging_file()
+            try:
+                body = await self._receive(response, tmp)
+                if body is None:
+                    return _Outcome(
+                        FailureReason.TOO_LARGE,
+                        f"body over the limit of {self.options.max_bytes} bytes",
+                        status,
+                    ), None
+                if body.ext is None:
+                    what = "an empty body" if body.size == 0 else "not an image"
+                    return _Outcome(FailureReason.NOT_AN_IMAGE, what, status), None
+                path = await asyncio.to_thread(self.cache.store, tmp, body.sha256, body.ext)
+            finally:
+                tmp.unlink(missing_ok=True)
+            self.cache.remember(
+                url,
+                body.sha256,
+                body.ext,
+                response.headers.get("ETag"),
+                response.headers.get("Last-Modified"),
+            )
+            return _Outcome(None, f"HTTP {status}", status, path, body.sha256), None
+
+    async def _receive(self, response: aiohttp.ClientResponse, tmp: Path) -> _Body | None:
+        """Stream the body into ``tmp``, hashing it; None when it passes ``max_bytes``."""
+        digest = hashlib.sha256()
+        head = b""
+        size = 0
+        with tmp.open("wb") as fh:
+            async for chunk in response.content.iter_chunked(_CHUNK):
+                size += len(chunk)
+                self.stats.add(bytes=len(chunk))
+                if size > self.options.max_bytes:
+                    return None
+                if len(head) < SNIFF_BYTES:
+                    head += chunk[: SNIFF_BYTES - len(head)]
+                digest.update(chunk)
+                fh.write(chunk)
+        return _Body(digest.hexdigest(), image_extension(head), size)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+__all__ = ["Downloader", "StatsCounter"]
