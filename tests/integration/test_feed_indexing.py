@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -159,8 +160,6 @@ def test_rerun_is_incremental(shop_feed: ShopFeed, tmp_path: Path) -> None:
         rng = np.random.default_rng(5)
         edited_photo(Image.open(shop_feed.photos[0]).convert("RGB"), rng, 160).save(target)
         stamp = target.stat().st_mtime + 5
-        import os
-
         os.utime(target, (stamp, stamp))
         shop.clear()
         revalidated = engine.index_feed(feed, fetch=FetchOptions(revalidate=True))
