@@ -217,12 +217,14 @@ class SearchEngine:
         id_column: str | None = None,
         options: Options = None,
         fetch: FetchOptions | None = None,
+        retry_failed: bool = False,
         progress: Progress = None,
     ) -> FeedReport:
         """Bring the index up to date with a product feed (a ``Feed``, or a CSV / JSON Lines /
         Parquet file read with ``lookalike.feeds.feed_file.read_feed``): new and changed
         images are downloaded and embedded, rows gone from the feed removed, metadata changes
-        applied without embedding again. Failures are counted in the report, never raised.
+        applied without embedding again. Failures are counted in the report, never raised;
+        images that failed are not fetched again by later runs unless ``retry_failed``.
 
         Example:
             >>> report = engine.index_feed("products.csv", id_column="sku")  # doctest: +SKIP
@@ -231,7 +233,9 @@ class SearchEngine:
 
         if not isinstance(feed, Feed):
             feed = read_feed(Path(feed), image_column=image_column, id_column=id_column)
-        return self.writer.index_feed(feed, options=options, fetch=fetch, progress=progress)
+        return self.writer.index_feed(
+            feed, options=options, fetch=fetch, retry_failed=retry_failed, progress=progress
+        )
 
     def sync_ann(
         self, *, pca_dim: int | None = None, whiten: bool | None = None, rerank: int | None = None

@@ -108,10 +108,12 @@ class IndexWriter:
         *,
         options: IndexOptions | None = None,
         fetch: FetchOptions | None = None,
+        retry_failed: bool = False,
         progress: ProgressCallback | None = None,
     ) -> FeedReport:
         """Bring the index up to date with a product feed (see ``lookalike.feeds.feed_sync``):
-        images are downloaded into the index's download cache while earlier ones are embedded."""
+        images are downloaded into the index's download cache while earlier ones are embedded;
+        images that failed in the last run are tried again only with ``retry_failed``."""
         from lookalike.feeds.feed_sync import sync_feed
         from lookalike.feeds.fetching import FetchOptions
 
@@ -124,6 +126,7 @@ class IndexWriter:
             feed,
             options=options,
             fetch=fetch or FetchOptions(),
+            retry_failed=retry_failed,
             progress=progress,
         )
         self._keep_graph(options, progress)

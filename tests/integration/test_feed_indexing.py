@@ -213,9 +213,19 @@ def test_faults_are_reported_by_reason(shop_feed: ShopFeed, tmp_path: Path) -> N
         "MISSING": "not-found",
     }
     assert summary["failed"] == {r: list(reasons.values()).count(r) for r in set(reasons.values())}
+    # Failures are remembered: the same feed again asks the shop for nothing.
+    shop.clear()
     table = run_cli("index", feed, "--index", index, "--embedder", FAST_EMBEDDER)
     assert table.returncode == 0, table.stderr
     assert "6 failed" in table.stdout and "0 downloaded" in table.stdout
+    assert "5 failed in an earlier run" in table.stdout and "--retry-failed" in table.stdout
+    assert shop.requested() == []
+    retried = run_cli(
+        "index", feed, "--index", index, "--embedder", FAST_EMBEDDER, "--retry-failed", "--json"
+    )
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["failed_before"] == 0
+    assert sorted(shop.requested()) == ["/no-such.jpg", "/page.jpg"]  # the cut file is cached
 
 
 def test_cli_search_by_product_id(shop_feed: ShopFeed) -> None:

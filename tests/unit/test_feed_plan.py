@@ -52,3 +52,15 @@ def test_revalidation_fetches_kept_images_as_replacements() -> None:
     plan = plan_feed(_feed(_row("A", "u/a1")), [_indexed(1, "A", "u/a1")], revalidate=True)
     assert [(f.key, f.replaces, f.replaces_hash) for f in plan.fetch] == [("A#0", 1, "h1")]
     assert plan.unchanged == 0 and plan.remove == []
+
+
+def test_images_that_failed_before_are_not_fetched_unless_revalidating() -> None:
+    feed = _feed(_row("A", "u/a1", "u/a2"))
+    failed = {("A", "u/a2"): ("http-status", "HTTP 404"), ("Z", "u/z"): ("timeout", "t")}
+    plan = plan_feed(feed, [], failed=failed)
+    assert [f.url for f in plan.fetch] == ["u/a1"]
+    assert [(f.url, reason, detail) for f, reason, detail in plan.failed_before] == [
+        ("u/a2", "http-status", "HTTP 404")
+    ]
+    again = plan_feed(feed, [], failed=failed, revalidate=True)
+    assert [f.url for f in again.fetch] == ["u/a1", "u/a2"] and again.failed_before == []

@@ -22,6 +22,7 @@ def index_feed(
     quality: str | None,
     options: IndexOptions,
     fetch: FetchOptions,
+    retry_failed: bool,
     image_column: str | None,
     id_column: str | None,
     failures: Path | None,
@@ -35,7 +36,9 @@ def index_feed(
         index_dir, embedder=spec, metric=metric, quality=quality
     ) as engine:
         with ProgressBar(err, enabled=not quiet and not as_json) as bar:
-            report = engine.index_feed(feed, options=options, fetch=fetch, progress=bar)
+            report = engine.index_feed(
+                feed, options=options, fetch=fetch, retry_failed=retry_failed, progress=bar
+            )
         total = len(engine)
     if failures is not None:
         write_failures(report, failures)
@@ -65,4 +68,10 @@ def _print_report(
             if failures is not None
             else "pass --failures FILE.csv for the list"
         )
-        out.print(f"Failed: {counts} ({where}).")
+        again = (
+            f"; {report.failed_before} failed in an earlier run and were not tried again: "
+            "pass --retry-failed to try them"
+            if report.failed_before
+            else ""
+        )
+        out.print(f"Failed: {counts} ({where}){again}.")

@@ -216,6 +216,14 @@ def index(
             "requests) instead of trusting the download cache.",
         ),
     ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Feeds: fetch again the images that failed in an earlier run (by default "
+            "they are reported again without a request).",
+        ),
+    ] = False,
     concurrency: Annotated[
         int, typer.Option(help="Feeds: downloads in flight at once (at most 8 per host).")
     ] = 32,
@@ -257,6 +265,7 @@ def index(
                 hubness=hubness,
             ),
             fetch=_fetch_options(revalidate, concurrency, timeout),
+            retry_failed=retry_failed,
             image_column=image_column,
             id_column=id_column,
             failures=failures,

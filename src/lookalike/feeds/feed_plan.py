@@ -39,13 +39,16 @@ class IndexedFeedImage:
 class FeedPlan:
     """What a sync does: ``remove`` (ids), ``metadata`` (id -> new fields), ``fetch`` (images
     to download, new ones and, when revalidating, indexed ones), ``unchanged`` (indexed images
-    kept without a request), ``empty`` (ids of rows with no image)."""
+    kept without a request), ``empty`` (ids of rows with no image), ``failed_before``
+    (images that failed in an earlier run and are not tried again, with that run's reason
+    and detail)."""
 
     remove: list[int] = field(default_factory=list)
     metadata: dict[int, dict[str, object]] = field(default_factory=dict)
     fetch: list[FeedImage] = field(default_factory=list)
     unchanged: int = 0
     empty: list[str] = field(default_factory=list)
+    failed_before: list[tuple[FeedImage, str, str]] = field(default_factory=list)
 
 
 def identity(id_column: str, fields: Mapping[str, object]) -> tuple[str, str] | None:
@@ -57,9 +60,16 @@ def identity(id_column: str, fields: Mapping[str, object]) -> tuple[str, str] | 
 
 
 def plan_feed(
-    feed: Feed, indexed: Iterable[IndexedFeedImage], *, revalidate: bool = False
+    feed: Feed,
+    indexed: Iterable[IndexedFeedImage],
+    *,
+    revalidate: bool = False,
+    failed: Mapping[tuple[str, str], tuple[str, str]] | None = None,
 ) -> FeedPlan:
-    """Compare the feed with what the index holds from it (images of other sources untouched)."""
+    """Compare the feed with what the index holds from it (images of other sources untouched).
+    ``failed``: (product, url) -> (reason, detail) of images that failed before; they are not
+    fetched again (pass None, or ``revalidate``, to try them all again)."""
+    failed = failed if failed is not None and not revalidate else {}
     plan = FeedPlan()
     known: dict[tuple[str, str], IndexedFeedImage] = {}
     for image in indexed:
@@ -77,7 +87,12 @@ def plan_feed(
             fields = {**row.fields, URL_FIELD: url}
             old = known.pop((row.id, url), None)
             if old is None:
-                plan.fetch.append(FeedImage(f"{row.id}#{n}", row.id, url, fields))
+                new = FeedImage(f"{row.id}#{n}", row.id, url, fields)
+                before = failed.get((row.id, url))
+                if before is None:
+                    plan.fetch.append(new)
+                else:
+                    plan.failed_before.append((new, *before))
                 continue
             if dict(old.fields) != fields:
                 plan.metadata[old.id] = fields
@@ -86,7 +101,7 @@ def plan_feed(
                 plan.fetch.append(FeedImage(key, row.id, url, fields, old.id, old.hash))
             else:
                 plan.unchanged += 1
-    plan.remove.extend(image.id for image in known.values())
+    plan.remove.extend(gone.id for gone in known.values())
     return plan
 
 

@@ -33,7 +33,9 @@ class FeedReport:
     changed (not embedded again); ``removed``: images of rows or URLs gone from the feed;
     ``unchanged``: images kept as they were; ``downloaded``: bodies fetched over the network;
     ``from_cache``: images answered by the download cache; ``shared``: images whose file
-    another row of the feed already indexes (indexed once, under the first row)."""
+    another row of the feed already indexes (indexed once, under the first row);
+    ``failed_before``: of the failures, images that failed in an earlier run and were not
+    tried again."""
 
     rows: int
     images: int
@@ -48,6 +50,7 @@ class FeedReport:
     embedded: int
     failures: tuple[FeedFailure, ...]
     seconds: float
+    failed_before: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -75,6 +78,7 @@ class FeedReport:
             "shared": self.shared,
             "embedded": self.embedded,
             "failed": self.failure_counts(),
+            "failed_before": self.failed_before,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 2),
             "images_per_second": round(self.images_per_second, 2),

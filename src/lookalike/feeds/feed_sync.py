@@ -9,10 +9,11 @@ plans from what was committed."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +39,18 @@ def sync_feed(
     *,
     options: IndexOptions,
     fetch: FetchOptions,
+    retry_failed: bool = False,
     progress: ProgressCallback | None = None,
 ) -> FeedReport:
     """Make the index hold the feed's images with the feed's metadata (images that came from
-    elsewhere are left alone). Failures are reported, never raised."""
+    elsewhere are left alone). Failures are reported, never raised, and remembered: an image
+    that failed is not fetched again by the next runs unless ``retry_failed`` (or
+    ``fetch.revalidate``), so an unchanged feed costs its shop no request."""
     started = time.perf_counter()
     catalog = store.catalog
     indexed = indexed_feed_images(store, feed.id_column)
-    plan = plan_feed(feed, indexed, revalidate=fetch.revalidate)
+    known = None if retry_failed else _failures_recorded(catalog.setting(FAILURES_SETTING))
+    plan = plan_feed(feed, indexed, revalidate=fetch.revalidate, failed=known)
     with catalog.transaction():
         catalog.set_setting(PRODUCT_FIELD_SETTING, feed.id_column)
         catalog.delete(plan.remove)
@@ -54,6 +59,8 @@ def sync_feed(
     if plan.fetch:
         with WorkerPool(options.workers) as pool, Fetcher(store.layout.downloads, fetch) as f:
             run.ingest(f, pool)
+    with catalog.transaction():  # after every commit: a killed run simply tries them again
+        catalog.set_setting(FAILURES_SETTING, _failures_json(run.failures))
     if store.needs_compaction():
         store.compact()
     return FeedReport(
@@ -69,7 +76,25 @@ def sync_feed(
         shared=run.shared,
         embedded=run.added + run.updated,
         failures=tuple(run.failures),
+        failed_before=len(plan.failed_before),
         seconds=time.perf_counter() - started,
+    )
+
+
+def _failures_recorded(text: str | None) -> dict[tuple[str, str], tuple[str, str]]:
+    """The failures the last run recorded: (product, url) -> (reason, detail)."""
+    if not text:
+        return {}
+    try:
+        rows = json.loads(text)
+        return {(str(p), str(u)): (str(r), str(d)) for p, u, r, d in rows}
+    except (ValueError, TypeError):  # unreadable: every image is simply tried again
+        return {}
+
+
+def _failures_json(failures: Iterable[FeedFailure]) -> str:
+    return json.dumps(
+        [[f.product, f.url, f.reason, f.detail] for f in failures if f.reason != NO_IMAGE]
     )
 
 
@@ -79,6 +104,10 @@ def indexed_feed_images(store: IndexStore, id_column: str) -> list[IndexedFeedIm
     ids = [i for i, fields in metadata.items() if identity(id_column, fields) is not None]
     records = store.catalog.by_ids(ids)
     return [IndexedFeedImage(i, records[i].hash, metadata[i]) for i in ids if i in records]
+
+
+#: The catalog setting holding the images that failed in the last run (JSON).
+FAILURES_SETTING = "feed_failures"
 
 
 class _FeedRun:
@@ -100,6 +129,9 @@ class _FeedRun:
         self.failures = [
             FeedFailure(product, "", NO_IMAGE, "the row's image cell is empty")
             for product in plan.empty
+        ] + [
+            FeedFailure(image.product, image.url, reason, detail)
+            for image, reason, detail in plan.failed_before
         ]
         self.added = self.updated = self.unchanged = self.dropped = self.shared = 0
         self.downloaded = self.from_cache = 0
