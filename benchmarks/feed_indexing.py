@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lookalike import SearchEngine
 from lookalike.evaluation.copies import skimage_originals
 from tests.helpers import free_port
-from tests.shop import open_shop, write_csv_feed
+from tests.shop import shop_process, write_csv_feed
 
 WALLPAPER_FOLDERS = (Path("/usr/share/wallpapers"), Path("/usr/share/backgrounds"))
 FAULTS = ("404", "html", "truncated", "ftp", "refused", "empty")
@@ -141,8 +141,10 @@ def main() -> None:
     photos = make_photos(www / "img", int(args.rows * 1.6), seed=0)
     for stale in ("disk.idx", "feed.idx"):
         shutil.rmtree(work / stale, ignore_errors=True)
-    with open_shop(www) as shop:
-        rows, faulty = make_feed(work, shop.base, args.rows, photos)
+    log = work / "requests.log"
+    log.unlink(missing_ok=True)
+    with shop_process(www, log) as base:
+        rows, faulty = make_feed(work, base, args.rows, photos)
         good = [r for r in rows if r["sku"] not in faulty]
         used = sorted({str(u).rsplit("/", 1)[1] for r in good for u in r["images"]})  # type: ignore[attr-defined]
         disk_folder = work / "disk"
@@ -160,9 +162,9 @@ def main() -> None:
             reported = {f.product: f.reason for f in first.failures}
             held = {str(engine.record(i)[1]["sku"]) for i in engine.vector_index().ids.tolist()}
             count = len(engine)
-            shop.clear()
+            before = len(log.read_text().splitlines())
             second = engine.index_feed(feed)
-            fetched_again = shop.requested()
+            fetched_again = log.read_text().splitlines()[before:]
 
     disk_rate = disk.embedded / disk.seconds
     feed_rate = first.embedded / first.seconds

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -13,11 +15,13 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from PIL import Image, ImageEnhance
 
 from lookalike.evaluation.copies import skimage_originals
+from tests.helpers import free_port
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -41,15 +45,19 @@ class _Handler(SimpleHTTPRequestHandler):
 class _ShopServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, root: Path, delay: float) -> None:
-        super().__init__(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
+    def __init__(self, root: Path, delay: float, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), partial(_Handler, directory=str(root)))
         self.delay = delay
         self.log: list[tuple[str, str, bool]] = []
         self._lock = threading.Lock()
+        self.log_file: TextIO | None = None
 
     def record(self, method: str, path: str, conditional: bool) -> None:
         with self._lock:
             self.log.append((method, path, conditional))
+            if self.log_file is not None:
+                self.log_file.write(f"{method} {path}\n")
+                self.log_file.flush()
 
 
 class Shop:
@@ -89,6 +97,25 @@ def open_shop(root: Path, *, delay: float = 0.0) -> Iterator[Shop]:
         yield shop
     finally:
         shop.stop()
+
+
+@contextmanager
+def shop_process(root: Path, log: Path) -> Iterator[str]:
+    """The shop served by a child process (so that serving costs the measured process no CPU
+    time); yields its base URL. Every request is appended to ``log`` ("GET /path" lines)."""
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.shop", str(root), str(port), str(log)],
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not log.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        child.terminate()
+        child.wait()
 
 
 def shop_photos(
@@ -135,3 +162,10 @@ def write_csv_feed(path: Path, rows: Sequence[dict[str, object]]) -> Path:
 def write_jsonl_feed(path: Path, rows: Sequence[dict[str, object]]) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+if __name__ == "__main__":  # python -m tests.shop ROOT PORT LOG: serve ROOT until terminated
+    served = _ShopServer(Path(sys.argv[1]), 0.0, int(sys.argv[2]))
+    with Path(sys.argv[3]).open("a", encoding="utf-8") as opened:
+        served.log_file = opened
+        served.serve_forever()
