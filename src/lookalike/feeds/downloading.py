@@ -70,6 +70,20 @@ class StatsCounter:
             return self._stats
 
 
+class SentRequests:
+    """How many HTTP requests one attempt put on the wire (its ``trace_request_ctx``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+async def count_request(session: object, context: object, params: object) -> None:
+    """aiohttp trace hook, called each time a request's headers are sent."""
+    sent = getattr(context, "trace_request_ctx", None)
+    if isinstance(sent, SentRequests):
+        sent.count += 1
+
+
 class _HostGate:
     """At most ``per_host`` requests to one host at once, and a pause the host asked for
     (Retry-After) that holds back every request to it."""
@@ -234,45 +248,47 @@ class Downloader:
         import aiohttp
 
         visited = {url}
-        current, current_host, sent = url, host, 0
+        current, current_host, sent = url, host, SentRequests()
         while True:
             gate = self._gate(current_host)
             try:
                 async with gate.slot():
-                    sent += 1
-                    self.stats.add(requests=1)
-                    outcome, location = await self._request(url, current, cached)
+                    before = sent.count
+                    try:
+                        outcome, location = await self._request(url, current, cached, sent)
+                    finally:
+                        self.stats.add(requests=sent.count - before)
             except TimeoutError:
                 return _Outcome(
                     FailureReason.TIMEOUT, f"timed out after {self.options.timeout:g} s"
-                ), sent
+                ), sent.count
             except aiohttp.InvalidURL as exc:
-                return _Outcome(FailureReason.BAD_URL, f"invalid URL {exc}"), sent
+                return _Outcome(FailureReason.BAD_URL, f"invalid URL {exc}"), sent.count
             except (aiohttp.ClientError, ConnectionError) as exc:
-                return _Outcome(FailureReason.CONNECTION, _describe(exc), retry=True), sent
+                return _Outcome(FailureReason.CONNECTION, _describe(exc), retry=True), sent.count
             if outcome.retry_after is not None:
                 gate.pause(min(outcome.retry_after, self.options.max_retry_after))
             if location is None:
-                return outcome, sent
+                return outcome, sent.count
             try:
                 target = resolve_redirect(current, location)
             except BadLocationError as exc:
                 return _Outcome(
                     FailureReason.BAD_URL, f"redirect to a bad URL: {exc}", outcome.status
-                ), sent
+                ), sent.count
             if target in visited or len(visited) > self.options.max_redirects:
                 what = "a redirect loop" if target in visited else "too many redirects"
                 return _Outcome(
                     FailureReason.TOO_MANY_REDIRECTS,
                     f"{what} after {len(visited) - 1} redirects",
                     outcome.status,
-                ), sent
+                ), sent.count
             visited.add(target)
             current = target
             current_host = parse_location(target).host
 
     async def _request(
-        self, url: str, current: str, cached: CachedUrl | None
+        self, url: str, current: str, cached: CachedUrl | None, sent: SentRequests
     ) -> tuple[_Outcome, str | None]:
         """One HTTP request within the deadline; (outcome, redirect target or None)."""
         from yarl import URL
@@ -286,7 +302,10 @@ class Downloader:
         async with (
             asyncio.timeout(self.options.timeout),
             self.session.get(
-                URL(current, encoded=True), headers=headers, allow_redirects=False
+                URL(current, encoded=True),
+                headers=headers,
+                allow_redirects=False,
+                trace_request_ctx=sent,
             ) as response,
         ):
             status = response.status
@@ -357,4 +376,4 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
-__all__ = ["Downloader", "StatsCounter"]
+__all__ = ["Downloader", "SentRequests", "StatsCounter", "count_request"]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from lookalike.errors import InvalidInputError, LookalikeError
 from lookalike.feeds.download_cache import DownloadCache
-from lookalike.feeds.downloading import Downloader, StatsCounter
+from lookalike.feeds.downloading import Downloader, StatsCounter, count_request
 from lookalike.feeds.fetch_types import (
     FailureReason,
     Fetched,
@@ -49,6 +49,11 @@ class MissingDependencyError(LookalikeError):
 def _session(options: FetchOptions) -> aiohttp.ClientSession:
     import aiohttp
 
+    # Count requests as they go on the wire: aiohttp itself resends an idempotent request
+    # once when its connection breaks (RFC 9112 9.3.1), and those count too.
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_headers_sent.append(count_request)
+
     connector = aiohttp.TCPConnector(
         limit=options.concurrency, limit_per_host=options.per_host, ttl_dns_cache=300
     )
@@ -60,6 +65,7 @@ def _session(options: FetchOptions) -> aiohttp.ClientSession:
         headers={"User-Agent": options.user_agent, "Accept": "image/*,*/*;q=0.5"},
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=True,
+        trace_configs=[tracing],
     )
 
 
@@ -167,13 +173,15 @@ class Fetcher:
         tasks: set[asyncio.Task[None]] = set()
 
         async def one(request: FetchRequest) -> None:
+            # the slot is held until the result is queued: a slow consumer stops downloads
             try:
-                result: object = await downloader.fetch_one(request)
-            except Exception as exc:  # a fault of this machine: ends the fetch
-                result = exc
+                try:
+                    result: object = await downloader.fetch_one(request)
+                except Exception as exc:  # a fault of this machine: ends the fetch
+                    result = exc
+                await queue.put(result)
             finally:
                 slots.release()
-            await queue.put(result)
 
         try:
             while batch := await asyncio.to_thread(_take, requests, _BATCH):
