@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lookalike.errors import InvalidInputError
+from lookalike.errors import DiskFullError, InvalidInputError
 from lookalike.evaluation.copies import skimage_originals
 from lookalike.feeds.fetching import (
     FailureReason,
@@ -475,3 +475,43 @@ def test_options_are_checked() -> None:
         FetchOptions(concurrency=0)
     with pytest.raises(InvalidInputError, match=r"FetchOptions\.timeout"):
         FetchOptions(timeout=float("nan"))
+
+
+def test_the_same_url_twice_in_one_fetch_is_downloaded_once(site: Path, tmp_path: Path) -> None:
+    with ImageServer(site / "www") as server, Fetcher(tmp_path, OPTIONS) as fetcher:
+        url = server.url("/photos/chelsea.jpg")
+        results = {r.key: r for r in fetcher.fetch(FetchRequest(f"v{i}", url) for i in range(5))}
+        stats = fetcher.stats
+    assert server.count("/photos/chelsea.jpg") == 1
+    assert {r.sha256 for r in results.values()} == {sha256(jpeg(site, "chelsea"))}
+    assert sorted(r.attempts for r in results.values()) == [0, 0, 0, 0, 1]
+    assert (stats.downloaded, stats.from_cache) == (1, 4)
+
+
+def test_misuse_is_refused_with_a_clear_error(site: Path, tmp_path: Path) -> None:
+    with Fetcher(tmp_path, OPTIONS) as fetcher:
+        with pytest.raises(InvalidInputError, match="expected FetchRequest items"):
+            list(fetcher.fetch(["http://127.0.0.1/a.jpg"]))  # type: ignore[list-item]
+        local = str(site / "www" / "photos" / "coffee.jpg")
+        running = fetcher.fetch([FetchRequest("a", local), FetchRequest("b", local)])
+        next(running)
+        with pytest.raises(InvalidInputError, match="another fetch"):
+            next(fetcher.fetch([]))
+        assert [r.key for r in running] in (["a"], ["b"])
+        assert list(fetcher.fetch([])) == []  # the first one finished: free again
+
+
+def test_a_full_disk_ends_the_fetch_with_a_typed_error(site: Path, tmp_path: Path) -> None:
+    from tests.integration.test_read_only import tmpfs
+
+    body = jpeg(site, "astronaut")  # 10 different bodies of ~70 kB: more than the disk holds
+    with tmpfs(tmp_path / "disk", "400k") as disk, ImageServer() as server:
+        for i in range(10):
+            server.route(f"/{i}.jpg", lambda h, n, i=i: h.send(200, body + bytes([i])))
+        requests = [FetchRequest(str(i), server.url(f"/{i}.jpg")) for i in range(10)]
+        options = FetchOptions(concurrency=1, timeout=5)
+        with Fetcher(disk / "downloads", options) as fetcher:
+            with pytest.raises(DiskFullError, match="disk full"):
+                list(fetcher.fetch(requests))
+            assert 1 <= fetcher.stats.downloaded < 6
+        assert not list((disk / "downloads").glob(".*.tmp"))  # no half-written body left

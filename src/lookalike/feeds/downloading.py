@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from lookalike.disk_errors import writing
 from lookalike.feeds.download_cache import CachedUrl, DownloadCache
 from lookalike.feeds.fetch_types import (
     FailureReason,
@@ -142,6 +143,7 @@ class Downloader:
         self.session = session
         self._rng = random.Random(options.seed)
         self._gates: dict[str, _HostGate] = {}
+        self._in_flight: dict[str, asyncio.Future[Fetched]] = {}
 
     async def fetch_one(self, request: FetchRequest) -> Fetched:
         try:
@@ -155,13 +157,28 @@ class Downloader:
             self.stats.finished(result, local=True)
             return result
         assert location.url is not None
-        cached = self.cache.lookup(location.url)
+        url = location.url
+        cached = self.cache.lookup(url)
         if cached is not None and not self.options.revalidate:
             result = Fetched(
                 request.key, request.url, cached.path, cached.sha256, True, None, "cached", 0, None
             )
+        elif url in self._in_flight:  # the same URL twice in a feed: downloaded once
+            first = await asyncio.shield(self._in_flight[url])
+            result = replace(
+                first, key=request.key, url=request.url, from_cache=first.ok, attempts=0
+            )
         else:
-            result = await self._download(request, location.url, location.host, cached)
+            shared = self._in_flight[url] = asyncio.get_running_loop().create_future()
+            try:
+                result = await self._download(request, url, location.host, cached)
+                shared.set_result(result)
+            except BaseException as exc:
+                shared.set_exception(exc)
+                shared.exception()  # waiters re-raise it; nobody else needs to see it
+                raise
+            finally:
+                del self._in_flight[url]
         self.stats.finished(result, local=False)
         return result
 
@@ -330,7 +347,8 @@ class Downloader:
                 ), None
             tmp = self.cache.staging_file()
             try:
-                body = await self._receive(response, tmp)
+                with writing(self.cache.folder):
+                    body = await self._receive(response, tmp)
                 if body is None:
                     return _Outcome(
                         FailureReason.TOO_LARGE,
@@ -340,7 +358,8 @@ class Downloader:
                 if body.ext is None:
                     what = "an empty body" if body.size == 0 else "not an image"
                     return _Outcome(FailureReason.NOT_AN_IMAGE, what, status), None
-                path = await asyncio.to_thread(self.cache.store, tmp, body.sha256, body.ext)
+                with writing(self.cache.folder):
+                    path = await asyncio.to_thread(self.cache.store, tmp, body.sha256, body.ext)
             finally:
                 tmp.unlink(missing_ok=True)
             self.cache.remember(

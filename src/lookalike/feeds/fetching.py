@@ -115,6 +115,12 @@ class Fetcher:
         a full disk, or an error raised by ``requests`` itself."""
         if self._closed:
             raise InvalidInputError("Fetcher.fetch: this Fetcher is closed; make a new one")
+        return self._results(iter(requests))
+
+    def _results(self, requests: Iterator[FetchRequest]) -> Iterator[Fetched]:
+        async def make_queue() -> asyncio.Queue[object]:
+            return asyncio.Queue(maxsize=2 * self.options.concurrency)
+
         if not self._busy.acquire(blocking=False):
             raise InvalidInputError(
                 "Fetcher.fetch: another fetch of this Fetcher is still running; finish "
@@ -122,21 +128,6 @@ class Fetcher:
             )
         try:
             loop, downloader = self._started()
-        except BaseException:
-            self._busy.release()
-            raise
-        return self._results(loop, downloader, iter(requests))
-
-    def _results(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        downloader: Downloader,
-        requests: Iterator[FetchRequest],
-    ) -> Iterator[Fetched]:
-        async def make_queue() -> asyncio.Queue[object]:
-            return asyncio.Queue(maxsize=2 * self.options.concurrency)
-
-        try:
             queue = asyncio.run_coroutine_threadsafe(make_queue(), loop).result()
             job = asyncio.run_coroutine_threadsafe(
                 self._dispatch(downloader, requests, queue), loop
