@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from lookalike.disk_errors import writing
 from lookalike.feeds.download_cache import CachedUrl, DownloadCache
 from lookalike.feeds.fetch_types import (
     FailureReason,
@@ -68,6 +69,20 @@ class StatsCounter:
     def snapshot(self) -> FetchStats:
         with self._lock:
             return self._stats
+
+
+class SentRequests:
+    """How many HTTP requests one attempt put on the wire (its ``trace_request_ctx``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+async def count_request(session: object, context: object, params: object) -> None:
+    """aiohttp trace hook, called each time a request's headers are sent."""
+    sent = getattr(context, "trace_request_ctx", None)
+    if isinstance(sent, SentRequests):
+        sent.count += 1
 
 
 class _HostGate:
@@ -128,6 +143,7 @@ class Downloader:
         self.session = session
         self._rng = random.Random(options.seed)
         self._gates: dict[str, _HostGate] = {}
+        self._in_flight: dict[str, asyncio.Future[Fetched]] = {}
 
     async def fetch_one(self, request: FetchRequest) -> Fetched:
         try:
@@ -141,13 +157,28 @@ class Downloader:
             self.stats.finished(result, local=True)
             return result
         assert location.url is not None
-        cached = self.cache.lookup(location.url)
+        url = location.url
+        cached = self.cache.lookup(url)
         if cached is not None and not self.options.revalidate:
             result = Fetched(
                 request.key, request.url, cached.path, cached.sha256, True, None, "cached", 0, None
             )
+        elif url in self._in_flight:  # the same URL twice in a feed: downloaded once
+            first = await asyncio.shield(self._in_flight[url])
+            result = replace(
+                first, key=request.key, url=request.url, from_cache=first.ok, attempts=0
+            )
         else:
-            result = await self._download(request, location.url, location.host, cached)
+            shared = self._in_flight[url] = asyncio.get_running_loop().create_future()
+            try:
+                result = await self._download(request, url, location.host, cached)
+                shared.set_result(result)
+            except BaseException as exc:
+                shared.set_exception(exc)
+                shared.exception()  # waiters re-raise it; nobody else needs to see it
+                raise
+            finally:
+                del self._in_flight[url]
         self.stats.finished(result, local=False)
         return result
 
@@ -234,45 +265,47 @@ class Downloader:
         import aiohttp
 
         visited = {url}
-        current, current_host, sent = url, host, 0
+        current, current_host, sent = url, host, SentRequests()
         while True:
             gate = self._gate(current_host)
             try:
                 async with gate.slot():
-                    sent += 1
-                    self.stats.add(requests=1)
-                    outcome, location = await self._request(url, current, cached)
+                    before = sent.count
+                    try:
+                        outcome, location = await self._request(url, current, cached, sent)
+                    finally:
+                        self.stats.add(requests=sent.count - before)
             except TimeoutError:
                 return _Outcome(
                     FailureReason.TIMEOUT, f"timed out after {self.options.timeout:g} s"
-                ), sent
+                ), sent.count
             except aiohttp.InvalidURL as exc:
-                return _Outcome(FailureReason.BAD_URL, f"invalid URL {exc}"), sent
+                return _Outcome(FailureReason.BAD_URL, f"invalid URL {exc}"), sent.count
             except (aiohttp.ClientError, ConnectionError) as exc:
-                return _Outcome(FailureReason.CONNECTION, _describe(exc), retry=True), sent
+                return _Outcome(FailureReason.CONNECTION, _describe(exc), retry=True), sent.count
             if outcome.retry_after is not None:
                 gate.pause(min(outcome.retry_after, self.options.max_retry_after))
             if location is None:
-                return outcome, sent
+                return outcome, sent.count
             try:
                 target = resolve_redirect(current, location)
             except BadLocationError as exc:
                 return _Outcome(
                     FailureReason.BAD_URL, f"redirect to a bad URL: {exc}", outcome.status
-                ), sent
+                ), sent.count
             if target in visited or len(visited) > self.options.max_redirects:
                 what = "a redirect loop" if target in visited else "too many redirects"
                 return _Outcome(
                     FailureReason.TOO_MANY_REDIRECTS,
                     f"{what} after {len(visited) - 1} redirects",
                     outcome.status,
-                ), sent
+                ), sent.count
             visited.add(target)
             current = target
             current_host = parse_location(target).host
 
     async def _request(
-        self, url: str, current: str, cached: CachedUrl | None
+        self, url: str, current: str, cached: CachedUrl | None, sent: SentRequests
     ) -> tuple[_Outcome, str | None]:
         """One HTTP request within the deadline; (outcome, redirect target or None)."""
         from yarl import URL
@@ -286,7 +319,10 @@ class Downloader:
         async with (
             asyncio.timeout(self.options.timeout),
             self.session.get(
-                URL(current, encoded=True), headers=headers, allow_redirects=False
+                URL(current, encoded=True),
+                headers=headers,
+                allow_redirects=False,
+                trace_request_ctx=sent,
             ) as response,
         ):
             status = response.status
@@ -311,7 +347,8 @@ class Downloader:
                 ), None
             tmp = self.cache.staging_file()
             try:
-                body = await self._receive(response, tmp)
+                with writing(self.cache.folder):
+                    body = await self._receive(response, tmp)
                 if body is None:
                     return _Outcome(
                         FailureReason.TOO_LARGE,
@@ -321,7 +358,8 @@ class Downloader:
                 if body.ext is None:
                     what = "an empty body" if body.size == 0 else "not an image"
                     return _Outcome(FailureReason.NOT_AN_IMAGE, what, status), None
-                path = await asyncio.to_thread(self.cache.store, tmp, body.sha256, body.ext)
+                with writing(self.cache.folder):
+                    path = await asyncio.to_thread(self.cache.store, tmp, body.sha256, body.ext)
             finally:
                 tmp.unlink(missing_ok=True)
             self.cache.remember(
@@ -357,4 +395,4 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
-__all__ = ["Downloader", "StatsCounter"]
+__all__ = ["Downloader", "SentRequests", "StatsCounter", "count_request"]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from lookalike.errors import InvalidInputError, LookalikeError
 from lookalike.feeds.download_cache import DownloadCache
-from lookalike.feeds.downloading import Downloader, StatsCounter
+from lookalike.feeds.downloading import Downloader, StatsCounter, count_request
 from lookalike.feeds.fetch_types import (
     FailureReason,
     Fetched,
@@ -49,6 +49,11 @@ class MissingDependencyError(LookalikeError):
 def _session(options: FetchOptions) -> aiohttp.ClientSession:
     import aiohttp
 
+    # Count requests as they go on the wire: aiohttp itself resends an idempotent request
+    # once when its connection breaks (RFC 9112 9.3.1), and those count too.
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_headers_sent.append(count_request)
+
     connector = aiohttp.TCPConnector(
         limit=options.concurrency, limit_per_host=options.per_host, ttl_dns_cache=300
     )
@@ -60,6 +65,7 @@ def _session(options: FetchOptions) -> aiohttp.ClientSession:
         headers={"User-Agent": options.user_agent, "Accept": "image/*,*/*;q=0.5"},
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=True,
+        trace_configs=[tracing],
     )
 
 
@@ -109,6 +115,12 @@ class Fetcher:
         a full disk, or an error raised by ``requests`` itself."""
         if self._closed:
             raise InvalidInputError("Fetcher.fetch: this Fetcher is closed; make a new one")
+        return self._results(iter(requests))
+
+    def _results(self, requests: Iterator[FetchRequest]) -> Iterator[Fetched]:
+        async def make_queue() -> asyncio.Queue[object]:
+            return asyncio.Queue(maxsize=2 * self.options.concurrency)
+
         if not self._busy.acquire(blocking=False):
             raise InvalidInputError(
                 "Fetcher.fetch: another fetch of this Fetcher is still running; finish "
@@ -116,21 +128,6 @@ class Fetcher:
             )
         try:
             loop, downloader = self._started()
-        except BaseException:
-            self._busy.release()
-            raise
-        return self._results(loop, downloader, iter(requests))
-
-    def _results(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        downloader: Downloader,
-        requests: Iterator[FetchRequest],
-    ) -> Iterator[Fetched]:
-        async def make_queue() -> asyncio.Queue[object]:
-            return asyncio.Queue(maxsize=2 * self.options.concurrency)
-
-        try:
             queue = asyncio.run_coroutine_threadsafe(make_queue(), loop).result()
             job = asyncio.run_coroutine_threadsafe(
                 self._dispatch(downloader, requests, queue), loop
@@ -167,13 +164,15 @@ class Fetcher:
         tasks: set[asyncio.Task[None]] = set()
 
         async def one(request: FetchRequest) -> None:
+            # the slot is held until the result is queued: a slow consumer stops downloads
             try:
-                result: object = await downloader.fetch_one(request)
-            except Exception as exc:  # a fault of this machine: ends the fetch
-                result = exc
+                try:
+                    result: object = await downloader.fetch_one(request)
+                except Exception as exc:  # a fault of this machine: ends the fetch
+                    result = exc
+                await queue.put(result)
             finally:
                 slots.release()
-            await queue.put(result)
 
         try:
             while batch := await asyncio.to_thread(_take, requests, _BATCH):
