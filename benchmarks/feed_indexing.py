@@ -141,9 +141,7 @@ def main() -> None:
     photos = make_photos(www / "img", int(args.rows * 1.6), seed=0)
     for stale in ("disk.idx", "feed.idx"):
         shutil.rmtree(work / stale, ignore_errors=True)
-    log = work / "requests.log"
-    log.unlink(missing_ok=True)
-    with shop_process(www, log) as base:
+    with shop_process(www) as (base, requested):
         rows, faulty = make_feed(work, base, args.rows, photos)
         good = [r for r in rows if r["sku"] not in faulty]
         used = sorted({str(u).rsplit("/", 1)[1] for r in good for u in r["images"]})  # type: ignore[attr-defined]
@@ -162,9 +160,9 @@ def main() -> None:
             reported = {f.product: f.reason for f in first.failures}
             held = {str(engine.record(i)[1]["sku"]) for i in engine.vector_index().ids.tolist()}
             count = len(engine)
-            before = len(log.read_text().splitlines())
+            before = len(requested())
             second = engine.index_feed(feed)
-            fetched_again = log.read_text().splitlines()[before:]
+            fetched_again = requested()[before:]
 
     disk_rate = disk.embedded / disk.seconds
     feed_rate = first.embedded / first.seconds

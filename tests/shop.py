@@ -1,6 +1,6 @@
 """A shop for feed tests and benchmarks: real photos (scikit-image originals with small seeded
-edits, so that every image differs) served over real HTTP on 127.0.0.1, with a log of every
-request the server answered, and product feeds that point at them."""
+edits, so that every image differs) served over real HTTP on 127.0.0.1 by the fetcher's test
+server (tests/http_server.py, which logs every request), and product feeds that point at them."""
 
 from __future__ import annotations
 
@@ -8,86 +8,64 @@ import csv
 import json
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 from PIL import Image, ImageEnhance
 
 from lookalike.evaluation.copies import skimage_originals
-from tests.helpers import free_port
-
-
-class _Handler(SimpleHTTPRequestHandler):
-    server: _ShopServer
-
-    def do_GET(self) -> None:
-        conditional = "If-None-Match" in self.headers or "If-Modified-Since" in self.headers
-        self.server.record("GET", self.path, conditional)
-        if self.server.delay:
-            time.sleep(self.server.delay)
-        super().do_GET()
-
-    def do_HEAD(self) -> None:
-        self.server.record("HEAD", self.path, False)
-        super().do_HEAD()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # the request log is the test's record, stderr stays quiet
-
-
-class _ShopServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, root: Path, delay: float, port: int = 0) -> None:
-        super().__init__(("127.0.0.1", port), partial(_Handler, directory=str(root)))
-        self.delay = delay
-        self.log: list[tuple[str, str, bool]] = []
-        self._lock = threading.Lock()
-        self.log_file: TextIO | None = None
-
-    def record(self, method: str, path: str, conditional: bool) -> None:
-        with self._lock:
-            self.log.append((method, path, conditional))
-            if self.log_file is not None:
-                self.log_file.write(f"{method} {path}\n")
-                self.log_file.flush()
+from tests.http_server import Handler, ImageServer
 
 
 class Shop:
-    """Files under ``root`` served at :attr:`base`; :meth:`requested` lists the paths asked
-    for since the last :meth:`clear`. ``delay``: seconds each GET waits before answering."""
+    """Files under ``root`` served over real HTTP (``tests.http_server.ImageServer``: ETags,
+    Last-Modified, conditional requests) at :attr:`base`. ``delay``: seconds each file's GET
+    waits before answering (files present when the shop opens)."""
 
     def __init__(self, root: Path, *, delay: float = 0.0) -> None:
         self.root = root
-        self._server = _ShopServer(root, delay)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.server = ImageServer(root)
+        if delay:
+            for path in root.rglob("*"):
+                if path.is_file():
+                    name = "/" + path.relative_to(root).as_posix()
+                    self.server.route(name, partial(_slowly, delay, name))
+        self.server.start()
+        self.base = self.server.url("")
 
     def url(self, name: str) -> str:
-        return f"{self.base}/{name}"
+        return self.server.url(f"/{name}")
 
     def requested(self) -> list[str]:
-        """The paths of the GET requests answered since the last clear, in order."""
-        return [path for method, path, _ in list(self._server.log) if method == "GET"]
+        """The paths asked for since the last :meth:`clear`, in order."""
+        with self.server._lock:
+            return [r.path for r in self.server.requests]
 
     def conditional(self) -> list[str]:
-        """The paths of the conditional GETs (revalidations) since the last clear."""
-        return [path for method, path, c in list(self._server.log) if method == "GET" and c]
+        """The paths asked for with a conditional request (revalidations) since the last clear."""
+        with self.server._lock:
+            return [
+                r.path
+                for r in self.server.requests
+                if "If-None-Match" in r.headers or "If-Modified-Since" in r.headers
+            ]
 
     def clear(self) -> None:
-        self._server.log.clear()
+        with self.server._lock:
+            self.server.requests.clear()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.server.stop()
+
+
+def _slowly(delay: float, name: str, handler: Handler, count: int) -> None:
+    time.sleep(delay)
+    handler.send_folder_file(name)
 
 
 @contextmanager
@@ -100,22 +78,32 @@ def open_shop(root: Path, *, delay: float = 0.0) -> Iterator[Shop]:
 
 
 @contextmanager
-def shop_process(root: Path, log: Path) -> Iterator[str]:
-    """The shop served by a child process (so that serving costs the measured process no CPU
-    time); yields its base URL. Every request is appended to ``log`` ("GET /path" lines)."""
-    port = free_port()
+def shop_process(root: Path) -> Iterator[tuple[str, Callable[[], list[str]]]]:
+    """The shop served by a child process, so that serving costs the measured process no CPU
+    time: yields its base URL and a function returning the paths asked for so far."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.shop", str(root), str(port), str(log)],
+        [sys.executable, "-m", "tests.shop", str(root)],
         cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not log.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        assert child.stdout is not None
+        base = child.stdout.readline().strip()
+
+        def requested() -> list[str]:
+            with urllib.request.urlopen(f"{base}{LOG_PATH}") as answer:
+                paths: list[str] = json.loads(answer.read())
+            return [p for p in paths if p != LOG_PATH]
+
+        yield base, requested
     finally:
         child.terminate()
         child.wait()
+
+
+#: The child process's route answering its request log as JSON.
+LOG_PATH = "/_requests"
 
 
 def shop_photos(
@@ -164,8 +152,15 @@ def write_jsonl_feed(path: Path, rows: Sequence[dict[str, object]]) -> Path:
     return path
 
 
-if __name__ == "__main__":  # python -m tests.shop ROOT PORT LOG: serve ROOT until terminated
-    served = _ShopServer(Path(sys.argv[1]), 0.0, int(sys.argv[2]))
-    with Path(sys.argv[3]).open("a", encoding="utf-8") as opened:
-        served.log_file = opened
-        served.serve_forever()
+if __name__ == "__main__":  # python -m tests.shop ROOT: serve ROOT until terminated
+    server = ImageServer(Path(sys.argv[1]))
+
+    def _log(handler: Handler, count: int) -> None:
+        with server._lock:
+            paths = [r.path for r in server.requests]
+        handler.send(200, json.dumps(paths).encode(), content_type="application/json")
+
+    server.route(LOG_PATH, _log)
+    server.start()
+    print(server.url(""), flush=True)
+    server.stopping.wait()
