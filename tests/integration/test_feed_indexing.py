@@ -274,3 +274,23 @@ def test_rest_more_like_this_product(shop_feed: ShopFeed) -> None:
         ).json()
         assert len({m["product_id"] for m in ungrouped["matches"]}) < 40
         assert client.get("/api/search/by-key/NOPE").status_code == 404
+
+
+def test_products_sharing_an_image(shop_feed: ShopFeed, tmp_path: Path) -> None:
+    """One file is one catalog image: the first row holding it owns it, and when that row goes
+    the next one takes it over."""
+    url = shop_feed.shop.url(shop_feed.photos[5].name)
+    rows: list[dict[str, object]] = [
+        {"id": "FIRST", "price": 1, "image": url},
+        {"id": "SECOND", "price": 2, "image": url},
+    ]
+    index = tmp_path / "shared.idx"
+    with SearchEngine.create(index, embedder=FAST_EMBEDDER) as engine:
+        report = engine.index_feed(write_csv_feed(tmp_path / "a.csv", rows))
+        assert (report.added, report.shared, len(engine)) == (1, 1, 1)
+        (match,) = engine.search([str(shop_feed.photos[5])], k=1)[0].matches
+        assert match.product_id == "FIRST"
+        again = engine.index_feed(write_csv_feed(tmp_path / "b.csv", rows[1:]))
+        assert (again.removed, again.added, again.downloaded, len(engine)) == (1, 1, 0, 1)
+        (match,) = engine.search([str(shop_feed.photos[5])], k=1)[0].matches
+        assert match.product_id == "SECOND" and match.metadata["price"] == 2
