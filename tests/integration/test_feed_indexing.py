@@ -149,10 +149,12 @@ def test_rerun_is_incremental(shop_feed: ShopFeed, tmp_path: Path) -> None:
         }
         assert old_url not in urls and shop.url(fresh[0].name) in urls
 
-        # The same feed again: nothing fetched, nothing embedded.
+        # The same feed again: nothing fetched, nothing embedded, nothing committed.
         shop.clear()
+        generation = engine.collection.snapshot().generation
         again = engine.index_feed(feed)
         assert shop.requested() == [] and again.embedded == 0 and again.unchanged == total
+        assert engine.collection.snapshot().generation == generation
 
         # One image changed on the server under the same URL: --revalidate asks for each
         # image conditionally and embeds only that one again.

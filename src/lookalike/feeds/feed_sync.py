@@ -49,18 +49,23 @@ def sync_feed(
     started = time.perf_counter()
     catalog = store.catalog
     indexed = indexed_feed_images(store, feed.id_column)
-    known = None if retry_failed else _failures_recorded(catalog.setting(FAILURES_SETTING))
+    recorded = catalog.setting(FAILURES_SETTING)
+    known = None if retry_failed else _failures_recorded(recorded)
     plan = plan_feed(feed, indexed, revalidate=fetch.revalidate, failed=known)
-    with catalog.transaction():
-        catalog.set_setting(PRODUCT_FIELD_SETTING, feed.id_column)
-        catalog.delete(plan.remove)
-        catalog.set_metadata(plan.metadata.items())
+    # Commits only where something changed: every commit makes readers (a server) reload.
+    if plan.remove or plan.metadata or catalog.setting(PRODUCT_FIELD_SETTING) != feed.id_column:
+        with catalog.transaction():
+            catalog.set_setting(PRODUCT_FIELD_SETTING, feed.id_column)
+            catalog.delete(plan.remove)
+            catalog.set_metadata(plan.metadata.items())
     run = _FeedRun(store, embedder, plan, options, progress or (lambda event: None))
     if plan.fetch:
         with WorkerPool(options.workers) as pool, Fetcher(store.layout.downloads, fetch) as f:
             run.ingest(f, pool)
-    with catalog.transaction():  # after every commit: a killed run simply tries them again
-        catalog.set_setting(FAILURES_SETTING, _failures_json(run.failures))
+    failures = _failures_json(run.failures)
+    if failures != (recorded or "[]"):
+        with catalog.transaction():  # after every commit: a killed run simply tries them again
+            catalog.set_setting(FAILURES_SETTING, failures)
     if store.needs_compaction():
         store.compact()
     return FeedReport(
