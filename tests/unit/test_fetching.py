@@ -515,3 +515,16 @@ def test_a_full_disk_ends_the_fetch_with_a_typed_error(site: Path, tmp_path: Pat
                 list(fetcher.fetch(requests))
             assert 1 <= fetcher.stats.downloaded < 6
         assert not list((disk / "downloads").glob(".*.tmp"))  # no half-written body left
+
+
+def test_a_large_image_streams_to_disk_and_is_kept_whole(site: Path, tmp_path: Path) -> None:
+    # bytes after a JPEG's end marker are ignored by decoders: a real JPEG, 9 MB on the wire
+    body = jpeg(site, "coffee") + bytes(range(256)) * (9 * 4096)
+    with ImageServer() as server, Fetcher(tmp_path, FetchOptions(timeout=10)) as fetcher:
+        server.route("/poster.jpg", lambda h, n: h.send(200, body))
+        (result,) = fetcher.fetch([FetchRequest("poster", server.url("/poster.jpg"))])
+    assert result.failure is None and result.sha256 == sha256(body)
+    assert result.path is not None and result.path.read_bytes() == body
+    with Image.open(result.path) as image:
+        image.load()
+    assert not list(tmp_path.glob(".*.tmp"))
