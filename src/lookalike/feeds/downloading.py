@@ -436,7 +436,10 @@ class _StagedFile:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """An exception in one short line (aiohttp's parser errors span several)."""
+    text = " ".join(str(exc).split())
+    if len(text) > 160:
+        text = text[:157] + "..."
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
 
