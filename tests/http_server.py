@@ -132,6 +132,7 @@ class ImageServer:
         self.folder = folder.resolve() if folder is not None else None
         self.routes: dict[str, Route] = {}
         self.requests: list[LoggedRequest] = []
+        self._counts: dict[str, int] = {}
         self.stopping = threading.Event()
         self.max_in_flight = 0
         self._in_flight = 0
@@ -149,7 +150,7 @@ class ImageServer:
 
     def count(self, path: str) -> int:
         with self._lock:
-            return sum(1 for r in self.requests if r.path == path)
+            return self._counts.get(path, 0)
 
     def times(self, path: str) -> list[float]:
         with self._lock:
@@ -158,7 +159,8 @@ class ImageServer:
     def _log(self, request: LoggedRequest) -> int:
         with self._lock:
             self.requests.append(request)
-            return sum(1 for r in self.requests if r.path == request.path)
+            self._counts[request.path] = self._counts.get(request.path, 0) + 1
+            return self._counts[request.path]
 
     def _track(self) -> _InFlight:
         return _InFlight(self)
@@ -192,3 +194,18 @@ class _InFlight:
     def __exit__(self, *exc: object) -> None:
         with self.owner._lock:
             self.owner._in_flight -= 1
+
+
+def main() -> None:
+    """``python -m tests.http_server FOLDER``: serve a folder until interrupted (prints the
+    port on the first line), e.g. in a process of its own for a benchmark."""
+    import sys
+
+    with ImageServer(Path(sys.argv[1])) as server:
+        print(server.port, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.stopping.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -515,3 +515,73 @@ def test_a_full_disk_ends_the_fetch_with_a_typed_error(site: Path, tmp_path: Pat
                 list(fetcher.fetch(requests))
             assert 1 <= fetcher.stats.downloaded < 6
         assert not list((disk / "downloads").glob(".*.tmp"))  # no half-written body left
+
+
+def test_a_large_image_streams_to_disk_and_is_kept_whole(site: Path, tmp_path: Path) -> None:
+    # bytes after a JPEG's end marker are ignored by decoders: a real JPEG, 9 MB on the wire
+    body = jpeg(site, "coffee") + bytes(range(256)) * (9 * 4096)
+    with ImageServer() as server, Fetcher(tmp_path, FetchOptions(timeout=10)) as fetcher:
+        server.route("/poster.jpg", lambda h, n: h.send(200, body))
+        (result,) = fetcher.fetch([FetchRequest("poster", server.url("/poster.jpg"))])
+    assert result.failure is None and result.sha256 == sha256(body)
+    assert result.path is not None and result.path.read_bytes() == body
+    with Image.open(result.path) as image:
+        image.load()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+RAW_RESPONSES = {
+    "/not-http": (b"NOT HTTP AT ALL\r\n\r\n", FailureReason.CONNECTION),
+    "/bad-length": (b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nxx", FailureReason.CONNECTION),
+    "/short-body": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n\xff\xd8\xff\xe0",
+        FailureReason.CONNECTION,
+    ),
+    "/bad-gzip": (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nabcd",
+        FailureReason.CONNECTION,
+    ),
+    "/to-javascript": (
+        b"HTTP/1.1 302 Found\r\nLocation: javascript:alert(1)\r\nContent-Length: 0\r\n\r\n",
+        FailureReason.BAD_URL,
+    ),
+    "/latin1-location": (
+        b"HTTP/1.1 302 Found\r\nLocation: /caf\xe9 \xff.jpg\r\nContent-Length: 0\r\n\r\n",
+        FailureReason.HTTP_STATUS,  # followed, percent-encoded byte for byte: a 404 there
+    ),
+}
+
+
+def test_garbage_from_a_server_is_a_failure_of_that_image_only(tmp_path: Path) -> None:
+    def raw(body: bytes) -> object:
+        def route(h: Handler, n: int) -> None:
+            h.close_connection = True
+            h.wfile.write(body)
+
+        return route
+
+    options = FetchOptions(timeout=5, retries=1, backoff=0.01, seed=0)
+    with ImageServer() as server, Fetcher(tmp_path, options) as fetcher:
+        for path, (body, _) in RAW_RESPONSES.items():
+            server.route(path, raw(body))  # type: ignore[arg-type]
+        requests = [FetchRequest(path, server.url(path)) for path in RAW_RESPONSES]
+        results = {r.key: r for r in fetcher.fetch(requests)}
+    assert {k: r.failure for k, r in results.items()} == {
+        path: reason for path, (_, reason) in RAW_RESPONSES.items()
+    }
+    assert all("\n" not in r.detail and len(r.detail) < 200 for r in results.values())
+    assert server.count("/caf%E9%20%FF.jpg") == 1
+
+
+def test_an_error_of_the_feed_itself_reaches_the_caller(site: Path, tmp_path: Path) -> None:
+    local = str(site / "www" / "photos" / "rocket.jpg")
+
+    def feed() -> Iterator[FetchRequest]:
+        yield FetchRequest("first", local)
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "a bad byte in the feed file")
+
+    with Fetcher(tmp_path, OPTIONS) as fetcher:
+        with pytest.raises(UnicodeDecodeError, match="bad byte"):
+            list(fetcher.fetch(feed()))
+        (again,) = fetcher.fetch([FetchRequest("again", local)])  # the Fetcher still works
+        assert again.ok and again.path == Path(local)

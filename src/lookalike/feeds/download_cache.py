@@ -13,6 +13,7 @@ Files are written through ``lookalike.durable``; two URLs with the same bytes sh
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 import time
@@ -95,18 +96,41 @@ class DownloadCache:
         """A fresh hidden temporary name in the cache folder to stream a body into."""
         return temporary_name(self.folder / "download")
 
-    def store(self, tmp: Path, sha256: str, ext: str) -> Path:
-        """Move a fully written body into the cache under its content name, durably (a body
-        already there is kept and ``tmp`` deleted). Blocking: call it off the event loop."""
+    def keep(
+        self,
+        url: str,
+        body: bytes | Path,
+        ext: str,
+        *,
+        sha256: str | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> CachedUrl:
+        """Store a body under its content name, durably, and record that ``url`` gave it.
+        ``body`` is the bytes, or a fully written staging file (``staging_file``; then
+        ``sha256`` is its digest) which this consumes. A body already stored is not written
+        again. Blocking (hashing, fsync): call it off the event loop."""
+        if isinstance(body, bytes):
+            sha256 = hashlib.sha256(body).hexdigest()
+        elif sha256 is None:
+            raise ValueError("DownloadCache.keep: a staged file needs its sha256")
         target = self.file_for(sha256, ext)
         if target.is_file():
-            tmp.unlink(missing_ok=True)
-            return target
-        if not target.parent.is_dir():
-            target.parent.mkdir(exist_ok=True)
-            fsync_dir(self.folder)
-        commit_file(tmp, target)
-        return target
+            if isinstance(body, Path):
+                body.unlink(missing_ok=True)
+        else:
+            if not target.parent.is_dir():
+                target.parent.mkdir(exist_ok=True)
+                fsync_dir(self.folder)
+            staged = body if isinstance(body, Path) else self.staging_file()
+            try:
+                if isinstance(body, bytes):
+                    staged.write_bytes(body)
+                commit_file(staged, target)
+            finally:
+                staged.unlink(missing_ok=True)
+        self.remember(url, sha256, ext, etag, last_modified)
+        return CachedUrl(url, sha256, target, etag, last_modified)
 
     def remember(
         self, url: str, sha256: str, ext: str, etag: str | None, last_modified: str | None

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 256 * 1024
+#: Bodies up to this size are held in memory until stored (most product photos); larger
+#: ones stream to a file. Bounds memory to about concurrency x this.
+_IN_MEMORY = 8 * 1024 * 1024
 
 
 class StatsCounter:
@@ -122,9 +125,17 @@ class _Outcome:
 
 @dataclass(frozen=True)
 class _Body:
-    sha256: str
-    ext: str | None
-    size: int
+    """A received image body: its bytes, or a staging file with its digest."""
+
+    data: bytes | Path
+    ext: str
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class _Refused:
+    failure: FailureReason
+    detail: str
 
 
 class Downloader:
@@ -345,52 +356,90 @@ class Downloader:
                     f"{length} bytes (Content-Length) over the limit of {self.options.max_bytes}",
                     status,
                 ), None
-            tmp = self.cache.staging_file()
-            try:
-                with writing(self.cache.folder):
-                    body = await self._receive(response, tmp)
-                if body is None:
-                    return _Outcome(
-                        FailureReason.TOO_LARGE,
-                        f"body over the limit of {self.options.max_bytes} bytes",
-                        status,
-                    ), None
-                if body.ext is None:
-                    what = "an empty body" if body.size == 0 else "not an image"
-                    return _Outcome(FailureReason.NOT_AN_IMAGE, what, status), None
-                with writing(self.cache.folder):
-                    path = await asyncio.to_thread(self.cache.store, tmp, body.sha256, body.ext)
-            finally:
-                tmp.unlink(missing_ok=True)
-            self.cache.remember(
-                url,
-                body.sha256,
-                body.ext,
-                response.headers.get("ETag"),
-                response.headers.get("Last-Modified"),
-            )
-            return _Outcome(None, f"HTTP {status}", status, path, body.sha256), None
+            with writing(self.cache.folder):
+                body = await self._receive(response)
+                if isinstance(body, _Refused):
+                    return _Outcome(body.failure, body.detail, status), None
+                kept = await asyncio.to_thread(
+                    self.cache.keep,
+                    url,
+                    body.data,
+                    body.ext,
+                    sha256=body.sha256,
+                    etag=response.headers.get("ETag"),
+                    last_modified=response.headers.get("Last-Modified"),
+                )
+            return _Outcome(None, f"HTTP {status}", status, kept.path, kept.sha256), None
 
-    async def _receive(self, response: aiohttp.ClientResponse, tmp: Path) -> _Body | None:
-        """Stream the body into ``tmp``, hashing it; None when it passes ``max_bytes``."""
-        digest = hashlib.sha256()
-        head = b""
+    async def _receive(self, response: aiohttp.ClientResponse) -> _Body | _Refused:
+        """Read the body, counting it against ``max_bytes`` as it comes. A body up to
+        ``_IN_MEMORY`` bytes stays in memory (hashed and written in one go off the loop);
+        a larger one streams into a staging file, hashed on the way."""
+        limit = self.options.max_bytes
+        chunks: list[bytes] = []
         size = 0
-        with tmp.open("wb") as fh:
+        staged: _StagedFile | None = None
+        try:
             async for chunk in response.content.iter_chunked(_CHUNK):
                 size += len(chunk)
                 self.stats.add(bytes=len(chunk))
-                if size > self.options.max_bytes:
-                    return None
-                if len(head) < SNIFF_BYTES:
-                    head += chunk[: SNIFF_BYTES - len(head)]
-                digest.update(chunk)
-                fh.write(chunk)
-        return _Body(digest.hexdigest(), image_extension(head), size)
+                if size > limit:
+                    return _Refused(
+                        FailureReason.TOO_LARGE, f"body over the limit of {limit} bytes"
+                    )
+                if staged is None and size > _IN_MEMORY:
+                    staged = _StagedFile(self.cache.staging_file())
+                    for held in chunks:
+                        staged.write(held)
+                    chunks = []
+                if staged is None:
+                    chunks.append(chunk)
+                else:
+                    staged.write(chunk)
+            data = b"".join(chunks)
+            ext = image_extension(data[:SNIFF_BYTES] if staged is None else staged.head)
+            if ext is None:
+                what = "an empty body" if size == 0 else "not an image"
+                return _Refused(FailureReason.NOT_AN_IMAGE, what)
+            if staged is None:
+                return _Body(data, ext, None)
+            staged.close()
+            body = _Body(staged.path, ext, staged.digest.hexdigest())
+            staged = None  # handed over to the cache
+            return body
+        finally:
+            if staged is not None:
+                staged.discard()
+
+
+class _StagedFile:
+    """A large body on its way to disk: written and hashed chunk by chunk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.digest = hashlib.sha256()
+        self.head = b""
+        self._file = path.open("wb")
+
+    def write(self, chunk: bytes) -> None:
+        if len(self.head) < SNIFF_BYTES:
+            self.head += chunk[: SNIFF_BYTES - len(self.head)]
+        self.digest.update(chunk)
+        self._file.write(chunk)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def discard(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """An exception in one short line (aiohttp's parser errors span several)."""
+    text = " ".join(str(exc).split())
+    if len(text) > 160:
+        text = text[:157] + "..."
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
 

@@ -71,7 +71,10 @@ def _session(options: FetchOptions) -> aiohttp.ClientSession:
 
 class Fetcher:
     """Downloads images into ``cache_dir`` (see ``download_cache``). One ``fetch`` at a time;
-    ``close()`` (or leaving the ``with`` block) cancels what is in flight and frees the loop."""
+    ``close()`` (or leaving the ``with`` block) cancels what is in flight and frees the loop.
+
+    Making a Fetcher starts no thread: its event loop thread starts with the first ``fetch``,
+    so worker processes forked before that copy no running loop."""
 
     def __init__(self, cache_dir: Path, options: FetchOptions = FetchOptions()) -> None:
         try:

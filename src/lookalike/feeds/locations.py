@@ -43,7 +43,12 @@ def _quote(text: str, safe: str) -> str:
         if char.isascii() and (char.isalnum() or char in safe):
             out.append(char)
         else:
-            out.extend(f"%{byte:02X}" for byte in char.encode("utf-8"))
+            # surrogate escapes are raw bytes of a header that was not UTF-8: sent as they came
+            try:
+                raw = char.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError as exc:
+                raise BadLocationError(f"the URL holds an invalid character {char!r}") from exc
+            out.extend(f"%{byte:02X}" for byte in raw)
     return "".join(out)
 
 
