@@ -176,6 +176,11 @@ def main() -> None:
         "feed_vs_disk": round(feed_rate / disk_rate, 3),
         "faulty_rows": len(faulty),
         "faulty_reported_right": reported == faulty,
+        "faulty_reported_wrong": {
+            p: [faulty.get(p), reported.get(p)]
+            for p in sorted(set(faulty) | set(reported))
+            if faulty.get(p) != reported.get(p)
+        },
         "good_rows_lost": len({str(r["sku"]) for r in good} - held),
         "index_count": count,
         "second_run_rows_per_s": round(second.rows / second.seconds, 1),

@@ -184,6 +184,7 @@ def test_faults_are_reported_by_reason(shop_feed: ShopFeed, tmp_path: Path) -> N
         {"sku": "GONE", "price": 12, "image_link": shop.url("no-such.jpg")},
         {"sku": "HTML", "price": 13, "image_link": shop.url("page.jpg")},
         {"sku": "CUT", "price": 14, "image_link": shop.url("truncated.jpg")},
+        {"sku": "CUT2", "price": 14, "image_link": shop.url("truncated.jpg")},
         {"sku": "FTP", "price": 15, "image_link": "ftp://example.invalid/a.jpg"},
         {"sku": "EMPTY", "price": 16, "image_link": ""},
         {"sku": "MISSING", "price": 17, "image_link": "missing/photo.jpg"},
@@ -210,6 +211,7 @@ def test_faults_are_reported_by_reason(shop_feed: ShopFeed, tmp_path: Path) -> N
         "GONE": "http-status",
         "HTML": "not-an-image",
         "CUT": "decode-error",
+        "CUT2": "decode-error",  # the same file: the same fate
         "FTP": "bad-url",
         "EMPTY": "no-image",
         "MISSING": "not-found",
@@ -219,8 +221,8 @@ def test_faults_are_reported_by_reason(shop_feed: ShopFeed, tmp_path: Path) -> N
     shop.clear()
     table = run_cli("index", feed, "--index", index, "--embedder", FAST_EMBEDDER)
     assert table.returncode == 0, table.stderr
-    assert "6 failed" in table.stdout and "0 downloaded" in table.stdout
-    assert "5 failed in an earlier run" in table.stdout and "--retry-failed" in table.stdout
+    assert "7 failed" in table.stdout and "0 downloaded" in table.stdout
+    assert "6 failed in an earlier run" in table.stdout and "--retry-failed" in table.stdout
     assert shop.requested() == []
     retried = run_cli(
         "index", feed, "--index", index, "--embedder", FAST_EMBEDDER, "--retry-failed", "--json"

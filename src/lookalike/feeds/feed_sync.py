@@ -144,6 +144,8 @@ class _FeedRun:
         self._accepted = 0
         #: Paths taken by images accepted in this run but not yet committed.
         self._claimed: set[str] = set()
+        #: Images whose file is the one an image accepted in this run holds, by path.
+        self._sharers: dict[str, list[FeedImage]] = {}
         self._queue: deque[tuple[FeedImage, Fetched]] = deque()
         self._pixels: list[npt.NDArray[np.uint8]] = []
         self._waiting: list[tuple[FeedImage, Fetched]] = []
@@ -163,7 +165,10 @@ class _FeedRun:
         for outcome in decoded:
             item, got = self._queue.popleft()
             if outcome.pixels is None:
-                self._fail(item, DECODE_ERROR, outcome.error or "cannot decode")
+                path = str(got.path)
+                self._claimed.discard(path)
+                for failed in (item, *self._sharers.pop(path, [])):
+                    self._fail(failed, DECODE_ERROR, outcome.error or "cannot decode")
                 if item.replaces is not None:
                     self._doomed.append(item.replaces)
                 continue
@@ -199,11 +204,14 @@ class _FeedRun:
                 self.unchanged += 1
                 continue
             path = str(got.path)
-            holder = catalog.by_path(path)
+            holder = None if path in self._claimed else catalog.by_path(path)
             if path in self._claimed or (holder is not None and holder.id != item.replaces):
-                self.shared += 1
                 if item.replaces is not None:
                     self._doomed.append(item.replaces)
+                if path in self._claimed:  # shares the fate of the image holding the file
+                    self._sharers.setdefault(path, []).append(item)
+                else:
+                    self.shared += 1
                 continue
             self._claimed.add(path)
             self._queue.append((item, got))
@@ -252,6 +260,7 @@ class _FeedRun:
         self.dropped += len(self._doomed)
         for _, got in self._ready:
             self._claimed.discard(str(got.path))
+            self.shared += len(self._sharers.pop(str(got.path), []))
         self._ready.clear()
         self._vectors.clear()
         self._doomed.clear()
