@@ -39,10 +39,6 @@ class ShopFeed:
     feed: Path
     index: Path
 
-    @property
-    def image_count(self) -> int:
-        return sum(len(r["images"]) for r in self.rows)  # type: ignore[arg-type]
-
 
 def _rows(shop: Shop, photos: list[Path], count: int, seed: int) -> list[dict[str, object]]:
     """Products with 1 to 3 images each, all edits of one photo (as a product's views are
