@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -77,10 +79,29 @@ def open_shop(root: Path, *, delay: float = 0.0) -> Iterator[Shop]:
         shop.stop()
 
 
+@dataclass(frozen=True)
+class ChildShop:
+    """A shop served by a child process: its base URL, and what it was asked and spent."""
+
+    base: str
+    pid: int
+
+    def requested(self) -> list[str]:
+        """The paths asked for so far."""
+        with urllib.request.urlopen(f"{self.base}{LOG_PATH}") as answer:
+            paths: list[str] = json.loads(answer.read())
+        return [p for p in paths if p != LOG_PATH]
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far (Linux)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def shop_process(root: Path) -> Iterator[tuple[str, Callable[[], list[str]]]]:
+def shop_process(root: Path) -> Iterator[ChildShop]:
     """The shop served by a child process, so that serving costs the measured process no CPU
-    time: yields its base URL and a function returning the paths asked for so far."""
+    time (it still costs the machine's)."""
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.shop", str(root)],
         cwd=Path(__file__).resolve().parents[1],
@@ -89,14 +110,7 @@ def shop_process(root: Path) -> Iterator[tuple[str, Callable[[], list[str]]]]:
     )
     try:
         assert child.stdout is not None
-        base = child.stdout.readline().strip()
-
-        def requested() -> list[str]:
-            with urllib.request.urlopen(f"{base}{LOG_PATH}") as answer:
-                paths: list[str] = json.loads(answer.read())
-            return [p for p in paths if p != LOG_PATH]
-
-        yield base, requested
+        yield ChildShop(child.stdout.readline().strip(), child.pid)
     finally:
         child.terminate()
         child.wait()
