@@ -140,7 +140,9 @@ class ImageServer:
         self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.owner = self
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def route(self, path: str, handler: Route) -> None:
         self.routes[path] = handler
