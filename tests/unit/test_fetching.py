@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lookalike.errors import DiskFullError, InvalidInputError
+from lookalike.errors import DiskFullError, FetchCancelledError, InvalidInputError
 from lookalike.evaluation.copies import skimage_originals
 from lookalike.feeds.fetching import (
     FailureReason,
@@ -577,3 +577,30 @@ def test_an_error_of_the_feed_itself_reaches_the_caller(site: Path, tmp_path: Pa
             list(fetcher.fetch(feed()))
         (again,) = fetcher.fetch([FetchRequest("again", local)])  # the Fetcher still works
         assert again.ok and again.path == Path(local)
+
+
+def test_closing_from_another_thread_stops_the_fetch_with_a_clear_error(
+    site: Path, tmp_path: Path
+) -> None:
+    outcome: list[BaseException | list[Fetched]] = []
+    with ImageServer() as server:
+        server.route("/stall.jpg", lambda h, n: h.stall(jpeg(site, "coffee"), after=99, seconds=9))
+        fetcher = Fetcher(tmp_path, FetchOptions(timeout=30))
+        requests = [FetchRequest(str(i), server.url(f"/stall.jpg?{i}")) for i in range(20)]
+
+        def consume() -> None:
+            try:
+                outcome.append(list(fetcher.fetch(requests)))
+            except FetchCancelledError as exc:
+                outcome.append(exc)
+
+        consumer = threading.Thread(target=consume)
+        consumer.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        fetcher.close()
+        consumer.join(5)
+        assert time.monotonic() - started < 2  # not the 30 s timeout, nor the 9 s stall
+    assert not consumer.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], FetchCancelledError)
+    assert "closed before every request was answered" in str(outcome[0])
