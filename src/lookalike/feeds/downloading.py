@@ -184,7 +184,10 @@ class Downloader:
             try:
                 result = await self._download(request, url, location.host, cached)
                 shared.set_result(result)
-            except BaseException as exc:
+            except asyncio.CancelledError:
+                shared.cancel()
+                raise
+            except Exception as exc:
                 shared.set_exception(exc)
                 shared.exception()  # waiters re-raise it; nobody else needs to see it
                 raise
@@ -358,18 +361,23 @@ class Downloader:
                 ), None
             with writing(self.cache.folder):
                 body = await self._receive(response)
-                if isinstance(body, _Refused):
-                    return _Outcome(body.failure, body.detail, status), None
-                kept = await asyncio.to_thread(
-                    self.cache.keep,
-                    url,
-                    body.data,
-                    body.ext,
-                    sha256=body.sha256,
-                    etag=response.headers.get("ETag"),
-                    last_modified=response.headers.get("Last-Modified"),
-                )
-            return _Outcome(None, f"HTTP {status}", status, kept.path, kept.sha256), None
+            if isinstance(body, _Refused):
+                return _Outcome(body.failure, body.detail, status), None
+            etag = response.headers.get("ETag")
+            last_modified = response.headers.get("Last-Modified")
+        # The body is in: storing it (hash, fsync) is this machine's work, outside the deadline
+        # (a slow disk must not turn a stored image into a reported timeout).
+        with writing(self.cache.folder):
+            kept = await asyncio.to_thread(
+                self.cache.keep,
+                url,
+                body.data,
+                body.ext,
+                sha256=body.sha256,
+                etag=etag,
+                last_modified=last_modified,
+            )
+        return _Outcome(None, f"HTTP {status}", status, kept.path, kept.sha256), None
 
     async def _receive(self, response: aiohttp.ClientResponse) -> _Body | _Refused:
         """Read the body, counting it against ``max_bytes`` as it comes. A body up to
