@@ -10,6 +10,7 @@ import email.utils
 import hashlib
 import io
 import itertools
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -604,3 +605,26 @@ def test_closing_from_another_thread_stops_the_fetch_with_a_clear_error(
     assert not consumer.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], FetchCancelledError)
     assert "closed before every request was answered" in str(outcome[0])
+
+
+def test_https_certificates_are_checked(site: Path, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"openssl cannot make a certificate here: {made.stderr!r}")
+    with (
+        ImageServer(site / "www", tls=(cert, key)) as server,
+        Fetcher(tmp_path / "cache", OPTIONS) as fetcher,
+    ):
+        (result,) = fetcher.fetch([FetchRequest("self-signed", server.url("/photos/rocket.jpg"))])
+    assert result.url.startswith("https://")
+    assert result.failure is FailureReason.CONNECTION and "certificate" in result.detail
+    assert result.attempts == 0 and "tries" not in result.detail  # not retried
+    assert server.requests == []  # no request got past the handshake

@@ -293,6 +293,9 @@ class Downloader:
                 return _Outcome(
                     FailureReason.TIMEOUT, f"timed out after {self.options.timeout:g} s"
                 ), sent.count
+            except aiohttp.ClientConnectorCertificateError as exc:  # will not fix itself
+                refused = _Outcome(FailureReason.CONNECTION, f"TLS: {_describe(exc)}")
+                return refused, sent.count
             except aiohttp.InvalidURL as exc:
                 return _Outcome(FailureReason.BAD_URL, f"invalid URL {exc}"), sent.count
             except (aiohttp.ClientError, ConnectionError) as exc:

@@ -121,6 +121,7 @@ class Fetched:
 class FetchStats:
     """Counters of a Fetcher since it was made (a snapshot; poll ``Fetcher.stats`` again).
 
+    ``submitted``: requests taken from the feed so far (``done`` of them answered);
     ``downloaded``: bodies fetched and stored; ``from_cache``: answered without a body;
     ``local``: local files; ``failures``: failed requests by reason; ``bytes``: body bytes
     received; ``requests``: HTTP requests sent (retries and redirects included);
