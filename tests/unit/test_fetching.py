@@ -391,6 +391,16 @@ def test_a_second_fetch_sends_no_request_and_revalidation_gets_304(
         assert len(conditional) == len(urls)
         assert all("If-None-Match" in r.headers for r in conditional)
 
+        # a cached file deleted behind the cache's back is downloaded again, plainly
+        gone = first[urls[0]].path
+        assert gone is not None
+        gone.unlink()
+        with Fetcher(tmp_path, OPTIONS) as fetcher:
+            again = {r.key: r for r in fetcher.fetch(requests)}
+        assert not again[urls[0]].from_cache and again[urls[0]].path == gone and gone.is_file()
+        assert len(server.requests) == 2 * len(urls) + 1
+        assert "If-None-Match" not in server.requests[-1].headers
+
 
 def test_a_changed_image_under_the_same_url_is_picked_up_by_revalidation(
     site: Path, tmp_path: Path
