@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING
 
 from lookalike.errors import FetchCancelledError, InvalidInputError, MissingDependencyError
 from lookalike.feeds.download_cache import DownloadCache
-from lookalike.feeds.downloading import Downloader, StatsCounter, count_request
+from lookalike.feeds.downloading import Downloader, count_request
 from lookalike.feeds.fetch_types import (
     FailureReason,
     Fetched,
     FetchOptions,
     FetchRequest,
     FetchStats,
+    StatsCounter,
 )
 
 if TYPE_CHECKING:
