@@ -11,6 +11,7 @@ import hashlib
 import io
 import itertools
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lookalike.errors import DiskFullError, FetchCancelledError, InvalidInputError
+from lookalike.errors import (
+    DiskFullError,
+    FetchCancelledError,
+    InvalidInputError,
+    MissingDependencyError,
+)
 from lookalike.evaluation.copies import skimage_originals
 from lookalike.feeds.fetching import (
     FailureReason,
@@ -638,3 +644,11 @@ def test_https_certificates_are_checked(site: Path, tmp_path: Path) -> None:
     assert result.failure is FailureReason.CONNECTION and "certificate" in result.detail
     assert result.attempts == 0 and "tries" not in result.detail  # not retried
     assert server.requests == []  # no request got past the handshake
+
+
+def test_without_aiohttp_the_error_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # what an install without it looks like
+    with pytest.raises(MissingDependencyError, match=r"lookalike\[feeds\]"):
+        Fetcher(tmp_path)
