@@ -1,21 +1,22 @@
 """Feed image fetching throughput: ~200 real-size JPEGs (1-4 MP) served by a local HTTP server
-(tests/http_server.py, threaded, HTTP/1.1 keep-alive) and fetched by `Fetcher` into an empty
-download cache; then the same feed again (answered from the cache, no request) and once more
-with revalidation (conditional requests, 304s). Loopback, so this measures the fetcher's own
-cost (and the little Python server's), not a network.
+(tests/http_server.py, threaded, HTTP/1.1 keep-alive, in a process of its own) and fetched by
+`Fetcher` into an empty download cache; then the same feed again (answered from the cache, no
+request) and once more with revalidation (conditional requests, 304s). Loopback, so this
+measures the fetcher's own cost (and the little Python server's), not a network.
 
 Usage: python benchmarks/feed_fetching.py [--images 200] [--concurrency 32] [--per-host 8]
        [--workdir DIR]
 
-For another benchmark that needs a feed's images served over HTTP:
-    from tests.http_server import ImageServer   # the repository root on sys.path
-    with ImageServer(folder) as server: server.url("/photo0001.jpg")
+For another benchmark that needs a feed's images served over HTTP: `python -m tests.http_server
+FOLDER` from the repository root (prints its port), or in-process, with the root on sys.path,
+`with tests.http_server.ImageServer(folder) as server: server.url("/photo0001.jpg")`.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,10 +24,7 @@ from pathlib import Path
 
 from _photos import make_photo_folder
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from lookalike.feeds.fetching import Fetcher, FetchOptions, FetchRequest
-from tests.http_server import ImageServer
 
 
 def timed_fetch(cache: Path, options: FetchOptions, requests: list[FetchRequest]) -> tuple:
@@ -55,8 +53,17 @@ def main() -> None:
     cache = workdir / "fetch-cache"
     shutil.rmtree(cache, ignore_errors=True)
     options = FetchOptions(concurrency=args.concurrency, per_host=args.per_host, timeout=60)
-    with ImageServer(photos[0].parent) as server:
-        requests = [FetchRequest(p.stem, server.url(f"/{p.name}")) for p in photos]
+    root = Path(__file__).resolve().parents[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.http_server", str(photos[0].parent)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        requests = [FetchRequest(p.stem, f"http://127.0.0.1:{port}/{p.name}") for p in photos]
         runs = [
             ("cold (empty cache)", options),
             ("re-run (cached)", options),
@@ -70,6 +77,9 @@ def main() -> None:
                 f"{stats.bytes / 1e6 / seconds:7.1f} MB/s  requests {stats.requests}  "
                 f"downloaded {stats.downloaded}  from cache {stats.from_cache}"
             )
+    finally:
+        server.terminate()
+        server.wait()
     shutil.rmtree(cache, ignore_errors=True)
 
 

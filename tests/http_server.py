@@ -18,6 +18,7 @@ import email.utils
 import hashlib
 import http.server
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -128,7 +129,7 @@ class _Server(http.server.ThreadingHTTPServer):
 class ImageServer:
     """A threaded HTTP server on a free loopback port; serves ``folder`` (if given) and routes."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, *, tls: tuple[Path, Path] | None = None) -> None:
         self.folder = folder.resolve() if folder is not None else None
         self.routes: dict[str, Route] = {}
         self.requests: list[LoggedRequest] = []
@@ -140,13 +141,21 @@ class ImageServer:
         self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.owner = self
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.scheme = "http"
+        if tls is not None:  # (certificate file, key file): serve https
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def route(self, path: str, handler: Route) -> None:
         self.routes[path] = handler
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def count(self, path: str) -> int:
         with self._lock:

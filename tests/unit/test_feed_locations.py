@@ -66,6 +66,7 @@ def test_local_files_and_file_urls_are_paths() -> None:
     assert parse_location("file://localhost/data/x.jpg").path == Path("/data/x.jpg")
     assert parse_location("https://shop.example/x.jpg").host == "shop.example:443"
     assert parse_location("http://shop.example:81/x.jpg").host == "shop.example:81"
+    assert parse_location("//cdn.example/x y.jpg").url == "https://cdn.example/x%20y.jpg"
 
 
 def test_redirects_resolve_against_the_url_they_came_from() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from lookalike.durable import commit_file, fsync_dir, remove_temporaries, temporary_name
 from lookalike.errors import IndexFormatError
+from lookalike.feeds.sniffing import SNIFF_BYTES
 
 URL_TABLE = "urls.sqlite"
 _SCHEMA_VERSION = 1
@@ -150,4 +151,28 @@ class DownloadCache:
             self._db.close()
 
 
-__all__ = ["URL_TABLE", "CachedUrl", "DownloadCache"]
+class StagedFile:
+    """A large body on its way into the cache (a ``staging_file``): written and hashed chunk
+    by chunk, then handed to ``DownloadCache.keep`` or discarded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.digest = hashlib.sha256()
+        self.head = b""
+        self._file = path.open("wb")
+
+    def write(self, chunk: bytes) -> None:
+        if len(self.head) < SNIFF_BYTES:
+            self.head += chunk[: SNIFF_BYTES - len(self.head)]
+        self.digest.update(chunk)
+        self._file.write(chunk)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def discard(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+__all__ = ["URL_TABLE", "CachedUrl", "DownloadCache", "StagedFile"]

@@ -9,26 +9,22 @@ disk), which ends the whole fetch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import random
-import threading
-from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from lookalike.disk_errors import writing
-from lookalike.feeds.download_cache import CachedUrl, DownloadCache
+from lookalike.feeds.download_cache import CachedUrl, DownloadCache, StagedFile
 from lookalike.feeds.fetch_types import (
     FailureReason,
     Fetched,
     FetchOptions,
     FetchRequest,
-    FetchStats,
+    StatsCounter,
 )
+from lookalike.feeds.host_gate import HostGate
 from lookalike.feeds.locations import BadLocationError, parse_location, resolve_redirect
 from lookalike.feeds.retry_policy import RETRYABLE_STATUSES, retry_after_seconds, retry_delay
 from lookalike.feeds.sniffing import SNIFF_BYTES, image_extension
@@ -43,37 +39,6 @@ _CHUNK = 256 * 1024
 _IN_MEMORY = 8 * 1024 * 1024
 
 
-class StatsCounter:
-    """The live counters behind ``Fetcher.stats`` (written on the loop, read from anywhere)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._stats = FetchStats()
-        self._failures: Counter[FailureReason] = Counter()
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            changes = {name: getattr(self._stats, name) + n for name, n in counts.items()}
-            self._stats = replace(self._stats, **changes)
-
-    def finished(self, result: Fetched, *, local: bool) -> None:
-        if result.failure is not None:
-            with self._lock:
-                self._failures[result.failure] += 1
-                failures = MappingProxyType(dict(self._failures))
-                self._stats = replace(self._stats, failures=failures)
-        elif local:
-            self.add(local=1)
-        elif result.from_cache:
-            self.add(from_cache=1)
-        else:
-            self.add(downloaded=1)
-
-    def snapshot(self) -> FetchStats:
-        with self._lock:
-            return self._stats
-
-
 class SentRequests:
     """How many HTTP requests one attempt put on the wire (its ``trace_request_ctx``)."""
 
@@ -86,27 +51,6 @@ async def count_request(session: object, context: object, params: object) -> Non
     sent = getattr(context, "trace_request_ctx", None)
     if isinstance(sent, SentRequests):
         sent.count += 1
-
-
-class _HostGate:
-    """At most ``per_host`` requests to one host at once, and a pause the host asked for
-    (Retry-After) that holds back every request to it."""
-
-    def __init__(self, per_host: int) -> None:
-        self._slots = asyncio.Semaphore(per_host)
-        self._resume_at = 0.0
-
-    def pause(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._resume_at = max(self._resume_at, loop.time() + seconds)
-
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        async with self._slots:
-            while (wait := self._resume_at - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            yield
 
 
 @dataclass(frozen=True)
@@ -153,7 +97,7 @@ class Downloader:
         self.stats = stats
         self.session = session
         self._rng = random.Random(options.seed)
-        self._gates: dict[str, _HostGate] = {}
+        self._gates: dict[str, HostGate] = {}
         self._in_flight: dict[str, asyncio.Future[Fetched]] = {}
 
     async def fetch_one(self, request: FetchRequest) -> Fetched:
@@ -184,7 +128,10 @@ class Downloader:
             try:
                 result = await self._download(request, url, location.host, cached)
                 shared.set_result(result)
-            except BaseException as exc:
+            except asyncio.CancelledError:
+                shared.cancel()
+                raise
+            except Exception as exc:
                 shared.set_exception(exc)
                 shared.exception()  # waiters re-raise it; nobody else needs to see it
                 raise
@@ -229,10 +176,10 @@ class Downloader:
             request.key, request.url, path, digest.hexdigest(), False, None, "local file", 0, None
         )
 
-    def _gate(self, host: str) -> _HostGate:
+    def _gate(self, host: str) -> HostGate:
         gate = self._gates.get(host)
         if gate is None:
-            gate = self._gates[host] = _HostGate(self.options.per_host)
+            gate = self._gates[host] = HostGate(self.options.per_host)
         return gate
 
     async def _download(
@@ -290,6 +237,9 @@ class Downloader:
                 return _Outcome(
                     FailureReason.TIMEOUT, f"timed out after {self.options.timeout:g} s"
                 ), sent.count
+            except aiohttp.ClientConnectorCertificateError as exc:  # will not fix itself
+                refused = _Outcome(FailureReason.CONNECTION, f"TLS: {_describe(exc)}")
+                return refused, sent.count
             except aiohttp.InvalidURL as exc:
                 return _Outcome(FailureReason.BAD_URL, f"invalid URL {exc}"), sent.count
             except (aiohttp.ClientError, ConnectionError) as exc:
@@ -358,18 +308,23 @@ class Downloader:
                 ), None
             with writing(self.cache.folder):
                 body = await self._receive(response)
-                if isinstance(body, _Refused):
-                    return _Outcome(body.failure, body.detail, status), None
-                kept = await asyncio.to_thread(
-                    self.cache.keep,
-                    url,
-                    body.data,
-                    body.ext,
-                    sha256=body.sha256,
-                    etag=response.headers.get("ETag"),
-                    last_modified=response.headers.get("Last-Modified"),
-                )
-            return _Outcome(None, f"HTTP {status}", status, kept.path, kept.sha256), None
+            if isinstance(body, _Refused):
+                return _Outcome(body.failure, body.detail, status), None
+            etag = response.headers.get("ETag")
+            last_modified = response.headers.get("Last-Modified")
+        # The body is in: storing it (hash, fsync) is this machine's work, outside the deadline
+        # (a slow disk must not turn a stored image into a reported timeout).
+        with writing(self.cache.folder):
+            kept = await asyncio.to_thread(
+                self.cache.keep,
+                url,
+                body.data,
+                body.ext,
+                sha256=body.sha256,
+                etag=etag,
+                last_modified=last_modified,
+            )
+        return _Outcome(None, f"HTTP {status}", status, kept.path, kept.sha256), None
 
     async def _receive(self, response: aiohttp.ClientResponse) -> _Body | _Refused:
         """Read the body, counting it against ``max_bytes`` as it comes. A body up to
@@ -378,7 +333,7 @@ class Downloader:
         limit = self.options.max_bytes
         chunks: list[bytes] = []
         size = 0
-        staged: _StagedFile | None = None
+        staged: StagedFile | None = None
         try:
             async for chunk in response.content.iter_chunked(_CHUNK):
                 size += len(chunk)
@@ -388,7 +343,7 @@ class Downloader:
                         FailureReason.TOO_LARGE, f"body over the limit of {limit} bytes"
                     )
                 if staged is None and size > _IN_MEMORY:
-                    staged = _StagedFile(self.cache.staging_file())
+                    staged = StagedFile(self.cache.staging_file())
                     for held in chunks:
                         staged.write(held)
                     chunks = []
@@ -412,29 +367,6 @@ class Downloader:
                 staged.discard()
 
 
-class _StagedFile:
-    """A large body on its way to disk: written and hashed chunk by chunk."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.digest = hashlib.sha256()
-        self.head = b""
-        self._file = path.open("wb")
-
-    def write(self, chunk: bytes) -> None:
-        if len(self.head) < SNIFF_BYTES:
-            self.head += chunk[: SNIFF_BYTES - len(self.head)]
-        self.digest.update(chunk)
-        self._file.write(chunk)
-
-    def close(self) -> None:
-        self._file.close()
-
-    def discard(self) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
-
-
 def _describe(exc: BaseException) -> str:
     """An exception in one short line (aiohttp's parser errors span several)."""
     text = " ".join(str(exc).split())
@@ -444,4 +376,4 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
-__all__ = ["Downloader", "SentRequests", "StatsCounter", "count_request"]
+__all__ = ["Downloader", "SentRequests", "count_request"]

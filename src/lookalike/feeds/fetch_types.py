@@ -4,8 +4,10 @@ the counters a front end polls. Re-exported by ``lookalike.feeds.fetching``."""
 from __future__ import annotations
 
 import math
+import threading
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -121,6 +123,7 @@ class Fetched:
 class FetchStats:
     """Counters of a Fetcher since it was made (a snapshot; poll ``Fetcher.stats`` again).
 
+    ``submitted``: requests taken from the feed so far (``done`` of them answered);
     ``downloaded``: bodies fetched and stored; ``from_cache``: answered without a body;
     ``local``: local files; ``failures``: failed requests by reason; ``bytes``: body bytes
     received; ``requests``: HTTP requests sent (retries and redirects included);
@@ -145,6 +148,37 @@ class FetchStats:
         return self.downloaded + self.from_cache + self.local + self.failed
 
 
+class StatsCounter:
+    """The live counters behind ``Fetcher.stats`` (written on the loop, read from anywhere)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stats = FetchStats()
+        self._failures: Counter[FailureReason] = Counter()
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            changes = {name: getattr(self._stats, name) + n for name, n in counts.items()}
+            self._stats = replace(self._stats, **changes)
+
+    def finished(self, result: Fetched, *, local: bool) -> None:
+        if result.failure is not None:
+            with self._lock:
+                self._failures[result.failure] += 1
+                failures = MappingProxyType(dict(self._failures))
+                self._stats = replace(self._stats, failures=failures)
+        elif local:
+            self.add(local=1)
+        elif result.from_cache:
+            self.add(from_cache=1)
+        else:
+            self.add(downloaded=1)
+
+    def snapshot(self) -> FetchStats:
+        with self._lock:
+            return self._stats
+
+
 __all__ = [
     "DEFAULT_USER_AGENT",
     "FailureReason",
@@ -152,4 +186,5 @@ __all__ = [
     "FetchRequest",
     "FetchStats",
     "Fetched",
+    "StatsCounter",
 ]

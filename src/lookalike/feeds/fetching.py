@@ -24,15 +24,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from lookalike.errors import InvalidInputError, LookalikeError
+from lookalike.errors import FetchCancelledError, InvalidInputError, MissingDependencyError
 from lookalike.feeds.download_cache import DownloadCache
-from lookalike.feeds.downloading import Downloader, StatsCounter, count_request
+from lookalike.feeds.downloading import Downloader, count_request
 from lookalike.feeds.fetch_types import (
     FailureReason,
     Fetched,
     FetchOptions,
     FetchRequest,
     FetchStats,
+    StatsCounter,
 )
 
 if TYPE_CHECKING:
@@ -40,10 +41,6 @@ if TYPE_CHECKING:
 
 _BATCH = 256
 _END = object()
-
-
-class MissingDependencyError(LookalikeError):
-    """An optional dependency a feature needs is not installed."""
 
 
 def _session(options: FetchOptions) -> aiohttp.ClientSession:
@@ -137,11 +134,13 @@ class Fetcher:
             )
             try:
                 while True:
+                    if self._closed:
+                        raise _cancelled()
                     waiting = asyncio.run_coroutine_threadsafe(queue.get(), loop)
                     try:
                         item = waiting.result()
                     except concurrent.futures.CancelledError:
-                        return  # closed from another thread
+                        raise _cancelled() from None  # closed from another thread
                     finally:
                         waiting.cancel()
                     if item is _END:
@@ -234,6 +233,13 @@ class Fetcher:
         self.close()
 
 
+def _cancelled() -> FetchCancelledError:
+    return FetchCancelledError(
+        "Fetcher.fetch: the Fetcher was closed before every request was answered; the images "
+        "not answered were not fetched (run again to fetch them)"
+    )
+
+
 def _take(requests: Iterator[FetchRequest], n: int) -> list[FetchRequest]:
     batch = list(itertools.islice(requests, n))
     for request in batch:
@@ -247,6 +253,7 @@ def _take(requests: Iterator[FetchRequest], n: int) -> list[FetchRequest]:
 
 __all__ = [
     "FailureReason",
+    "FetchCancelledError",
     "FetchOptions",
     "FetchRequest",
     "FetchStats",

@@ -96,13 +96,15 @@ def resolve_redirect(base: str, location: str) -> str:
 
 
 def parse_location(text: str) -> Location:
-    """A feed's image reference as a Location: http(s) URLs normalised, ``file://`` URLs and
-    plain paths as local files (a relative path is relative to the working folder; callers
-    resolve it against the feed's folder first). Raises BadLocationError for anything else
-    (empty text, ftp:, data:, javascript:, ...)."""
+    """A feed's image reference as a Location: http(s) URLs normalised (``//host/...`` read
+    as https), ``file://`` URLs and plain paths as local files (a relative path is relative
+    to the working folder; callers resolve it against the feed's folder first). Raises
+    BadLocationError for anything else (empty text, ftp:, data:, javascript:, ...)."""
     text = text.strip()
     if not text:
         raise BadLocationError("the location is empty")
+    if text.startswith("//"):  # protocol-relative, as web pages write CDN URLs: https
+        return Location(url=normalise_url(f"https:{text}"))
     match = _SCHEME.match(text)
     if match is None:
         return Location(path=Path(text).expanduser())
