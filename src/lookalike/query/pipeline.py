@@ -264,26 +264,14 @@ class QueryPipeline:
         stages = (*self.index_stages(rerank), *self.rerankers)
         depth = max([depth + extra, *(stage.depth(depth + extra) for stage in stages)])
         products = self._products(group_by_product, exclude_products, len(vectors))
+        plan = _SearchPlan(k, where, sort_by, exclude, verify_images, verify_top, stages, products)
         if products is None:
-            return self._matches(
-                vectors, depth, k, where, sort_by, exclude, verify_images, verify_top, stages, None
-            )
+            return self._matches(vectors, depth, plan)
         # A product has several images: search deeper until each query has k products or
         # every image was a candidate.
         depth *= GROUP_DEPTH
         while True:
-            found = self._matches(
-                vectors,
-                depth,
-                k,
-                where,
-                sort_by,
-                exclude,
-                verify_images,
-                verify_top,
-                stages,
-                products,
-            )
+            found = self._matches(vectors, depth, plan)
             if all(len(m) >= k for m in found) or depth >= self.collection.count():
                 return found
             depth *= GROUP_DEPTH
@@ -306,20 +294,12 @@ class QueryPipeline:
         return ProductGrouping(field, group is not False, exclude)
 
     def _matches(
-        self,
-        vectors: npt.NDArray[np.float32],
-        depth: int,
-        k: int,
-        where: SearchFilter | None,
-        sort_by: str | None,
-        exclude: Sequence[int | None] | None,
-        verify_images: Sequence[GreyImage | None] | None,
-        verify_top: int,
-        stages: tuple[Reranker, ...],
-        products: ProductGrouping | None,
+        self, vectors: npt.NDArray[np.float32], depth: int, plan: _SearchPlan
     ) -> list[tuple[Match, ...]]:
+        """Candidates ``depth`` deep, re-ranked, verified, and built into matches."""
+        where, exclude = plan.where, plan.exclude
         scores, ids = self.candidates.search(vectors, depth, where=where)
-        if stages:
+        if plan.stages:
             context = RerankContext(
                 vectors,
                 lambda queries, depth: self.candidates.search(queries, depth, where=where),
@@ -327,21 +307,21 @@ class QueryPipeline:
                 self.collection.neighbour_table,
                 tuple(exclude) if exclude is not None else None,
             )
-            scores, ids = run_stages(stages, context, scores, ids)
+            scores, ids = run_stages(plan.stages, context, scores, ids)
         inliers = None
-        if verify_images is not None:
+        if plan.verify_images is not None:
             paths = self.collection.paths([i for i in ids.ravel().tolist() if i >= 0])
             scores, ids, inliers = self.verifier.rerank(
-                verify_images, scores, ids, paths, top=verify_top, exclude=exclude
+                plan.verify_images, scores, ids, paths, top=plan.verify_top, exclude=exclude
             )
         return self.matches(
             scores,
             ids,
-            k=k,
-            sort_by=sort_by,
+            k=plan.k,
+            sort_by=plan.sort_by,
             exclude=exclude,
             inliers=inliers,
-            products=products,
+            products=plan.products,
         )
 
     def _indexed_grey(self, path: str) -> GreyImage | None:
@@ -350,6 +330,20 @@ class QueryPipeline:
             return load_grey(path, self.verifier.side)
         except ImageError:
             return None
+
+
+@dataclass(frozen=True)
+class _SearchPlan:
+    """What one search asks of the stages after candidate search (see ``search_vectors``)."""
+
+    k: int
+    where: SearchFilter | None
+    sort_by: str | None
+    exclude: Sequence[int | None] | None
+    verify_images: Sequence[GreyImage | None] | None
+    verify_top: int
+    stages: tuple[Reranker, ...]
+    products: ProductGrouping | None
 
 
 __all__ = ["QueryPipeline"]
