@@ -30,6 +30,7 @@ from lookalike.errors import IndexFormatError
 
 #: The record types and SCHEMA_VERSION moved to their own modules; importable here as before.
 __all__ = [
+    "PRODUCT_FIELD_SETTING",
     "SCHEMA_VERSION",
     "Catalog",
     "ImageEntry",
@@ -38,6 +39,10 @@ __all__ = [
     "NewImage",
     "SegmentRecord",
 ]
+
+#: The setting naming the metadata field that holds each image's product id, in an index made
+#: from a product feed (see ``lookalike.feeds``).
+PRODUCT_FIELD_SETTING = "product_field"
 
 _COLUMNS = "id, path, size, mtime_ns, hash, label, segment, row"
 
@@ -172,6 +177,19 @@ class Catalog:
                 )
         return {int(i): json.loads(fields) for i, fields in rows}
 
+    def setting(self, name: str) -> str | None:
+        """A value recorded with ``set_setting`` (None: never set)."""
+        rows = self._db.execute("SELECT value FROM meta WHERE key=?", (f"setting.{name}",))
+        return str(rows[0][0]) if rows else None
+
+    def product_ids(self, field: str, product: str) -> list[int]:
+        """Ids of the images whose metadata ``field`` is ``product``, by id."""
+        rows = self._db.execute(
+            "SELECT image_id FROM metadata WHERE json_extract(fields, ?) = ? ORDER BY image_id",
+            (f'$."{field}"', product),
+        )
+        return [int(r[0]) for r in rows]
+
     def paths(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT path FROM images ORDER BY id")]
 
@@ -231,6 +249,13 @@ class Catalog:
         doomed = [(int(i),) for i in image_ids]
         self._db.execute_many("DELETE FROM images WHERE id=?", doomed)
         self._db.execute_many("DELETE FROM metadata WHERE image_id=?", doomed)
+
+    def set_setting(self, name: str, value: str) -> None:
+        """Record a setting of the index (e.g. the metadata field naming a feed's products)."""
+        self._db.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (f"setting.{name}", value),
+        )
 
     def set_metadata(self, fields: Iterable[tuple[int, dict[str, object]]]) -> None:
         self._db.execute_many(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.catalog import PRODUCT_FIELD_SETTING
 from lookalike.catalog_records import ImageRecord
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import DamagedGraphError, InvalidInputError, UnknownImageError
@@ -51,6 +52,7 @@ class IndexInfo:
     created: str
     lookalike_version: str
     reranking: dict[str, object]
+    product_field: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -186,6 +188,18 @@ class Collection:
             raise UnknownImageError(f"image id {image_id} is not in the index")
         return record, self._store.catalog.metadata([image_id]).get(image_id, {})
 
+    def product_images(self, field: str, product: str) -> list[int]:
+        """Ids of the images of one product (metadata ``field`` equal to ``product``)."""
+        return self._store.catalog.product_ids(field, product)
+
+    @property
+    def metric(self) -> str:
+        return self._store.manifest.metric
+
+    def product_field(self) -> str | None:
+        """The metadata field naming products, in an index made from a feed (else None)."""
+        return self._store.catalog.setting(PRODUCT_FIELD_SETTING)
+
     def record_by_path(self, path: str) -> ImageRecord:
         record = self._store.catalog.by_path(path)
         if record is None:
@@ -260,6 +274,7 @@ class Collection:
             created=manifest.created,
             lookalike_version=manifest.lookalike_version,
             reranking=manifest.reranking.to_json(),
+            product_field=self.product_field(),
         )
 
 

@@ -42,6 +42,9 @@ from lookalike.version import __version__
 from lookalike.writer import IndexWriter
 
 if TYPE_CHECKING:
+    from lookalike.feeds.feed_file import Feed
+    from lookalike.feeds.feed_report import FeedReport
+    from lookalike.feeds.fetching import FetchOptions
     from lookalike.indexes.milvus import SyncReport
 
 Where = SearchFilter | None
@@ -223,6 +226,34 @@ class SearchEngine:
         """Bring the index up to date with ``folder`` (see ``lookalike.indexing.sync_folder``)."""
         return self.writer.index_folder(folder, options=options, progress=progress)
 
+    def index_feed(
+        self,
+        feed: Feed | Path | str,
+        *,
+        image_column: str | None = None,
+        id_column: str | None = None,
+        options: Options = None,
+        fetch: FetchOptions | None = None,
+        retry_failed: bool = False,
+        progress: Progress = None,
+    ) -> FeedReport:
+        """Bring the index up to date with a product feed (a ``Feed``, or a CSV / JSON Lines /
+        Parquet file read with ``lookalike.feeds.feed_file.read_feed``): new and changed
+        images are downloaded and embedded, rows gone from the feed removed, metadata changes
+        applied without embedding again. Failures are counted in the report, never raised;
+        images that failed are not fetched again by later runs unless ``retry_failed``.
+
+        Example:
+            >>> report = engine.index_feed("products.csv", id_column="sku")  # doctest: +SKIP
+        """
+        from lookalike.feeds.feed_file import Feed, read_feed
+
+        if not isinstance(feed, Feed):
+            feed = read_feed(Path(feed), image_column=image_column, id_column=id_column)
+        return self.writer.index_feed(
+            feed, options=options, fetch=fetch, retry_failed=retry_failed, progress=progress
+        )
+
     def sync_ann(
         self, *, pca_dim: int | None = None, whiten: bool | None = None, rerank: int | None = None
     ) -> GraphInfo:
@@ -265,6 +296,7 @@ class SearchEngine:
         expansion: Switch = None,
         hubness: Switch = None,
         box: Box | None = None,
+        group_by_product: Switch = None,
     ) -> list[SearchResult]:
         """The k most similar indexed images for each query image, best first. ``where``: a
         filter (label, folder, metadata range); ``sort_by``: a numeric field to order by;
@@ -273,7 +305,8 @@ class SearchEngine:
         ``hubness``: query expansion and hubness correction on or off for this search
         (None: as the index records, see ``info().reranking``). ``box``: search with that
         region of every query (pixels of the image as shown); a query may also be a
-        ``Region`` of its own."""
+        ``Region`` of its own. ``group_by_product``: in an index made from a product feed,
+        each product once by its best image (None: on there)."""
         return self.pipeline.search(
             queries if box is None else _regions(queries, box),
             k=k,
@@ -282,6 +315,7 @@ class SearchEngine:
             verify=verify,
             verify_top=verify_top,
             rerank=_override(expansion, hubness),
+            group_by_product=group_by_product,
         )
 
     def search_by_id(
@@ -296,9 +330,11 @@ class SearchEngine:
         expansion: Switch = None,
         hubness: Switch = None,
         box: Box | None = None,
+        group_by_product: Switch = None,
     ) -> SearchResult:
         """ "More like this": the k images most similar to an indexed one, itself excluded
-        (``box``: to that region of it, decoded from its file)."""
+        (``box``: to that region of it, decoded from its file; in an index made from a feed:
+        its product excluded, one result per product unless ``group_by_product`` is False)."""
         return self.pipeline.search_ids(
             [image_id],
             k=k,
@@ -308,6 +344,29 @@ class SearchEngine:
             verify_top=verify_top,
             rerank=_override(expansion, hubness),
             box=box,
+            group_by_product=group_by_product,
+        )[0]
+
+    def search_by_product(
+        self,
+        product_id: str,
+        *,
+        k: int = 10,
+        where: Where = None,
+        sort_by: Field = None,
+        expansion: Switch = None,
+        hubness: Switch = None,
+        group_by_product: Switch = None,
+    ) -> SearchResult:
+        """ "More like this product", in an index made from a feed: the products most similar
+        to this one (the mean of its images' vectors), its own images excluded."""
+        return self.pipeline.search_products(
+            [product_id],
+            k=k,
+            where=where,
+            sort_by=sort_by,
+            rerank=_override(expansion, hubness),
+            group_by_product=group_by_product,
         )[0]
 
     def explain(

@@ -79,3 +79,12 @@ class DiskFullError(IndexDirectoryError):
 class DamagedIndexWarning(UserWarning):
     """Part of an index is damaged but the library worked around it (e.g. a damaged graph:
     searched exactly instead). `lookalike verify --repair` fixes the cause."""
+
+
+class MissingDependencyError(LookalikeError):
+    """An optional dependency a feature needs is not installed; the message says which extra
+    to install."""
+
+
+class FetchCancelledError(LookalikeError):
+    """A fetch of images was stopped (its Fetcher closed) before every request was answered."""

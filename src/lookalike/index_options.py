@@ -13,7 +13,8 @@ from lookalike.indexes.registry import resolve_index_type
 
 @dataclass(frozen=True)
 class IndexProgress:
-    """A progress event: ``phase`` is 'scan', 'hash', 'embed' or 'compact'."""
+    """A progress event: ``phase`` is 'scan', 'hash', 'embed', 'compact' or 'ann'; feeds
+    also send 'download' (images answered) and 'failed' (images that failed so far)."""
 
     phase: str
     done: int

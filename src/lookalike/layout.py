@@ -14,6 +14,8 @@ INDEX_DIR/
   neighbours.npz      each image's nearest other images and their similarities, for the
                       hubness correction, with the ids it covers (derived data)
   uploads/            images added through `serve --allow-writes`, named by content
+  downloads/          images fetched for a product feed, named by content, and urls.sqlite
+                      (each URL's last content hash and validators); a feed image's path
   shards/<run>/       vectors a Ray cluster wrote during one `index --ray` run (deleted after)
   lock                held (flock) by the one process allowed to write
   .*.tmp              what an interrupted durable write left; deleted by the next writer
@@ -41,6 +43,7 @@ class IndexLayout:
     NEIGHBOURS = "neighbours.npz"
     UPLOADS = "uploads"
     SHARDS = "shards"
+    DOWNLOADS = "downloads"
     LOCK = "lock"
 
     @property
@@ -82,6 +85,11 @@ class IndexLayout:
     def shards(self) -> Path:
         return self.directory / self.SHARDS
 
+    @property
+    def downloads(self) -> Path:
+        """The download cache of feed images (see ``lookalike.feeds.fetching``)."""
+        return self.directory / self.DOWNLOADS
+
     def shard_run(self, run: str) -> Path:
         return self.shards / run
 
@@ -94,7 +102,7 @@ class IndexLayout:
         return frozenset(
             {p.name for p in self.catalog_files}
             | {self.MANIFEST, self.SEGMENTS, self.GRAPH, self.NEIGHBOURS}
-            | {self.UPLOADS, self.SHARDS, self.LOCK}
+            | {self.UPLOADS, self.SHARDS, self.DOWNLOADS, self.LOCK}
         )
 
     def owns(self, name: str) -> bool:

@@ -12,7 +12,8 @@ class Match:
     """One result: ``score`` is higher-is-more-similar whatever the metric; ``distance`` is
     1 - cosine similarity for cosine indexes and the euclidean distance for euclidean ones;
     ``inliers``: in copy mode, the features a geometric verification found shared with the
-    query (None when it was not verified)."""
+    query (None when it was not verified); ``product_id``: in an index made from a product
+    feed, the product the image belongs to (its metadata holds the product's other fields)."""
 
     rank: int
     id: int
@@ -22,6 +23,7 @@ class Match:
     label: str | None
     metadata: dict[str, object] = field(default_factory=dict)
     inliers: int | None = None
+    product_id: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,11 @@ from lookalike.metadata import MetadataTable
 from lookalike.query.reranking import default_rerankers
 from lookalike.rerank_settings import RerankOverride, RerankSettings
 from lookalike.store import IndexStore
+
+if TYPE_CHECKING:
+    from lookalike.feeds.feed_file import Feed
+    from lookalike.feeds.feed_report import FeedReport
+    from lookalike.feeds.fetching import FetchOptions
 
 
 class IndexWriter:
@@ -92,6 +98,37 @@ class IndexWriter:
         self._set_index_type(options)
         self._set_reranking(options)
         report = sync_files(self._store, self._embedder, paths, options=options, progress=progress)
+        self._keep_graph(options, progress)
+        self.keep_neighbours()
+        return report
+
+    def index_feed(
+        self,
+        feed: Feed,
+        *,
+        options: IndexOptions | None = None,
+        fetch: FetchOptions | None = None,
+        retry_failed: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> FeedReport:
+        """Bring the index up to date with a product feed (see ``lookalike.feeds.feed_sync``):
+        images are downloaded into the index's download cache while earlier ones are embedded;
+        images that failed in the last run are tried again only with ``retry_failed``."""
+        from lookalike.feeds.feed_sync import sync_feed
+        from lookalike.feeds.fetching import FetchOptions
+
+        options = options or IndexOptions()
+        self._set_index_type(options)
+        self._set_reranking(options)
+        report = sync_feed(
+            self._store,
+            self._embedder,
+            feed,
+            options=options,
+            fetch=fetch or FetchOptions(),
+            retry_failed=retry_failed,
+            progress=progress,
+        )
         self._keep_graph(options, progress)
         self.keep_neighbours()
         return report

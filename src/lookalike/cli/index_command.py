@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,10 +14,14 @@ from lookalike.embedders.base import EmbedderSpec
 from lookalike.embedders.quality import DEFAULT_QUALITY
 from lookalike.embedders.quality import describe as describe_qualities
 from lookalike.embedders.registry import describe as describe_embedders
+from lookalike.feeds.feed_file import is_feed
 from lookalike.index_options import IndexOptions, IndexReport
 from lookalike.indexes.registry import INDEX_TYPES
 from lookalike.metadata import read_metadata_csv
 from lookalike.sources import check_folder
+
+if TYPE_CHECKING:
+    from lookalike.feeds.fetching import FetchOptions
 
 
 def _embedder_spec(
@@ -50,7 +54,14 @@ def _embedder_spec(
 
 
 def index(
-    photos: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
+    photos: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of images (searched recursively), or a product feed: a .csv, .jsonl, "
+            ".ndjson or .parquet file with a product id and image URL(s) or paths per row.",
+            show_default=False,
+        ),
+    ],
     index_dir: IndexDir,
     embedder: Annotated[
         str | None,
@@ -175,16 +186,93 @@ def index(
             show_default=False,
         ),
     ] = None,
+    image_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Feeds: the column holding each product's image URL, path, or JSON list of "
+            "them. (default: image, image_url, images, image_link...)",
+            show_default=False,
+        ),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Feeds: the column holding the product id. (default: id, product_id, sku...)",
+            show_default=False,
+        ),
+    ] = None,
+    failures: Annotated[
+        Path | None,
+        typer.Option(
+            help="Feeds: write the images that failed (id, url, reason, detail) to this CSV.",
+            show_default=False,
+        ),
+    ] = None,
+    revalidate: Annotated[
+        bool,
+        typer.Option(
+            "--revalidate",
+            help="Feeds: ask the shop's server whether each indexed image changed (conditional "
+            "requests) instead of trusting the download cache.",
+        ),
+    ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Feeds: fetch again the images that failed in an earlier run (by default "
+            "they are reported again without a request).",
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int, typer.Option(help="Feeds: downloads in flight at once (at most 8 per host).")
+    ] = 32,
+    timeout: Annotated[
+        float, typer.Option(help="Feeds: seconds a download may take before it is retried.")
+    ] = 20.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Embed every image under PHOTOS into the index (created if missing).
+    """Embed every image under PHOTOS (or of a product feed) into the index (created if missing).
 
     Re-running embeds only new or changed files, drops deleted ones and follows renamed or moved
     files by content. An interrupted run keeps what it committed; run it again to finish.
+    A feed's images are downloaded while earlier ones are embedded; re-running fetches only
+    new URLs, removes rows gone from the feed and applies metadata changes without embedding.
     """
     from lookalike.engine import SearchEngine
 
+    if is_feed(photos):
+        from lookalike.cli.feed_index import index_feed
+
+        if metadata is not None:
+            fail("--metadata is for folders: a feed's other columns are its metadata")
+        index_feed(
+            photos,
+            index_dir,
+            spec=_embedder_spec(embedder, onnx_input_size, onnx_mean, onnx_std, onnx_output),
+            metric=metric,
+            quality=quality,
+            options=IndexOptions(
+                workers=workers,
+                batch_size=batch_size,
+                commit_every=commit_every,
+                index_type=index_type,
+                pca_dim=pca,
+                whiten=whiten,
+                rerank=rerank,
+                expansion=expansion,
+                hubness=hubness,
+            ),
+            fetch=_fetch_options(revalidate, concurrency, timeout),
+            retry_failed=retry_failed,
+            image_column=image_column,
+            id_column=id_column,
+            failures=failures,
+            quiet=quiet,
+            as_json=as_json,
+        )
+        return
     root = check_folder(photos)  # before an index folder is created for nothing
     table = read_metadata_csv(metadata, root, key_column=metadata_key) if metadata else None
     spec = _embedder_spec(embedder, onnx_input_size, onnx_mean, onnx_std, onnx_output)
@@ -228,6 +316,21 @@ def index(
                     else "."
                 )
             )
+
+
+def _fetch_options(revalidate: bool, concurrency: int, timeout: float) -> FetchOptions:
+    from lookalike.feeds.fetching import FetchOptions
+
+    if concurrency < 1:
+        fail(f"--concurrency must be at least 1, got {concurrency}")
+    if timeout <= 0:
+        fail(f"--timeout must be more than 0 seconds, got {timeout}")
+    return FetchOptions(
+        concurrency=concurrency,
+        per_host=min(8, concurrency),
+        timeout=timeout,
+        revalidate=revalidate,
+    )
 
 
 def _report_json(report: IndexReport, total: int) -> dict[str, object]:

@@ -22,6 +22,8 @@ from rich.text import Text
 from lookalike.index_options import IndexProgress
 
 _LABELS = {
+    "download": "Downloading",
+    "failed": "Failed",
     "hash": "Fingerprinting",
     "embed": "Embedding",
     "compact": "Compacting",

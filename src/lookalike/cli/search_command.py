@@ -37,10 +37,11 @@ def _expand_queries(queries: list[Path]) -> list[Path]:
 
 
 def search(
-    queries: Annotated[
-        list[Path], typer.Argument(help="Query images (or folders of them).", show_default=False)
-    ],
     index_dir: IndexDir,
+    queries: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Query images (or folders of them).", show_default=False),
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--top", help="Results per query.")] = 10,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per query, one per line.")
@@ -125,6 +126,24 @@ def search(
             metavar="DIR",
         ),
     ] = None,
+    product_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="More like this product (an index made from a feed): the products most "
+            "similar to the one with this id, its own images left out; instead of query images.",
+            show_default=False,
+        ),
+    ] = None,
+    group_by_id: Annotated[
+        bool | None,
+        typer.Option(
+            "--group-by-id/--no-group-by-id",
+            help="One result per product, by its best-matching image. (default: on for an "
+            "index made from a feed)",
+            show_default=False,
+        ),
+    ] = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -143,29 +162,49 @@ def search(
         fail(f"--verify-top must be at least 1, got {verify_top}")
     if plot is not None and plot.suffix.lower() != ".png":
         fail(f"--plot must name a .png file, got {plot}")
+    if product_id is not None and (queries or verify):
+        fail("--id searches by an indexed product: drop the query images (and --verify)")
+    if product_id is not None and (plot is not None or box is not None or explain is not None):
+        fail("--plot, --box and --explain need query images; a search by --id has none")
+    if product_id is None and not queries:
+        fail("give query images (or folders of them), or --id PRODUCT_ID")
     try:
         region = Box.parse(box) if box is not None else None
     except InvalidInputError as exc:
         fail(f"--box: {exc}")
-    paths = _expand_queries(queries)
+    paths = _expand_queries(queries or [])
     where = _search_filter(label, folder, minimum or [], maximum or [])
     found: list[SearchResult] = []
     with SearchEngine.open(index_dir) as engine:
         if milvus is not None:
             engine.attach_milvus(milvus)
-        for start in range(0, len(paths), 64):
-            chunk = [str(p) for p in paths[start : start + 64]]
-            results = engine.search(
-                chunk,
-                k=k,
-                where=where,
-                sort_by=sort,
-                verify=verify,
-                verify_top=verify_top,
-                expansion=expansion,
-                hubness=hubness,
-                box=region,
-            )
+        batches = [paths[start : start + 64] for start in range(0, len(paths), 64)]
+        for chunk in batches if product_id is None else [[]]:
+            if product_id is not None:
+                results = [
+                    engine.search_by_product(
+                        product_id,
+                        k=k,
+                        where=where,
+                        sort_by=sort,
+                        expansion=expansion,
+                        hubness=hubness,
+                        group_by_product=group_by_id,
+                    )
+                ]
+            else:
+                results = engine.search(
+                    [str(p) for p in chunk],
+                    k=k,
+                    where=where,
+                    sort_by=sort,
+                    verify=verify,
+                    verify_top=verify_top,
+                    expansion=expansion,
+                    hubness=hubness,
+                    box=region,
+                    group_by_product=group_by_id,
+                )
             for result in results:
                 found.append(result)
                 if as_json:
@@ -177,13 +216,17 @@ def search(
                 table.add_column("score", justify="right")
                 if verify:
                     table.add_column("inliers", justify="right")
+                products = any(m.product_id is not None for m in result.matches)
+                if products:
+                    table.add_column("product")
                 table.add_column("path", overflow="fold")
                 table.add_column("label")
                 table.add_column("metadata")
                 for m in result.matches:
                     fields = ", ".join(f"{key}={value}" for key, value in m.metadata.items())
                     inliers = [] if not verify else ["-" if m.inliers is None else str(m.inliers)]
-                    cells = [m.path, m.label or "", fields]
+                    product = [m.product_id or ""] if products else []
+                    cells = [*product, m.path, m.label or "", fields]
                     table.add_row(str(m.rank), f"{m.score:.4f}", *inliers, *cells)
                 out.print(table)
         if explain is not None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from lookalike.catalog import Catalog
+from lookalike.catalog import PRODUCT_FIELD_SETTING, Catalog
 from lookalike.filters import sort_key
 from lookalike.indexes.base import FloatArray, IdArray, distance_from_score
 from lookalike.matches import Match
+from lookalike.query.products import ProductGrouping, product_of
 
 
 class MatchBuilder:
@@ -28,17 +29,21 @@ class MatchBuilder:
         sort_by: str | None = None,
         exclude: Sequence[int | None] | None = None,
         inliers: Sequence[Mapping[int, int]] | None = None,
+        products: ProductGrouping | None = None,
     ) -> list[tuple[Match, ...]]:
         """One tuple of at most ``k`` matches per row, ranked from 1. Ids the catalog no longer
         holds (removed since a graph or Milvus was synced) are skipped. ``inliers``: per row,
-        the geometric verification's count for each candidate it checked."""
+        the geometric verification's count for each candidate it checked. ``products``: one
+        match per product, and a product left out, before the cut to k."""
         wanted = sorted({i for i in ids.ravel().tolist() if i >= 0})
         records = self._catalog.by_ids(wanted)
         metadata = self._catalog.metadata(wanted)
         skip = list(exclude) if exclude is not None else [None] * len(ids)
         checked: Sequence[Mapping[int, int]] = inliers if inliers is not None else [{}] * len(ids)
+        field = self.product_field()
         results = []
-        for row_scores, row_ids, excluded, counts in zip(scores, ids, skip, checked, strict=True):
+        rows = zip(scores, ids, skip, checked, strict=True)
+        for row, (row_scores, row_ids, excluded, counts) in enumerate(rows):
             matches = [
                 Match(
                     rank=0,
@@ -49,14 +54,22 @@ class MatchBuilder:
                     label=records[image_id].label,
                     metadata=metadata.get(image_id, {}),
                     inliers=counts.get(image_id),
+                    product_id=product_of(field, metadata.get(image_id, {})),
                 )
                 for score, image_id in zip(row_scores.tolist(), row_ids.tolist(), strict=True)
                 if image_id >= 0 and image_id in records and image_id != excluded
-            ][:k]
+            ]
+            if products is not None:
+                matches = products.apply(matches, row)
+            matches = matches[:k]
             if sort_by is not None:
                 matches.sort(key=lambda m: sort_key(sort_by, m.metadata))
             results.append(tuple(replace(m, rank=r) for r, m in enumerate(matches, start=1)))
         return results
+
+    def product_field(self) -> str | None:
+        """The metadata field naming each image's product (None: not an index of a feed)."""
+        return self._catalog.setting(PRODUCT_FIELD_SETTING)
 
 
 __all__ = ["MatchBuilder"]

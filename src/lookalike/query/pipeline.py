@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.collection import Collection
-from lookalike.embedders.base import Embedder
-from lookalike.errors import ImageError, InvalidInputError
+from lookalike.embedders.base import Embedder, l2_normalise
+from lookalike.errors import ImageError, InvalidInputError, UnknownImageError
 from lookalike.filters import SearchFilter
 from lookalike.imaging import DEFAULT_MAX_PIXELS
 from lookalike.matches import Match, SearchResult
@@ -30,6 +30,7 @@ from lookalike.query.decoding import DecodedQueries, Query, decode_queries
 from lookalike.query.embedding import embed_pixels
 from lookalike.query.geometry import DEFAULT_VERIFY_TOP, GeometricVerifier, GreyImage, load_grey
 from lookalike.query.match_builder import MatchBuilder
+from lookalike.query.products import GROUP_DEPTH, ProductGrouping, product_of
 from lookalike.query.reranking import RerankContext, Reranker
 from lookalike.query.reranking import rerank as run_stages
 from lookalike.region import Box, Region
@@ -98,6 +99,7 @@ class QueryPipeline:
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
+        group_by_product: bool | None = None,
     ) -> list[SearchResult]:
         """The k most similar indexed images for each query image (or region), best first.
         ``verify``:
@@ -112,6 +114,7 @@ class QueryPipeline:
             verify=verify,
             verify_top=verify_top,
             rerank=rerank,
+            group_by_product=group_by_product,
         )
 
     def search_decoded(
@@ -124,10 +127,13 @@ class QueryPipeline:
         verify: bool = False,
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
+        group_by_product: bool | None = None,
         exclude: Sequence[int | None] | None = None,
+        exclude_products: Sequence[str | None] | None = None,
     ) -> list[SearchResult]:
         """:meth:`search` for queries already decoded (with ``verify=True`` for copy mode).
-        ``exclude``: per query, an image id to leave out of its results."""
+        ``exclude``: per query, an image id to leave out of its results; ``exclude_products``:
+        per query, a product to leave out."""
         images: Sequence[GreyImage | None] | None = None
         if verify:
             if decoded.grey is None and len(decoded):
@@ -144,6 +150,8 @@ class QueryPipeline:
             verify_images=images,
             verify_top=verify_top,
             rerank=rerank,
+            group_by_product=group_by_product,
+            exclude_products=exclude_products,
         )
         return [
             SearchResult(name, matches, decoded.box(position))
@@ -161,12 +169,14 @@ class QueryPipeline:
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
         box: Box | None = None,
+        group_by_product: bool | None = None,
     ) -> list[SearchResult]:
         """ "More like this": for each indexed image, the k others most similar to it (copy
         mode as in :meth:`search`; an image whose file is gone is not verified). ``box``:
         the region of each image to search with, decoded from its file (which must still be
-        there); the image itself stays out of its results."""
+        there); the image itself (in a feed's index: its product) stays out of its results."""
         names = [self.collection.record(i)[0].path for i in image_ids]
+        own = self.own_products(image_ids, group_by_product)
         if box is not None:
             return self.search_decoded(
                 self.decode([Region(name, box) for name in names], verify=verify),
@@ -176,7 +186,9 @@ class QueryPipeline:
                 verify=verify,
                 verify_top=verify_top,
                 rerank=rerank,
+                group_by_product=group_by_product,
                 exclude=list(image_ids),
+                exclude_products=own,
             )
         vectors = self.collection.vectors_for(list(image_ids))
         images = [self._indexed_grey(name) for name in names] if verify else None
@@ -189,8 +201,62 @@ class QueryPipeline:
             verify_images=images,
             verify_top=verify_top,
             rerank=rerank,
+            group_by_product=group_by_product,
+            exclude_products=own,
         )
         return [SearchResult(n, m) for n, m in zip(names, found, strict=True)]
+
+    def own_products(
+        self, image_ids: Sequence[int], group_by_product: bool | None = None
+    ) -> list[str | None] | None:
+        """In a feed's index, each image's own product, which is no answer to "more like
+        this" (None elsewhere, or when products are not grouped)."""
+        field = self.matches.product_field()
+        if field is None or group_by_product is False:
+            return None
+        return [product_of(field, self.collection.record(i)[1]) for i in image_ids]
+
+    def search_products(
+        self,
+        products: Sequence[str],
+        *,
+        k: int = 10,
+        where: SearchFilter | None = None,
+        sort_by: str | None = None,
+        rerank: RerankOverride | None = None,
+        group_by_product: bool | None = None,
+    ) -> list[SearchResult]:
+        """ "More like this product", in an index made from a feed: for each product id, the
+        k most similar other products (grouped unless ``group_by_product`` is False), the query
+        being the mean of the product's image vectors; its own images are left out."""
+        field = self.matches.product_field()
+        if field is None:
+            raise InvalidInputError(
+                "this index was not made from a product feed: search by an image instead "
+                "(index a feed with `lookalike index FEED.csv` to search by product id)"
+            )
+        queries = []
+        for product in products:
+            ids = self.collection.product_images(field, product)
+            if not ids:
+                raise UnknownImageError(
+                    f"no product {product!r} in the index (looked for it in the metadata "
+                    f"field {field!r}); pass an id of the indexed feed"
+                )
+            queries.append(self.collection.vectors_for(ids).mean(axis=0))
+        vectors = np.stack(queries).astype(np.float32)
+        if self.collection.metric == "cosine":
+            vectors = l2_normalise(vectors)
+        found = self.search_vectors(
+            vectors,
+            k=k,
+            where=where,
+            sort_by=sort_by,
+            rerank=rerank,
+            group_by_product=group_by_product,
+            exclude_products=list(products),
+        )
+        return [SearchResult(p, m) for p, m in zip(products, found, strict=True)]
 
     def search_vectors(
         self,
@@ -203,10 +269,15 @@ class QueryPipeline:
         verify_images: Sequence[GreyImage | None] | None = None,
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
+        group_by_product: bool | None = None,
+        exclude_products: Sequence[str | None] | None = None,
     ) -> list[tuple[Match, ...]]:
         """Matches for query vectors made by the index's embedder, shape (n, dim).
         ``exclude``: per query, an image id to leave out of its results. ``verify_images``:
-        copy mode, per query its greyscale image (query/geometry.py ``load_grey``) or None."""
+        copy mode, per query its greyscale image (query/geometry.py ``load_grey``) or None.
+        ``group_by_product``: in an index made from a feed, each product once, by its best
+        image (None: on for such an index); ``exclude_products``: per query, a product to
+        leave out."""
         vectors = self.candidates.check(vectors)
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
@@ -226,8 +297,43 @@ class QueryPipeline:
             depth = max(k, verify_top)
         stages = (*self.index_stages(rerank), *self.rerankers)
         depth = max([depth + extra, *(stage.depth(depth + extra) for stage in stages)])
+        products = self._products(group_by_product, exclude_products, len(vectors))
+        plan = _SearchPlan(k, where, sort_by, exclude, verify_images, verify_top, stages, products)
+        if products is None:
+            return self._matches(vectors, depth, plan)
+        # A product has several images: search deeper until each query has k products or
+        # every image was a candidate.
+        depth *= GROUP_DEPTH
+        while True:
+            found = self._matches(vectors, depth, plan)
+            if all(len(m) >= k for m in found) or depth >= self.collection.count():
+                return found
+            depth *= GROUP_DEPTH
+
+    def _products(
+        self, group: bool | None, exclude: Sequence[str | None] | None, queries: int
+    ) -> ProductGrouping | None:
+        field = self.matches.product_field()
+        if field is None:
+            if group or exclude is not None:
+                raise InvalidInputError(
+                    "this index was not made from a product feed: it has no product ids to "
+                    "group by (index a feed with `lookalike index FEED.csv`)"
+                )
+            return None
+        if exclude is not None and len(exclude) != queries:
+            raise InvalidInputError(f"{len(exclude)} products to exclude for {queries} queries")
+        if group is False and exclude is None:
+            return None
+        return ProductGrouping(field, group is not False, exclude)
+
+    def _matches(
+        self, vectors: npt.NDArray[np.float32], depth: int, plan: _SearchPlan
+    ) -> list[tuple[Match, ...]]:
+        """Candidates ``depth`` deep, re-ranked, verified, and built into matches."""
+        where, exclude = plan.where, plan.exclude
         scores, ids = self.candidates.search(vectors, depth, where=where)
-        if stages:
+        if plan.stages:
             context = RerankContext(
                 vectors,
                 lambda queries, depth: self.candidates.search(queries, depth, where=where),
@@ -235,14 +341,22 @@ class QueryPipeline:
                 self.collection.neighbour_table,
                 tuple(exclude) if exclude is not None else None,
             )
-            scores, ids = run_stages(stages, context, scores, ids)
+            scores, ids = run_stages(plan.stages, context, scores, ids)
         inliers = None
-        if verify_images is not None:
+        if plan.verify_images is not None:
             paths = self.collection.paths([i for i in ids.ravel().tolist() if i >= 0])
             scores, ids, inliers = self.verifier.rerank(
-                verify_images, scores, ids, paths, top=verify_top, exclude=exclude
+                plan.verify_images, scores, ids, paths, top=plan.verify_top, exclude=exclude
             )
-        return self.matches(scores, ids, k=k, sort_by=sort_by, exclude=exclude, inliers=inliers)
+        return self.matches(
+            scores,
+            ids,
+            k=plan.k,
+            sort_by=plan.sort_by,
+            exclude=exclude,
+            inliers=inliers,
+            products=plan.products,
+        )
 
     def _indexed_grey(self, path: str) -> GreyImage | None:
         """An indexed image as copy mode's query, or None when its file is gone or unreadable."""
@@ -250,6 +364,20 @@ class QueryPipeline:
             return load_grey(path, self.verifier.side)
         except ImageError:
             return None
+
+
+@dataclass(frozen=True)
+class _SearchPlan:
+    """What one search asks of the stages after candidate search (see ``search_vectors``)."""
+
+    k: int
+    where: SearchFilter | None
+    sort_by: str | None
+    exclude: Sequence[int | None] | None
+    verify_images: Sequence[GreyImage | None] | None
+    verify_top: int
+    stages: tuple[Reranker, ...]
+    products: ProductGrouping | None
 
 
 __all__ = ["QueryPipeline"]

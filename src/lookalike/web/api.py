@@ -53,6 +53,13 @@ VerifyTop = Annotated[
 Expansion = Annotated[
     bool | None, Query(description="Query expansion on or off (default: as the index records).")
 ]
+GroupById = Annotated[
+    bool | None,
+    Query(
+        description="One result per product, by its best image (default: on for an index "
+        "made from a product feed)."
+    ),
+]
 Hubness = Annotated[
     bool | None, Query(description="Hubness correction on or off (default: as the index records).")
 ]
@@ -112,6 +119,7 @@ def _match(service: SearchService, m: Match) -> MatchOut:
         thumbnail_url=f"/api/images/{m.id}/thumbnail",
         image_url=f"/api/images/{m.id}",
         inliers=m.inliers,
+        product_id=m.product_id,
     )
 
 
@@ -190,6 +198,7 @@ class SearchParams:
     verify_top: int = DEFAULT_VERIFY_TOP
     rerank: RerankOverride | None = None
     box: Box | None = None
+    group_by_id: bool | None = None
 
 
 def search_params(
@@ -206,11 +215,14 @@ def search_params(
     expansion: Expansion = None,
     hubness: Hubness = None,
     box_text: BoxText = None,
+    group_by_id: GroupById = None,
 ) -> SearchParams:
     where = _filter(label, folder, field, min, max)
     override = None if expansion is None and hubness is None else RerankOverride(expansion, hubness)
-    box = _box(box_text)
-    return SearchParams(_k(_service(request), k), where, sort, verify, verify_top, override, box)
+    k_checked = _k(_service(request), k)
+    return SearchParams(
+        k_checked, where, sort, verify, verify_top, override, _box(box_text), group_by_id
+    )
 
 
 Params = Annotated[SearchParams, Depends(search_params)]
@@ -234,6 +246,7 @@ async def search_upload(
         verify_top=params.verify_top,
         rerank=params.rerank,
         box=params.box,
+        group_by_product=params.group_by_id,
     )
     return _search_out(service, result, params.k, seconds, None)
 
@@ -254,9 +267,31 @@ def search_id(request: Request, image_id: int, params: Params) -> SearchOut:
         verify_top=params.verify_top,
         rerank=params.rerank,
         box=params.box,
+        group_by_product=params.group_by_id,
     )
     record, _ = service.record(image_id)
     return _search_out(service, result, params.k, seconds, record.label)
+
+
+@router.get(
+    "/search/by-key/{product_id}",
+    response_model=SearchOut,
+    summary="More like this product: search by a product id (an index made from a feed)",
+)
+def search_product(request: Request, product_id: str, params: Params) -> SearchOut:
+    service = _service(request)
+    if params.verify:
+        raise InvalidInputError("verify needs a query image; search by an image id instead")
+    result, seconds = service.search_product(
+        product_id,
+        k=params.k,
+        where=params.where,
+        sort_by=params.sort,
+        rerank=params.rerank,
+        group_by_product=params.group_by_id,
+    )
+    out = _search_out(service, result, params.k, seconds, None)
+    return out.model_copy(update={"query": product_id})
 
 
 @router.get("/images/{image_id}", summary="The indexed image file itself")

@@ -21,6 +21,11 @@ class MatchOut(BaseModel):
         description="Copy mode (verify=true): local features shared with the query under one "
         "geometric transform; null when this match was not verified.",
     )
+    product_id: str | None = Field(
+        None,
+        description="In an index made from a product feed: the image's product (its metadata "
+        "holds the product's other columns and image_url).",
+    )
 
 
 class SearchOut(BaseModel):
@@ -49,6 +54,9 @@ class InfoOut(BaseModel):
     created: str
     labels: dict[str, int]
     numeric_fields: list[str]
+    product_field: str | None = Field(
+        None, description="The metadata field naming products (an index made from a feed)."
+    )
     read_only: bool
     max_upload_bytes: int
     explainable: bool = Field(

@@ -98,6 +98,7 @@ class SearchService:
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
         box: Box | None = None,
+        group_by_product: bool | None = None,
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         pipeline = self.engine.pipeline
@@ -111,6 +112,7 @@ class SearchService:
                 verify=verify,
                 verify_top=verify_top,
                 rerank=rerank,
+                group_by_product=group_by_product,
             )
         return result, time.perf_counter() - started
 
@@ -125,6 +127,7 @@ class SearchService:
         verify_top: int = DEFAULT_VERIFY_TOP,
         rerank: RerankOverride | None = None,
         box: Box | None = None,
+        group_by_product: bool | None = None,
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         if box is not None:  # the region of its file is decoded in a slot, like an upload
@@ -141,7 +144,11 @@ class SearchService:
                     verify=verify,
                     verify_top=verify_top,
                     rerank=rerank,
+                    group_by_product=group_by_product,
                     exclude=[image_id],
+                    exclude_products=self.engine.pipeline.own_products(
+                        [image_id], group_by_product
+                    ),
                 )
             return replace(result, query=record.path), time.perf_counter() - started
         with self._lock:
@@ -153,6 +160,29 @@ class SearchService:
                 verify=verify,
                 verify_top=verify_top,
                 rerank=rerank,
+                group_by_product=group_by_product,
+            )
+        return result, time.perf_counter() - started
+
+    def search_product(
+        self,
+        product_id: str,
+        *,
+        k: int,
+        where: SearchFilter,
+        sort_by: str | None,
+        rerank: RerankOverride | None = None,
+        group_by_product: bool | None = None,
+    ) -> tuple[SearchResult, float]:
+        started = time.perf_counter()
+        with self._lock:
+            (result,) = self.engine.pipeline.search_products(
+                [product_id],
+                k=k,
+                where=where,
+                sort_by=sort_by,
+                rerank=rerank,
+                group_by_product=group_by_product,
             )
         return result, time.perf_counter() - started
 

@@ -1,0 +1,1 @@
+"""Product feeds: catalogues of image URLs (CSV / JSON Lines) fetched and indexed."""
