@@ -157,3 +157,22 @@ def test_filters_are_exact_and_k_is_checked(engine: SearchEngine, photos: Path) 
     assert engine.pipeline.search_vectors(vectors, SearchOptions(k=2)) == engine.search_vectors(
         vectors, k=2
     )
+
+
+def test_search_options_are_checked_once_where_they_are_made(
+    engine: SearchEngine, photos: Path
+) -> None:
+    with pytest.raises(InvalidInputError, match="k must be at least 1, got -2"):
+        SearchOptions(k=-2)
+    with pytest.raises(InvalidInputError, match="verify_top must be at least 1, got 0"):
+        SearchOptions(verify=True, verify_top=0)
+    # verify_top only counts in copy mode, as before the options object: not refused without it.
+    query = [str(sorted(photos.rglob("*.png"))[0])]
+    assert engine.pipeline.search(query, SearchOptions(k=2, verify_top=0)) == engine.search(
+        query, k=2
+    )
+    # Copy mode by vector needs each query's greyscale image beside the options.
+    with pytest.raises(InvalidInputError, match="verify_images"):
+        engine.pipeline.search_vectors(engine.embed(query), SearchOptions(verify=True))
+    copies = engine.pipeline.search(query, SearchOptions(k=2, verify=True, verify_top=3))
+    assert all(m.inliers is not None for m in copies[0].matches)
