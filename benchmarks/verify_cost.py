@@ -29,6 +29,7 @@ from PIL import Image, ImageOps
 from lookalike import SearchEngine
 from lookalike.query.geometry import GeometricVerifier
 from lookalike.query.pipeline import QueryPipeline
+from lookalike.search_options import SearchOptions
 
 
 def edited_copies(photos: list[Path], folder: Path, count: int) -> list[Path]:
@@ -53,11 +54,12 @@ def timed(
     the feature cache emptied before each query), and how many first matches were verified
     copies. CPU time is what a query costs on a machine that other work does not share."""
     seconds, cpu, first = [], [], 0
+    search = SearchOptions(k=10, verify=top > 0, verify_top=max(top, 1))
     for query in queries:
         if cold:
             pipeline.verifier.forget()
         started, started_cpu = time.perf_counter(), time.process_time()
-        (result,) = pipeline.search([str(query)], k=10, verify=top > 0, verify_top=max(top, 1))
+        (result,) = pipeline.search([str(query)], search)
         seconds.append(time.perf_counter() - started)
         cpu.append(time.process_time() - started_cpu)
         first += pipeline.verifier.is_copy(result.matches[0].inliers)

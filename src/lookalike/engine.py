@@ -33,10 +33,10 @@ from lookalike.manifest import METRICS, Manifest
 from lookalike.matches import Match, SearchResult
 from lookalike.metadata import MetadataTable
 from lookalike.query import CandidateSearch, MatchBuilder, Query, QueryPipeline
-from lookalike.query.geometry import DEFAULT_VERIFY_TOP
 from lookalike.query.reranking import default_rerankers
 from lookalike.region import Box, Region
 from lookalike.rerank_settings import DEFAULT_RERANKING, RerankOverride, RerankSettings
+from lookalike.search_options import DEFAULT_VERIFY_TOP, SearchOptions
 from lookalike.store import IndexStore, check_is_index
 from lookalike.version import __version__
 from lookalike.writer import IndexWriter
@@ -55,10 +55,21 @@ Vectors = npt.NDArray[np.float32]
 Switch = bool | None
 
 
-def _override(expansion: Switch, hubness: Switch) -> RerankOverride | None:
-    if expansion is None and hubness is None:
-        return None
-    return RerankOverride(expansion=expansion, hubness=hubness)
+def _options(
+    k: int,
+    where: Where,
+    sort_by: Field,
+    verify: bool,
+    verify_top: int,
+    expansion: Switch,
+    hubness: Switch,
+    group_by_product: Switch,
+) -> SearchOptions:
+    """The public keyword arguments of a search, as the pipeline's one options object."""
+    rerank = None
+    if expansion is not None or hubness is not None:
+        rerank = RerankOverride(expansion=expansion, hubness=hubness)
+    return SearchOptions(k, where, sort_by, verify, verify_top, rerank, group_by_product)
 
 
 def _regions(queries: Sequence[Query], box: Box) -> list[Query]:
@@ -307,16 +318,10 @@ class SearchEngine:
         region of every query (pixels of the image as shown); a query may also be a
         ``Region`` of its own. ``group_by_product``: in an index made from a product feed,
         each product once by its best image (None: on there)."""
-        return self.pipeline.search(
-            queries if box is None else _regions(queries, box),
-            k=k,
-            where=where,
-            sort_by=sort_by,
-            verify=verify,
-            verify_top=verify_top,
-            rerank=_override(expansion, hubness),
-            group_by_product=group_by_product,
+        options = _options(
+            k, where, sort_by, verify, verify_top, expansion, hubness, group_by_product
         )
+        return self.pipeline.search(queries if box is None else _regions(queries, box), options)
 
     def search_by_id(
         self,
@@ -335,17 +340,10 @@ class SearchEngine:
         """ "More like this": the k images most similar to an indexed one, itself excluded
         (``box``: to that region of it, decoded from its file; in an index made from a feed:
         its product excluded, one result per product unless ``group_by_product`` is False)."""
-        return self.pipeline.search_ids(
-            [image_id],
-            k=k,
-            where=where,
-            sort_by=sort_by,
-            verify=verify,
-            verify_top=verify_top,
-            rerank=_override(expansion, hubness),
-            box=box,
-            group_by_product=group_by_product,
-        )[0]
+        options = _options(
+            k, where, sort_by, verify, verify_top, expansion, hubness, group_by_product
+        )
+        return self.pipeline.search_ids([image_id], options, box=box)[0]
 
     def search_by_product(
         self,
@@ -360,14 +358,10 @@ class SearchEngine:
     ) -> SearchResult:
         """ "More like this product", in an index made from a feed: the products most similar
         to this one (the mean of its images' vectors), its own images excluded."""
-        return self.pipeline.search_products(
-            [product_id],
-            k=k,
-            where=where,
-            sort_by=sort_by,
-            rerank=_override(expansion, hubness),
-            group_by_product=group_by_product,
-        )[0]
+        options = _options(
+            k, where, sort_by, False, DEFAULT_VERIFY_TOP, expansion, hubness, group_by_product
+        )
+        return self.pipeline.search_products([product_id], options)[0]
 
     def explain(
         self, query: Query, result_id: int, *, box: Box | None = None, overlays: bool = False
@@ -407,13 +401,9 @@ class SearchEngine:
     ) -> list[tuple[Match, ...]]:
         """Matches for query vectors made by the same embedder (shape (n, dim))."""
         rows = 1 if np.ndim(vectors) == 1 else len(vectors)
+        options = _options(k, where, sort_by, False, DEFAULT_VERIFY_TOP, expansion, hubness, None)
         return self.pipeline.search_vectors(
-            vectors,
-            k=k,
-            where=where,
-            sort_by=sort_by,
-            exclude=None if exclude is None else [exclude] * rows,
-            rerank=_override(expansion, hubness),
+            vectors, options, exclude=None if exclude is None else [exclude] * rows
         )
 
     def search_index_type(self) -> str:

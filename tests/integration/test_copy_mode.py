@@ -16,6 +16,7 @@ from lookalike import SearchEngine
 from lookalike.errors import InvalidInputError
 from lookalike.evaluation.copies import CopySet
 from lookalike.query.geometry import DEFAULT_MIN_INLIERS, GeometricVerifier, load_grey
+from lookalike.search_options import SearchOptions
 from lookalike.web.app import create_app
 from lookalike.web.settings import ServeSettings
 from tests.conftest import FAST_EMBEDDER, GREY_DISTRACTORS
@@ -137,7 +138,7 @@ def test_decoded_queries_without_images_are_refused_in_copy_mode(
     with SearchEngine.open(index) as engine:
         decoded = engine.pipeline.decode([str(copy_set.copies[0].copy)])
         with pytest.raises(InvalidInputError, match="verify=True"):
-            engine.pipeline.search_decoded(decoded, verify=True)
+            engine.pipeline.search_decoded(decoded, SearchOptions(verify=True))
         with pytest.raises(InvalidInputError, match="verify_top"):
             engine.search([str(copy_set.copies[0].copy)], verify=True, verify_top=0)
 

@@ -15,6 +15,7 @@ from lookalike.embedders.base import InputSpec
 from lookalike.index_options import IndexOptions
 from lookalike.query import QueryPipeline, decode_queries, embed_pixels
 from lookalike.query.reranking import RerankContext, Shortlist
+from lookalike.search_options import SearchOptions
 
 
 def _image(seed: int) -> Image.Image:
@@ -43,10 +44,10 @@ def engine(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 def test_pipeline_results_equal_engine_search(engine: SearchEngine, photos: Path) -> None:
     queries = [str(p) for p in sorted(photos.rglob("*.png"))[:4]]
-    through_pipeline = engine.pipeline.search(queries, k=3)
+    through_pipeline = engine.pipeline.search(queries, SearchOptions(k=3))
     assert through_pipeline == engine.search(queries, k=3)
     decoded = engine.pipeline.decode(queries)
-    assert engine.pipeline.search_decoded(decoded, k=3) == through_pipeline
+    assert engine.pipeline.search_decoded(decoded, SearchOptions(k=3)) == through_pipeline
     for query, result in zip(queries, through_pipeline, strict=True):
         assert result.query == query and result.matches[0].path == query
         assert [m.rank for m in result.matches] == [1, 2, 3]
@@ -54,8 +55,8 @@ def test_pipeline_results_equal_engine_search(engine: SearchEngine, photos: Path
 
 def test_a_single_query_is_a_batch_of_one(engine: SearchEngine, photos: Path) -> None:
     paths = [str(p) for p in sorted(photos.rglob("*.png"))[:3]]
-    batch = engine.pipeline.search(paths, k=4)
-    alone = [engine.pipeline.search([p], k=4)[0] for p in paths]
+    batch = engine.pipeline.search(paths, SearchOptions(k=4))
+    alone = [engine.pipeline.search([p], SearchOptions(k=4))[0] for p in paths]
     for b, a in zip(batch, alone, strict=True):
         assert [m.id for m in b.matches] == [m.id for m in a.matches]
         assert [m.score for m in b.matches] == pytest.approx([m.score for m in a.matches])
@@ -116,11 +117,11 @@ class Reverse:
 
 def test_a_rerank_stage_plugged_in_is_applied(engine: SearchEngine, photos: Path) -> None:
     query = [str(sorted(photos.rglob("*.png"))[0])]
-    plain = engine.pipeline.search(query, k=4)[0]
+    plain = engine.pipeline.search(query, SearchOptions(k=4))[0]
     stage = Reverse()
     reranked_pipeline = engine.pipeline.with_rerankers(stage)
     assert isinstance(reranked_pipeline, QueryPipeline) and engine.pipeline.rerankers == ()
-    reranked = reranked_pipeline.search(query, k=4)[0]
+    reranked = reranked_pipeline.search(query, SearchOptions(k=4))[0]
     assert stage.calls == 1
     assert [m.id for m in reranked.matches] == [m.id for m in plain.matches][::-1]
     assert [m.rank for m in reranked.matches] == [1, 2, 3, 4]
@@ -132,23 +133,46 @@ def test_search_by_id_excludes_itself_with_and_without_filters(engine: SearchEng
     first = ids[0]
     label = engine.record(first)[0].label
     assert label is not None
-    plain = engine.pipeline.search_ids([first], k=3)[0]
+    plain = engine.pipeline.search_ids([first], SearchOptions(k=3))[0]
     assert first not in [m.id for m in plain.matches] and len(plain.matches) == 3
     assert plain == engine.search_by_id(first, k=3)
     where = SearchFilter(labels=frozenset({label}))
     filtered = engine.search_by_id(first, k=20, where=where)
     assert len(filtered.matches) == 5  # six images per label, itself left out
     assert all(m.label == label and m.id != first for m in filtered.matches)
-    many = engine.pipeline.search_ids(ids[:3], k=2)
+    many = engine.pipeline.search_ids(ids[:3], SearchOptions(k=2))
     assert [r.query for r in many] == [engine.record(i)[0].path for i in ids[:3]]
     assert all(i not in [m.id for m in r.matches] for i, r in zip(ids, many, strict=False))
 
 
 def test_filters_are_exact_and_k_is_checked(engine: SearchEngine, photos: Path) -> None:
     query = [str(sorted(photos.rglob("*.png"))[0])]
-    only_a = engine.pipeline.search(query, k=50, where=SearchFilter(labels=frozenset({"a"})))
+    only_a = engine.pipeline.search(
+        query, SearchOptions(k=50, where=SearchFilter(labels=frozenset({"a"})))
+    )
     assert len(only_a[0].matches) == 6 and {m.label for m in only_a[0].matches} == {"a"}
     with pytest.raises(InvalidInputError, match="k must be at least 1"):
-        engine.pipeline.search(query, k=0)
+        engine.pipeline.search(query, SearchOptions(k=0))
     vectors = engine.embed(query)
-    assert engine.pipeline.search_vectors(vectors, k=2) == engine.search_vectors(vectors, k=2)
+    assert engine.pipeline.search_vectors(vectors, SearchOptions(k=2)) == engine.search_vectors(
+        vectors, k=2
+    )
+
+
+def test_search_options_are_checked_once_where_they_are_made(
+    engine: SearchEngine, photos: Path
+) -> None:
+    with pytest.raises(InvalidInputError, match="k must be at least 1, got -2"):
+        SearchOptions(k=-2)
+    with pytest.raises(InvalidInputError, match="verify_top must be at least 1, got 0"):
+        SearchOptions(verify=True, verify_top=0)
+    # verify_top only counts in copy mode, as before the options object: not refused without it.
+    query = [str(sorted(photos.rglob("*.png"))[0])]
+    assert engine.pipeline.search(query, SearchOptions(k=2, verify_top=0)) == engine.search(
+        query, k=2
+    )
+    # Copy mode by vector needs each query's greyscale image beside the options.
+    with pytest.raises(InvalidInputError, match="verify_images"):
+        engine.pipeline.search_vectors(engine.embed(query), SearchOptions(verify=True))
+    copies = engine.pipeline.search(query, SearchOptions(k=2, verify=True, verify_top=3))
+    assert all(m.inliers is not None for m in copies[0].matches)

@@ -39,6 +39,7 @@ from lookalike.evaluation.runner import RetrievalScores, embedder_label, slug
 from lookalike.index_options import IndexOptions
 from lookalike.query.pipeline import QueryPipeline
 from lookalike.rerank_settings import RerankOverride
+from lookalike.search_options import SearchOptions
 
 Progress = Callable[[str], None]
 _BLOCK = 256
@@ -279,7 +280,7 @@ def _rank(
         block = queries[start : start + _BLOCK]
         query_ids = [int(ids[item_rows[q]]) for q in block.tolist()]
         k = min(options.shortlist, max(len(gallery) - 1, 1))
-        results = pipeline.search_ids(query_ids, k=k, verify=verify)
+        results = pipeline.search_ids(query_ids, SearchOptions(k=k, verify=verify))
         sims = vectors[item_rows[block]] @ gallery_vectors.T
         for row, result in enumerate(results):
             own = position.get(int(item_rows[block[row]]))
@@ -299,11 +300,12 @@ def _latency(
     """Median milliseconds of one warm single-image search from its file, end to end."""
     picks = dataset.queries()[: options.latency_queries + 1]
     paths = [str(dataset.items[i].path) for i in picks]
-    pipeline.search(paths[:1], k=10, verify=verify)
+    search = SearchOptions(k=10, verify=verify)
+    pipeline.search(paths[:1], search)
     timings = []
     for path in paths[1:] or paths:
         start = time.perf_counter()
-        pipeline.search([path], k=10, verify=verify)
+        pipeline.search([path], search)
         timings.append(time.perf_counter() - start)
     return float(np.median(timings) * 1000.0)
 

@@ -37,11 +37,10 @@ from PIL import Image
 from lookalike.errors import ImageError, InvalidInputError
 from lookalike.imaging import DEFAULT_MAX_PIXELS, open_image
 from lookalike.indexes.base import FloatArray, IdArray
+from lookalike.search_options import DEFAULT_VERIFY_TOP
 
 GreyImage = npt.NDArray[np.uint8]
 
-#: How many of a query's best candidates copy mode verifies, unless told otherwise.
-DEFAULT_VERIFY_TOP = 20
 #: Inliers from which a candidate counts as a copy (measured: see :class:`GeometricVerifier`).
 DEFAULT_MIN_INLIERS = 15
 

@@ -6,9 +6,9 @@ Batch first: a single query is a batch of one. A query may be a region of an ima
 (``lookalike.region.Region``): only the region is decoded, embedded and, in copy mode,
 verified against. Queries by an indexed image skip the first two stages (its stored vector is
 the query; with a box, its file's region is decoded instead) and leave the image itself out of
-its results. Copy
-mode (``verify=True``, off by default and then free) checks the best candidates geometrically
-against the query image (query/geometry.py) and puts the verified copies first.
+its results. Copy mode (``SearchOptions.verify``, off by default and then free) checks the best
+candidates geometrically against the query image (query/geometry.py) and puts the verified
+copies first. What a search asks for travels as one ``SearchOptions`` (search_options.py).
 """
 
 from __future__ import annotations
@@ -22,19 +22,19 @@ import numpy.typing as npt
 from lookalike.collection import Collection
 from lookalike.embedders.base import Embedder, l2_normalise
 from lookalike.errors import ImageError, InvalidInputError, UnknownImageError
-from lookalike.filters import SearchFilter
 from lookalike.imaging import DEFAULT_MAX_PIXELS
 from lookalike.matches import Match, SearchResult
 from lookalike.query.candidates import CandidateSearch
 from lookalike.query.decoding import DecodedQueries, Query, decode_queries
 from lookalike.query.embedding import embed_pixels
-from lookalike.query.geometry import DEFAULT_VERIFY_TOP, GeometricVerifier, GreyImage, load_grey
+from lookalike.query.geometry import GeometricVerifier, GreyImage, load_grey
 from lookalike.query.match_builder import MatchBuilder
 from lookalike.query.products import GROUP_DEPTH, ProductGrouping, product_of
 from lookalike.query.reranking import RerankContext, Reranker
 from lookalike.query.reranking import rerank as run_stages
 from lookalike.region import Box, Region
 from lookalike.rerank_settings import RerankOverride
+from lookalike.search_options import SearchOptions
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class QueryPipeline:
     Example:
         >>> pipeline = engine.pipeline  # doctest: +SKIP
         >>> decoded = pipeline.decode(["query.jpg"])  # doctest: +SKIP
-        >>> results = pipeline.search_decoded(decoded, k=5)  # doctest: +SKIP
+        >>> results = pipeline.search_decoded(decoded, SearchOptions(k=5))  # doctest: +SKIP
     """
 
     embedder: Callable[[], Embedder]
@@ -90,44 +90,17 @@ class QueryPipeline:
     # -- whole searches ---------------------------------------------------------------------------
 
     def search(
-        self,
-        queries: Sequence[Query],
-        *,
-        k: int = 10,
-        where: SearchFilter | None = None,
-        sort_by: str | None = None,
-        verify: bool = False,
-        verify_top: int = DEFAULT_VERIFY_TOP,
-        rerank: RerankOverride | None = None,
-        group_by_product: bool | None = None,
+        self, queries: Sequence[Query], options: SearchOptions = SearchOptions()
     ) -> list[SearchResult]:
-        """The k most similar indexed images for each query image (or region), best first.
-        ``verify``:
-        copy mode, the first ``verify_top`` candidates verified geometrically and the copies
-        of the query put first (each match then reports its ``inliers``). ``rerank``
-        switches re-ranking stages on or off for this search (None: as the index records)."""
-        return self.search_decoded(
-            self.decode(queries, verify=verify),
-            k=k,
-            where=where,
-            sort_by=sort_by,
-            verify=verify,
-            verify_top=verify_top,
-            rerank=rerank,
-            group_by_product=group_by_product,
-        )
+        """The ``options.k`` most similar indexed images for each query image (or region),
+        best first. With ``options.verify`` (copy mode) each match reports its ``inliers``."""
+        return self.search_decoded(self.decode(queries, verify=options.verify), options)
 
     def search_decoded(
         self,
         decoded: DecodedQueries,
+        options: SearchOptions = SearchOptions(),
         *,
-        k: int = 10,
-        where: SearchFilter | None = None,
-        sort_by: str | None = None,
-        verify: bool = False,
-        verify_top: int = DEFAULT_VERIFY_TOP,
-        rerank: RerankOverride | None = None,
-        group_by_product: bool | None = None,
         exclude: Sequence[int | None] | None = None,
         exclude_products: Sequence[str | None] | None = None,
     ) -> list[SearchResult]:
@@ -135,7 +108,7 @@ class QueryPipeline:
         ``exclude``: per query, an image id to leave out of its results; ``exclude_products``:
         per query, a product to leave out."""
         images: Sequence[GreyImage | None] | None = None
-        if verify:
+        if options.verify:
             if decoded.grey is None and len(decoded):
                 raise InvalidInputError(
                     "copy mode needs the query images: decode them with decode(..., verify=True)"
@@ -143,14 +116,9 @@ class QueryPipeline:
             images = decoded.grey or ()
         found = self.search_vectors(
             self.embed(decoded),
-            k=k,
-            where=where,
-            sort_by=sort_by,
+            options,
             exclude=exclude,
             verify_images=images,
-            verify_top=verify_top,
-            rerank=rerank,
-            group_by_product=group_by_product,
             exclude_products=exclude_products,
         )
         return [
@@ -161,50 +129,42 @@ class QueryPipeline:
     def search_ids(
         self,
         image_ids: Sequence[int],
+        options: SearchOptions = SearchOptions(),
         *,
-        k: int = 10,
-        where: SearchFilter | None = None,
-        sort_by: str | None = None,
-        verify: bool = False,
-        verify_top: int = DEFAULT_VERIFY_TOP,
-        rerank: RerankOverride | None = None,
         box: Box | None = None,
-        group_by_product: bool | None = None,
     ) -> list[SearchResult]:
         """ "More like this": for each indexed image, the k others most similar to it (copy
         mode as in :meth:`search`; an image whose file is gone is not verified). ``box``:
         the region of each image to search with, decoded from its file (which must still be
         there); the image itself (in a feed's index: its product) stays out of its results."""
         names = [self.collection.record(i)[0].path for i in image_ids]
-        own = self.own_products(image_ids, group_by_product)
         if box is not None:
-            return self.search_decoded(
-                self.decode([Region(name, box) for name in names], verify=verify),
-                k=k,
-                where=where,
-                sort_by=sort_by,
-                verify=verify,
-                verify_top=verify_top,
-                rerank=rerank,
-                group_by_product=group_by_product,
-                exclude=list(image_ids),
-                exclude_products=own,
+            regions = [Region(name, box) for name in names]
+            return self.search_regions(
+                self.decode(regions, verify=options.verify), image_ids, options
             )
         vectors = self.collection.vectors_for(list(image_ids))
-        images = [self._indexed_grey(name) for name in names] if verify else None
+        images = [self._indexed_grey(name) for name in names] if options.verify else None
         found = self.search_vectors(
             vectors,
-            k=k,
-            where=where,
-            sort_by=sort_by,
+            options,
             exclude=list(image_ids),
             verify_images=images,
-            verify_top=verify_top,
-            rerank=rerank,
-            group_by_product=group_by_product,
-            exclude_products=own,
+            exclude_products=self.own_products(image_ids, options.group_by_product),
         )
         return [SearchResult(n, m) for n, m in zip(names, found, strict=True)]
+
+    def search_regions(
+        self, decoded: DecodedQueries, image_ids: Sequence[int], options: SearchOptions
+    ) -> list[SearchResult]:
+        """:meth:`search_decoded` for regions of the indexed images ``image_ids`` (decoded in
+        that order): each image (in a feed's index: its product) stays out of its results."""
+        return self.search_decoded(
+            decoded,
+            options,
+            exclude=list(image_ids),
+            exclude_products=self.own_products(image_ids, options.group_by_product),
+        )
 
     def own_products(
         self, image_ids: Sequence[int], group_by_product: bool | None = None
@@ -217,18 +177,12 @@ class QueryPipeline:
         return [product_of(field, self.collection.record(i)[1]) for i in image_ids]
 
     def search_products(
-        self,
-        products: Sequence[str],
-        *,
-        k: int = 10,
-        where: SearchFilter | None = None,
-        sort_by: str | None = None,
-        rerank: RerankOverride | None = None,
-        group_by_product: bool | None = None,
+        self, products: Sequence[str], options: SearchOptions = SearchOptions()
     ) -> list[SearchResult]:
         """ "More like this product", in an index made from a feed: for each product id, the
-        k most similar other products (grouped unless ``group_by_product`` is False), the query
-        being the mean of the product's image vectors; its own images are left out."""
+        k most similar other products (grouped unless ``options.group_by_product`` is False),
+        the query being the mean of the product's image vectors; its own images are left
+        out."""
         field = self.matches.product_field()
         if field is None:
             raise InvalidInputError(
@@ -247,58 +201,46 @@ class QueryPipeline:
         vectors = np.stack(queries).astype(np.float32)
         if self.collection.metric == "cosine":
             vectors = l2_normalise(vectors)
-        found = self.search_vectors(
-            vectors,
-            k=k,
-            where=where,
-            sort_by=sort_by,
-            rerank=rerank,
-            group_by_product=group_by_product,
-            exclude_products=list(products),
-        )
+        found = self.search_vectors(vectors, options, exclude_products=list(products))
         return [SearchResult(p, m) for p, m in zip(products, found, strict=True)]
 
     def search_vectors(
         self,
         vectors: npt.NDArray[np.float32],
+        options: SearchOptions = SearchOptions(),
         *,
-        k: int = 10,
-        where: SearchFilter | None = None,
-        sort_by: str | None = None,
         exclude: Sequence[int | None] | None = None,
         verify_images: Sequence[GreyImage | None] | None = None,
-        verify_top: int = DEFAULT_VERIFY_TOP,
-        rerank: RerankOverride | None = None,
-        group_by_product: bool | None = None,
         exclude_products: Sequence[str | None] | None = None,
     ) -> list[tuple[Match, ...]]:
         """Matches for query vectors made by the index's embedder, shape (n, dim).
         ``exclude``: per query, an image id to leave out of its results. ``verify_images``:
-        copy mode, per query its greyscale image (query/geometry.py ``load_grey``) or None.
-        ``group_by_product``: in an index made from a feed, each product once, by its best
-        image (None: on for such an index); ``exclude_products``: per query, a product to
-        leave out."""
+        copy mode (``options.verify``), per query its greyscale image (query/geometry.py
+        ``load_grey``) or None. ``exclude_products``: per query, a product to leave out."""
         vectors = self.candidates.check(vectors)
-        if k < 1:
-            raise InvalidInputError(f"k must be at least 1, got {k}")
         if exclude is not None and len(exclude) != len(vectors):
             raise InvalidInputError(f"{len(exclude)} ids to exclude for {len(vectors)} queries")
         # One more candidate stands in for an excluded image, so that searches by an indexed
         # image keep using the fastest structure instead of an exact scan.
         extra = 1 if exclude is not None and any(e is not None for e in exclude) else 0
+        k = options.k
         depth = k
-        if verify_images is not None:
+        if options.verify:
+            if verify_images is None:
+                raise InvalidInputError(
+                    "copy mode needs each query's greyscale image: pass verify_images "
+                    "(query/geometry.py load_grey), or search by an image"
+                )
             if len(verify_images) != len(vectors):
                 raise InvalidInputError(
                     f"{len(verify_images)} images to verify with for {len(vectors)} queries"
                 )
-            if verify_top < 1:
-                raise InvalidInputError(f"verify_top must be at least 1, got {verify_top}")
-            depth = max(k, verify_top)
-        stages = (*self.index_stages(rerank), *self.rerankers)
+            depth = max(k, options.verify_top)
+        stages = (*self.index_stages(options.rerank), *self.rerankers)
         depth = max([depth + extra, *(stage.depth(depth + extra) for stage in stages)])
-        products = self._products(group_by_product, exclude_products, len(vectors))
-        plan = _SearchPlan(k, where, sort_by, exclude, verify_images, verify_top, stages, products)
+        products = self._products(options.group_by_product, exclude_products, len(vectors))
+        images = verify_images if options.verify else None
+        plan = _SearchPlan(options, exclude, images, stages, products)
         if products is None:
             return self._matches(vectors, depth, plan)
         # A product has several images: search deeper until each query has k products or
@@ -331,7 +273,7 @@ class QueryPipeline:
         self, vectors: npt.NDArray[np.float32], depth: int, plan: _SearchPlan
     ) -> list[tuple[Match, ...]]:
         """Candidates ``depth`` deep, re-ranked, verified, and built into matches."""
-        where, exclude = plan.where, plan.exclude
+        where, exclude = plan.options.where, plan.exclude
         scores, ids = self.candidates.search(vectors, depth, where=where)
         if plan.stages:
             context = RerankContext(
@@ -346,13 +288,13 @@ class QueryPipeline:
         if plan.verify_images is not None:
             paths = self.collection.paths([i for i in ids.ravel().tolist() if i >= 0])
             scores, ids, inliers = self.verifier.rerank(
-                plan.verify_images, scores, ids, paths, top=plan.verify_top, exclude=exclude
+                plan.verify_images, scores, ids, paths, top=plan.options.verify_top, exclude=exclude
             )
         return self.matches(
             scores,
             ids,
-            k=plan.k,
-            sort_by=plan.sort_by,
+            k=plan.options.k,
+            sort_by=plan.options.sort_by,
             exclude=exclude,
             inliers=inliers,
             products=plan.products,
@@ -370,12 +312,9 @@ class QueryPipeline:
 class _SearchPlan:
     """What one search asks of the stages after candidate search (see ``search_vectors``)."""
 
-    k: int
-    where: SearchFilter | None
-    sort_by: str | None
+    options: SearchOptions
     exclude: Sequence[int | None] | None
     verify_images: Sequence[GreyImage | None] | None
-    verify_top: int
     stages: tuple[Reranker, ...]
     products: ProductGrouping | None
 

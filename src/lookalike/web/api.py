@@ -15,9 +15,9 @@ from lookalike.errors import InvalidInputError
 from lookalike.explain import Explanation
 from lookalike.filters import NumericRange, SearchFilter
 from lookalike.matches import Match, SearchResult
-from lookalike.query.geometry import DEFAULT_VERIFY_TOP
 from lookalike.region import MIN_BOX_SIDE, Box
 from lookalike.rerank_settings import RerankOverride
+from lookalike.search_options import DEFAULT_VERIFY_TOP, SearchOptions
 from lookalike.web.schemas import (
     ExplainOut,
     HealthOut,
@@ -189,16 +189,11 @@ def info(request: Request) -> InfoOut:
 
 @dataclass(frozen=True)
 class SearchParams:
-    """The query parameters both search routes take, parsed and checked once."""
+    """The query parameters every search route takes, parsed and checked once: the search's
+    options, and the box (a per-query thing) beside them."""
 
-    k: int
-    where: SearchFilter
-    sort: str | None
-    verify: bool = False
-    verify_top: int = DEFAULT_VERIFY_TOP
-    rerank: RerankOverride | None = None
+    options: SearchOptions
     box: Box | None = None
-    group_by_id: bool | None = None
 
 
 def search_params(
@@ -220,9 +215,8 @@ def search_params(
     where = _filter(label, folder, field, min, max)
     override = None if expansion is None and hubness is None else RerankOverride(expansion, hubness)
     k_checked = _k(_service(request), k)
-    return SearchParams(
-        k_checked, where, sort, verify, verify_top, override, _box(box_text), group_by_id
-    )
+    options = SearchOptions(k_checked, where, sort, verify, verify_top, override, group_by_id)
+    return SearchParams(options, _box(box_text))
 
 
 Params = Annotated[SearchParams, Depends(search_params)]
@@ -237,18 +231,9 @@ async def search_upload(
     service = _service(request)
     data = await _read_upload(service, image)
     result, seconds = await run_in_threadpool(
-        service.search_upload,
-        data,
-        k=params.k,
-        where=params.where,
-        sort_by=params.sort,
-        verify=params.verify,
-        verify_top=params.verify_top,
-        rerank=params.rerank,
-        box=params.box,
-        group_by_product=params.group_by_id,
+        service.search_upload, data, params.options, box=params.box
     )
-    return _search_out(service, result, params.k, seconds, None)
+    return _search_out(service, result, params.options.k, seconds, None)
 
 
 @router.get(
@@ -258,19 +243,9 @@ async def search_upload(
 )
 def search_id(request: Request, image_id: int, params: Params) -> SearchOut:
     service = _service(request)
-    result, seconds = service.search_id(
-        image_id,
-        k=params.k,
-        where=params.where,
-        sort_by=params.sort,
-        verify=params.verify,
-        verify_top=params.verify_top,
-        rerank=params.rerank,
-        box=params.box,
-        group_by_product=params.group_by_id,
-    )
+    result, seconds = service.search_id(image_id, params.options, box=params.box)
     record, _ = service.record(image_id)
-    return _search_out(service, result, params.k, seconds, record.label)
+    return _search_out(service, result, params.options.k, seconds, record.label)
 
 
 @router.get(
@@ -280,17 +255,10 @@ def search_id(request: Request, image_id: int, params: Params) -> SearchOut:
 )
 def search_product(request: Request, product_id: str, params: Params) -> SearchOut:
     service = _service(request)
-    if params.verify:
+    if params.options.verify:
         raise InvalidInputError("verify needs a query image; search by an image id instead")
-    result, seconds = service.search_product(
-        product_id,
-        k=params.k,
-        where=params.where,
-        sort_by=params.sort,
-        rerank=params.rerank,
-        group_by_product=params.group_by_id,
-    )
-    out = _search_out(service, result, params.k, seconds, None)
+    result, seconds = service.search_product(product_id, params.options)
+    out = _search_out(service, result, params.options.k, seconds, None)
     return out.model_copy(update={"query": product_id})
 
 

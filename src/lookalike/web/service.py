@@ -31,15 +31,13 @@ from lookalike.engine import SearchEngine
 from lookalike.explain import Explanation
 from lookalike.explain.explainer import upload_key
 from lookalike.explain.views import ImageView
-from lookalike.filters import SearchFilter
 from lookalike.imaging import DEFAULT_MAX_PIXELS
 from lookalike.index_options import IndexOptions
 from lookalike.layout import IndexLayout
 from lookalike.matches import SearchResult
 from lookalike.query import DecodedQueries, Query
-from lookalike.query.geometry import DEFAULT_VERIFY_TOP
 from lookalike.region import Box, Region
-from lookalike.rerank_settings import RerankOverride
+from lookalike.search_options import SearchOptions
 from lookalike.sources import IMAGE_EXTENSIONS
 from lookalike.web.paths import public_path
 from lookalike.web.settings import ServeSettings
@@ -88,102 +86,37 @@ class SearchService:
             self.engine.close()
 
     def search_upload(
-        self,
-        data: bytes,
-        *,
-        k: int,
-        where: SearchFilter,
-        sort_by: str | None,
-        verify: bool = False,
-        verify_top: int = DEFAULT_VERIFY_TOP,
-        rerank: RerankOverride | None = None,
-        box: Box | None = None,
-        group_by_product: bool | None = None,
+        self, data: bytes, options: SearchOptions, *, box: Box | None = None
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         pipeline = self.engine.pipeline
-        decoded = self._decode_upload(data, UPLOAD_NAME, verify=verify, box=box)
+        decoded = self._decode_upload(data, UPLOAD_NAME, verify=options.verify, box=box)
         with self._lock:
-            (result,) = pipeline.search_decoded(
-                decoded,
-                k=k,
-                where=where,
-                sort_by=sort_by,
-                verify=verify,
-                verify_top=verify_top,
-                rerank=rerank,
-                group_by_product=group_by_product,
-            )
+            (result,) = pipeline.search_decoded(decoded, options)
         return result, time.perf_counter() - started
 
     def search_id(
-        self,
-        image_id: int,
-        *,
-        k: int,
-        where: SearchFilter,
-        sort_by: str | None,
-        verify: bool = False,
-        verify_top: int = DEFAULT_VERIFY_TOP,
-        rerank: RerankOverride | None = None,
-        box: Box | None = None,
-        group_by_product: bool | None = None,
+        self, image_id: int, options: SearchOptions, *, box: Box | None = None
     ) -> tuple[SearchResult, float]:
         started = time.perf_counter()
+        pipeline = self.engine.pipeline
         if box is not None:  # the region of its file is decoded in a slot, like an upload
             with self._lock:
                 record, _ = self.engine.record(image_id)
             name = self.shown(record.path, record.label)
-            decoded = self._decode(Region(record.path, box), name, DEFAULT_MAX_PIXELS, verify)
+            region = Region(record.path, box)
+            decoded = self._decode(region, name, DEFAULT_MAX_PIXELS, options.verify)
             with self._lock:
-                (result,) = self.engine.pipeline.search_decoded(
-                    decoded,
-                    k=k,
-                    where=where,
-                    sort_by=sort_by,
-                    verify=verify,
-                    verify_top=verify_top,
-                    rerank=rerank,
-                    group_by_product=group_by_product,
-                    exclude=[image_id],
-                    exclude_products=self.engine.pipeline.own_products(
-                        [image_id], group_by_product
-                    ),
-                )
+                (result,) = pipeline.search_regions(decoded, [image_id], options)
             return replace(result, query=record.path), time.perf_counter() - started
         with self._lock:
-            (result,) = self.engine.pipeline.search_ids(
-                [image_id],
-                k=k,
-                where=where,
-                sort_by=sort_by,
-                verify=verify,
-                verify_top=verify_top,
-                rerank=rerank,
-                group_by_product=group_by_product,
-            )
+            (result,) = pipeline.search_ids([image_id], options)
         return result, time.perf_counter() - started
 
-    def search_product(
-        self,
-        product_id: str,
-        *,
-        k: int,
-        where: SearchFilter,
-        sort_by: str | None,
-        rerank: RerankOverride | None = None,
-        group_by_product: bool | None = None,
-    ) -> tuple[SearchResult, float]:
+    def search_product(self, product_id: str, options: SearchOptions) -> tuple[SearchResult, float]:
         started = time.perf_counter()
         with self._lock:
-            (result,) = self.engine.pipeline.search_products(
-                [product_id],
-                k=k,
-                where=where,
-                sort_by=sort_by,
-                rerank=rerank,
-                group_by_product=group_by_product,
-            )
+            (result,) = self.engine.pipeline.search_products([product_id], options)
         return result, time.perf_counter() - started
 
     def shown(self, path: str, label: str | None) -> str:
