@@ -9,11 +9,15 @@ CACHE_DIR/
 ```
 
 Files are written through ``lookalike.durable``; two URLs with the same bytes share one file.
+With ``sync_each=False`` a stored body is renamed into place at once but flushed to disk (and
+its URL recorded) only by ``flush``, many files at a time: the caller flushes before it commits
+anything that names those files.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import threading
 import time
@@ -52,8 +56,13 @@ class CachedUrl:
 class DownloadCache:
     """A download cache folder (created if missing). Thread-safe."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, sync_each: bool = True) -> None:
         self.folder = Path(folder)
+        self.sync_each = sync_each
+        #: Files renamed into place but not yet flushed, and their URLs' rows (sync_each=False).
+        self._unsynced: list[Path] = []
+        self._unrecorded: dict[str, tuple[str, str, str | None, str | None, float]] = {}
+        self._flushing = threading.Lock()
         self.folder.mkdir(parents=True, exist_ok=True)
         remove_temporaries(self.folder)
         table = self.folder / URL_TABLE
@@ -83,9 +92,14 @@ class DownloadCache:
     def lookup(self, url: str) -> CachedUrl | None:
         """The cache's entry for ``url``, or None when it has none or its file is gone."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT sha256, ext, etag, last_modified FROM urls WHERE url = ?", (url,)
-            ).fetchone()
+            waiting = self._unrecorded.get(url)
+            row = (
+                waiting[:4]
+                if waiting is not None
+                else self._db.execute(
+                    "SELECT sha256, ext, etag, last_modified FROM urls WHERE url = ?", (url,)
+                ).fetchone()
+            )
         if row is None:
             return None
         path = self.file_for(row[0], row[1])
@@ -116,7 +130,8 @@ class DownloadCache:
         elif sha256 is None:
             raise ValueError("DownloadCache.keep: a staged file needs its sha256")
         target = self.file_for(sha256, ext)
-        if target.is_file():
+        size = len(body) if isinstance(body, bytes) else body.stat().st_size
+        if _holds(target, size):
             if isinstance(body, Path):
                 body.unlink(missing_ok=True)
         else:
@@ -127,28 +142,72 @@ class DownloadCache:
             try:
                 if isinstance(body, bytes):
                     staged.write_bytes(body)
-                commit_file(staged, target)
+                if self.sync_each:
+                    commit_file(staged, target)
+                else:
+                    staged.replace(target)
+                    with self._lock:
+                        self._unsynced.append(target)
             finally:
                 staged.unlink(missing_ok=True)
-        self.remember(url, sha256, ext, etag, last_modified)
+        if self.sync_each:
+            self.remember(url, sha256, ext, etag, last_modified)
+        else:
+            with self._lock:
+                self._unrecorded[url] = (sha256, ext, etag, last_modified, time.time())
         return CachedUrl(url, sha256, target, etag, last_modified)
+
+    def flush(self) -> None:
+        """Make the files stored since the last flush durable (each file, then each folder
+        once), then record their URLs in one transaction. Blocking; a no-op with nothing
+        pending (and always with ``sync_each``)."""
+        with self._flushing:
+            with self._lock:
+                files, self._unsynced = self._unsynced, []
+                rows, self._unrecorded = self._unrecorded, {}
+            for path in files:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            for folder in {path.parent for path in files}:
+                fsync_dir(folder)
+            if rows:
+                with self._lock, self._db:
+                    self._db.executemany(_UPSERT, [(url, *row) for url, row in rows.items()])
 
     def remember(
         self, url: str, sha256: str, ext: str, etag: str | None, last_modified: str | None
     ) -> None:
         """Record what ``url`` gave (after its file was stored)."""
         with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO urls (url, sha256, ext, etag, last_modified, fetched_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET "
-                "sha256 = excluded.sha256, ext = excluded.ext, etag = excluded.etag, "
-                "last_modified = excluded.last_modified, fetched_at = excluded.fetched_at",
-                (url, sha256, ext, etag, last_modified, time.time()),
-            )
+            self._db.execute(_UPSERT, (url, sha256, ext, etag, last_modified, time.time()))
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Flush what is pending, then close the URL table."""
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                self._db.close()
+
+
+_UPSERT = (
+    "INSERT INTO urls (url, sha256, ext, etag, last_modified, fetched_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET "
+    "sha256 = excluded.sha256, ext = excluded.ext, etag = excluded.etag, "
+    "last_modified = excluded.last_modified, fetched_at = excluded.fetched_at"
+)
+
+
+def _holds(target: Path, size: int) -> bool:
+    """Whether ``target`` is a stored body of ``size`` bytes. A file of another size is what
+    a power cut leaves of a body renamed into place but never flushed: written again."""
+    try:
+        return target.stat().st_size == size
+    except OSError:
+        return False
 
 
 class StagedFile:

@@ -26,6 +26,7 @@ from lookalike.feeds.fetch_types import (
 )
 from lookalike.feeds.host_gate import HostGate
 from lookalike.feeds.locations import BadLocationError, parse_location, resolve_redirect
+from lookalike.feeds.proxies import EnvironmentRoutes
 from lookalike.feeds.retry_policy import RETRYABLE_STATUSES, retry_after_seconds, retry_delay
 from lookalike.feeds.sniffing import SNIFF_BYTES, image_extension
 
@@ -99,6 +100,7 @@ class Downloader:
         self._rng = random.Random(options.seed)
         self._gates: dict[str, HostGate] = {}
         self._in_flight: dict[str, asyncio.Future[Fetched]] = {}
+        self._routes = EnvironmentRoutes()
 
     async def fetch_one(self, request: FetchRequest) -> Fetched:
         try:
@@ -271,6 +273,8 @@ class Downloader:
         """One HTTP request within the deadline; (outcome, redirect target or None)."""
         from yarl import URL
 
+        target = URL(current, encoded=True)
+        route = self._routes.route(target.scheme, target.host or "")
         headers = {}
         if cached is not None:
             if cached.etag:
@@ -280,8 +284,11 @@ class Downloader:
         async with (
             asyncio.timeout(self.options.timeout),
             self.session.get(
-                URL(current, encoded=True),
+                target,
                 headers=headers,
+                proxy=route.proxy,
+                proxy_auth=route.proxy_auth,
+                auth=route.auth,
                 allow_redirects=False,
                 trace_request_ctx=sent,
             ) as response,

@@ -60,7 +60,10 @@ def sync_feed(
             catalog.set_metadata(plan.metadata.items())
     run = _FeedRun(store, embedder, plan, options, progress or (lambda event: None))
     if plan.fetch:
-        with WorkerPool(options.workers) as pool, Fetcher(store.layout.downloads, fetch) as f:
+        with (
+            WorkerPool(options.workers) as pool,
+            Fetcher(store.layout.downloads, fetch, sync_each=False) as f,
+        ):
             run.ingest(f, pool)
     failures = _failures_json(run.failures)
     if failures != (recorded or "[]"):
@@ -152,11 +155,13 @@ class _FeedRun:
         self._vectors: list[npt.NDArray[np.float32]] = []
         self._ready: list[tuple[FeedImage, Fetched]] = []
         self._doomed: list[int] = []
+        self._flush: Callable[[], None] = lambda: None
 
     def ingest(self, fetcher: Fetcher, pool: WorkerPool) -> None:
         # Start the decoding processes before the fetcher's thread exists: a fork copies only
         # the forking thread, and a lock another thread held would stay held in the child.
         list(pool.hash([os.devnull]))
+        self._flush = fetcher.flush
         embedder = self._embedder()
         items = {item.key: item for item in self._plan.fetch}
         requests = (FetchRequest(item.key, item.url) for item in self._plan.fetch)
@@ -248,6 +253,8 @@ class _FeedRun:
                 size, mtime = 0, 0
             entries.append(ImageEntry(str(got.path), size, mtime, got.sha256 or "", None))
         replaced = [item.replaces for item, _ in self._ready if item.replaces is not None]
+        # The downloads are flushed in one go here, before the rows naming them are committed.
+        self._flush()
         with catalog.transaction():
             catalog.delete([*replaced, *self._doomed])
             if self._ready:

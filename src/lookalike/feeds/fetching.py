@@ -61,7 +61,8 @@ def _session(options: FetchOptions) -> aiohttp.ClientSession:
         ),
         headers={"User-Agent": options.user_agent, "Accept": "image/*,*/*;q=0.5"},
         cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=True,
+        # The environment's proxies and .netrc are read once (feeds.proxies), not per request.
+        trust_env=False,
         trace_configs=[tracing],
     )
 
@@ -71,9 +72,14 @@ class Fetcher:
     ``close()`` (or leaving the ``with`` block) cancels what is in flight and frees the loop.
 
     Making a Fetcher starts no thread: its event loop thread starts with the first ``fetch``,
-    so worker processes forked before that copy no running loop."""
+    so worker processes forked before that copy no running loop.
 
-    def __init__(self, cache_dir: Path, options: FetchOptions = FetchOptions()) -> None:
+    ``sync_each=False`` defers flushing downloaded files to disk to ``flush`` (or ``close``),
+    many at a time: for a caller that flushes before it commits anything naming them."""
+
+    def __init__(
+        self, cache_dir: Path, options: FetchOptions = FetchOptions(), *, sync_each: bool = True
+    ) -> None:
         try:
             import aiohttp  # noqa: F401
         except ImportError as exc:
@@ -82,7 +88,7 @@ class Fetcher:
                 "install it with: pip install 'lookalike[feeds]'"
             ) from exc
         self.options = options
-        self.cache = DownloadCache(Path(cache_dir))
+        self.cache = DownloadCache(Path(cache_dir), sync_each=sync_each)
         self._counter = StatsCounter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -196,6 +202,10 @@ class Fetcher:
                 task.cancel()
             if tasks:
                 await asyncio.wait(set(tasks))
+
+    def flush(self) -> None:
+        """Make every file fetched so far durable (see ``sync_each``); safe from any thread."""
+        self.cache.flush()
 
     def close(self) -> None:
         """Cancel downloads in flight, close connections and the cache; idempotent."""
