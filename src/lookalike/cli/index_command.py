@@ -228,7 +228,11 @@ def index(
         int, typer.Option(help="Feeds: downloads in flight at once (at most 8 per host).")
     ] = 32,
     timeout: Annotated[
-        float, typer.Option(help="Feeds: seconds a download may take before it is retried.")
+        float,
+        typer.Option(
+            help="Feeds: seconds one download may take (a stalled body too) before it fails "
+            "as a timeout."
+        ),
     ] = 20.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
