@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +103,35 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@contextmanager
+def served_copy(index: Path, folder: Path) -> Iterator[str]:
+    """A copy of ``index`` (its lock left behind) in ``folder``, served by a real
+    `lookalike serve` process for as long as the block runs; yields its URL."""
+    copy = folder / index.name
+    shutil.copytree(index, copy, ignore=shutil.ignore_patterns("lock"))
+    running = Server(copy)
+    try:
+        yield running.url
+    finally:
+        running.stop()
+
+
+def committed_images(index: Path) -> int:
+    """How many images the index's catalog has committed, read as another process would
+    (read-only); -1 while there is no index or its catalog cannot be read yet."""
+    catalog = index / "catalog.sqlite"
+    if not (index / "manifest.json").exists() or not catalog.exists():
+        return -1
+    try:
+        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return -1
 
 
 def multipart(field: str, name: str, data: bytes) -> tuple[bytes, str]:

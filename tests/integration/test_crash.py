@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,23 +19,9 @@ from lookalike.evaluation.copies import CopySet
 from lookalike.store import IndexStore
 from tests import processes
 from tests.conftest import FAST_DIM, FAST_EMBEDDER
-from tests.helpers import cli_env, run_cli
+from tests.helpers import cli_env, committed_images, run_cli
 
 pytestmark = pytest.mark.heavy  # real processes killed mid-write: seconds each
-
-
-def _committed(index: Path) -> int:
-    catalog = index / "catalog.sqlite"
-    if not (index / "manifest.json").exists() or not catalog.exists():
-        return -1
-    try:
-        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return -1
 
 
 def _segment_tmp_exists(index: Path) -> bool:
@@ -108,10 +93,10 @@ def test_sigkill_at_several_points_then_resume(copy_set: CopySet, tmp_path: Path
     index = tmp_path / "crashy.idx"
     points: list[tuple[str, Callable[[], bool], float]] = [
         ("while starting", lambda: False, 0.4),
-        ("after the first commit", lambda: _committed(index) >= 8, 60),
+        ("after the first commit", lambda: committed_images(index) >= 8, 60),
         ("while a segment is being written", lambda: _segment_tmp_exists(index), 30),
-        ("half way", lambda: _committed(index) >= total // 2, 60),
-        ("at the end (compaction)", lambda: _committed(index) >= total, 60),
+        ("half way", lambda: committed_images(index) >= total // 2, 60),
+        ("at the end (compaction)", lambda: committed_images(index) >= total, 60),
     ]
     seen = []
     for name, condition, limit in points:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,26 +15,12 @@ import pytest
 from lookalike import SearchEngine
 from tests import processes
 from tests.conftest import FAST_EMBEDDER
-from tests.helpers import cli_env
+from tests.helpers import cli_env, committed_images
 from tests.shop import open_shop, shop_photos, write_csv_feed
 
 pytestmark = pytest.mark.heavy  # a real process killed mid-run
 
 ROWS = 120
-
-
-def _committed(index: Path) -> int:
-    catalog = index / "catalog.sqlite"
-    if not (index / "manifest.json").exists() or not catalog.exists():
-        return -1
-    try:
-        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return -1
 
 
 def _kill_after(feed: Path, index: Path, committed: int) -> int:
@@ -69,7 +54,7 @@ def _kill_after(feed: Path, index: Path, committed: int) -> int:
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if _committed(index) >= committed:
+        if committed_images(index) >= committed:
             break
         time.sleep(0.005)
     assert process.poll() is None, "the run ended before it could be killed"
@@ -78,7 +63,7 @@ def _kill_after(feed: Path, index: Path, committed: int) -> int:
     left = processes.wait_gone(processes.with_argument(str(index)), 2.0)
     processes.kill_all(left)
     assert not left, f"{len(left)} processes outlived the killed indexer"
-    return _committed(index)
+    return committed_images(index)
 
 
 def _identities(index: Path) -> list[tuple[str, str]]:

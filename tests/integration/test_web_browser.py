@@ -4,14 +4,13 @@ upload a real photo, see its original come first, click a result for more like t
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lookalike.evaluation.copies import CopySet
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, Server, wait_until
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, served_copy, wait_until
 
 ARTIFACTS = Path(os.environ.get("LOOKALIKE_ARTIFACTS", Path(__file__).parents[2] / "artifacts"))
 
@@ -25,11 +24,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def server(gallery_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    index = tmp_path_factory.mktemp("served") / "gallery.idx"
-    shutil.copytree(gallery_index, index, ignore=shutil.ignore_patterns("lock"))
-    running = Server(index)
-    yield running.url
-    running.stop()
+    with served_copy(gallery_index, tmp_path_factory.mktemp("served")) as url:
+        yield url
 
 
 def test_upload_a_photo_and_its_original_comes_first(server: str, copy_set: CopySet) -> None:

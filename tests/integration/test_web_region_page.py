@@ -9,7 +9,6 @@ environment variable LOOKALIKE_ARTIFACTS if it is set, else in each test's pytes
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from lookalike.evaluation.copies import skimage_originals
 from lookalike.region import Box
 from tests.composites import CANVAS
 from tests.composites import composite as composite_with
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, Server, wait_until
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, served_copy, wait_until
 
 pytestmark = [
     pytest.mark.heavy,
@@ -54,11 +53,8 @@ def composite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Box]:
 
 @pytest.fixture(scope="module")
 def server(gallery_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    index = tmp_path_factory.mktemp("served") / "gallery.idx"
-    shutil.copytree(gallery_index, index, ignore=shutil.ignore_patterns("lock"))
-    running = Server(index)
-    yield running.url
-    running.stop()
+    with served_copy(gallery_index, tmp_path_factory.mktemp("served")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
