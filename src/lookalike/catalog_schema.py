@@ -8,7 +8,7 @@ import sqlite3
 from lookalike.catalog_connection import CatalogConnection, translate
 from lookalike.errors import IndexFormatError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,6 +31,13 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE INDEX IF NOT EXISTS images_hash ON images(hash);
 CREATE INDEX IF NOT EXISTS images_segment ON images(segment);
 CREATE TABLE IF NOT EXISTS metadata (image_id INTEGER PRIMARY KEY, fields TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS perceptual_hashes (hash TEXT PRIMARY KEY, phash INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS not_duplicates (
+    hash_a TEXT NOT NULL,
+    hash_b TEXT NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (hash_a, hash_b)
+);
 """
 
 #: Forward migrations: MIGRATIONS[v] brings a catalog from schema v to v + 1.
@@ -41,6 +48,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # The checksum of each segment file, recorded at commit; NULL for segments written before
     # (unchecked: `lookalike verify` says so).
     2: ("ALTER TABLE segments ADD COLUMN checksum TEXT",),
+    # Duplicate finding: each file content's 64-bit perceptual hash (signed, as SQLite stores
+    # integers), and the pairs of contents a user said are not duplicates (hash_a < hash_b).
+    # Both are keyed by content hash, so they survive renames and re-indexing.
+    3: (
+        "CREATE TABLE IF NOT EXISTS perceptual_hashes "
+        "(hash TEXT PRIMARY KEY, phash INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS not_duplicates (hash_a TEXT NOT NULL, hash_b TEXT NOT NULL, "
+        "created TEXT NOT NULL, PRIMARY KEY (hash_a, hash_b))",
+    ),
 }
 
 

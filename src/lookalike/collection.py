@@ -7,7 +7,7 @@ or another one) moves the generation on, so readers always see the last committe
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,8 @@ import numpy.typing as npt
 
 from lookalike.catalog import PRODUCT_FIELD_SETTING
 from lookalike.catalog_records import ImageRecord
+from lookalike.duplicates.finder import find_duplicates
+from lookalike.duplicates.report import DuplicateOptions, DuplicateReport
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import DamagedGraphError, InvalidInputError, UnknownImageError
 from lookalike.grouping import group_duplicates
@@ -243,6 +245,22 @@ class Collection:
             verified_pairs=check.checked if check is not None else 0,
             dropped_pairs=check.dropped if check is not None else 0,
         )
+
+    def find_duplicates(
+        self, options: DuplicateOptions, *, verify: GeometricVerifier | None = None
+    ) -> DuplicateReport:
+        """Tiered duplicate pairs and groups (see :mod:`lookalike.duplicates.finder`)."""
+        if self._store.manifest.metric != "cosine":
+            raise InvalidInputError(
+                "duplicate grouping needs a cosine index (its thresholds are cosine similarities)"
+            )
+        snapshot = self.snapshot()
+        index = snapshot.vectors
+        check = _PairVerification(verify, snapshot.records) if verify is not None else None
+        report = find_duplicates(index.ids, index.vectors, snapshot.records, options, confirm=check)
+        if check is None:
+            return report
+        return replace(report, verified_pairs=check.checked, dropped_pairs=check.dropped)
 
     def export_vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
         """(paths, vectors) of every indexed image, in id order: the embeddings themselves."""

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from lookalike.catalog_records import ImageRecord
 from lookalike.collection import Collection, DuplicateScan, IndexInfo
+from lookalike.duplicates.report import DuplicateOptions, DuplicateReport
 from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder
 from lookalike.embedders.base import Embedder, EmbedderSpec
 from lookalike.embedders.quality import reranking_for, spec_for
@@ -453,6 +454,13 @@ class SearchEngine:
         """:meth:`duplicates` with how many pairs verification checked and dropped."""
         verifier = self.pipeline.verifier if verify else None
         return self.collection.duplicates(threshold=threshold, k=k, verify=verifier)
+
+    def find_duplicates(self, options: DuplicateOptions | None = None) -> DuplicateReport:
+        """Duplicate pairs labelled by tier (identical file, same picture, edited copy, and
+        with ``include_similar`` similar shot) and their groups, largest first."""
+        options = options or DuplicateOptions()
+        verifier = self.pipeline.verifier if options.verify else None
+        return self.collection.find_duplicates(options, verify=verifier)
 
     def export_vectors(self) -> tuple[list[str], Vectors]:
         """(paths, vectors) of every indexed image, in id order: the embeddings themselves."""

@@ -84,6 +84,8 @@ def test_catalog_made_before_checksums_is_migrated_and_reported_unchecked(index:
     catalog = IndexLayout(index).catalog
     db = sqlite3.connect(catalog)
     db.execute("ALTER TABLE segments DROP COLUMN checksum")
+    db.execute("DROP TABLE perceptual_hashes")  # both came with schema 4
+    db.execute("DROP TABLE not_duplicates")
     db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     db.commit()
     db.close()
@@ -93,8 +95,10 @@ def test_catalog_made_before_checksums_is_migrated_and_reported_unchecked(index:
     db = sqlite3.connect(catalog)
     version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     checksums = [r[0] for r in db.execute("SELECT checksum FROM segments")]
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     db.close()
-    assert version == "3" and checksums and all(c is None for c in checksums)
+    assert {"perceptual_hashes", "not_duplicates"} <= tables
+    assert version == "4" and checksums and all(c is None for c in checksums)
     assert verify(index).unchecked_segments == before.segments
 
 
