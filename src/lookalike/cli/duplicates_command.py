@@ -8,11 +8,23 @@ from typing import Annotated
 
 import typer
 
-from lookalike.cli.console import IndexDir, fail, out
+from lookalike.cli.console import fail, out
+
+duplicates_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
+@duplicates_app.callback(invoke_without_command=True)
 def duplicates(
-    index_dir: IndexDir,
+    ctx: typer.Context,
+    index_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--index",
+            "-i",
+            help="Index directory (needed when no subcommand is given).",
+            show_default=False,
+        ),
+    ] = None,
     threshold: Annotated[
         float, typer.Option(help="Cosine similarity from which two images are copies.")
     ] = 0.75,
@@ -34,10 +46,17 @@ def duplicates(
 ) -> None:
     """Group exact duplicates, edited copies and near-duplicates of the index.
 
+    Without a subcommand it prints the groups (needs --index); `apply` and `undo` act on a
+    plan of what to do with them.
+
     Groups come from each image's nearest neighbours (never an all-pairs matrix): two images
     are linked when their similarity reaches the threshold (and, with --verify, when their
     files are confirmed as the same picture), and linked images form a group.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if index_dir is None:
+        fail("missing option --index: give the index directory, e.g. --index my-index")
     import csv
 
     from lookalike.engine import SearchEngine
