@@ -3,6 +3,7 @@ small archive of real photos and copies of them made the ways archives get them.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ from lookalike.duplicates.report import DuplicateOptions, Tier
 from lookalike.errors import EmbedderMismatchError, InvalidInputError
 from tests.archive import make_archive
 from tests.conftest import FAST_EMBEDDER
+from tests.helpers import run_cli
 
 #: Raw pixels of any two photos are alike: only near-exact copies pass this (see
 #: test_duplicates.py); every copy made below is one.
@@ -238,3 +240,71 @@ def test_against_lists_what_the_old_collection_already_has(
         engine.index_folder(card)
         with pytest.raises(EmbedderMismatchError, match="do not compare"):
             engine.find_against(old_index, OPTIONS)
+
+
+def test_cli_plan_not_duplicates_and_against(
+    archive: tuple[Path, Path], small_photos: Path, tmp_path: Path
+) -> None:
+    folder, index = archive
+    plan_file, table, dump = tmp_path / "plan.json", tmp_path / "d.csv", tmp_path / "d.json"
+    result = run_cli(
+        "duplicates", "--index", index, "--threshold", "0.98", "--keep", "prefer-path */phone/*",
+        "--keep", "largest-file", "--plan", plan_file, "--csv", table, "--json", dump,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "2 groups holding 5 of 6 images (pairs: identical 1, " in text
+    assert f"keep {folder / 'phone' / 'chelsea-small.jpg'}  (prefer path */phone/*)" in text
+    assert "keep rules: prefer-path */phone/*, largest-file" in text
+    assert f"plan written to {plan_file}: 2 groups, 3 files not kept" in text
+    plan = Plan.read(plan_file)
+    assert [r.text() for r in plan.rules] == ["prefer-path */phone/*", "largest-file"]
+    with table.open() as fh:
+        rows = list(csv.DictReader(fh))
+    kept = {Path(r["path"]).relative_to(folder).as_posix() for r in rows if r["keep"] == "yes"}
+    assert kept == {"phone/chelsea-small.jpg", "backup/coffee.png"}
+    tiers = {Path(r["path"]).relative_to(folder).as_posix(): r["tier"] for r in rows}
+    assert tiers["originals/chelsea.jpg"] == tiers["backup/chelsea.jpg"] != "identical"
+    data = json.loads(dump.read_text())
+    pairs = [p for g in data["groups"] for p in g["pairs"]]
+    assert {p["tier"] for p in pairs} >= {"identical"} and len(pairs) >= 3
+
+    bad = run_cli("duplicates", "--index", index, "--keep", "biggest")
+    assert bad.returncode == 2 and "valid rules: largest-resolution" in bad.stderr
+
+    marked = run_cli(
+        "duplicates", "not-duplicates", folder / "originals" / "coffee.jpg",
+        folder / "backup" / "coffee.png", "--index", index,
+    )  # fmt: skip
+    assert marked.returncode == 0, marked.stderr
+    assert "recorded:" in marked.stdout
+    again = run_cli("duplicates", "--index", index, "--threshold", "0.98", "--json", dump)
+    assert "1 groups holding 3 of 6 images" in again.stdout
+    assert "1 pairs left out: marked as not duplicates." in again.stdout
+    assert json.loads(dump.read_text())["dismissed_pairs"] == 1
+
+    card = tmp_path / "card"
+    card.mkdir()
+    shutil.copy(folder / "backup" / "coffee.png", card / "IMG_0001.png")
+    shutil.copy(small_photos / "things" / "retina.jpg", card / "IMG_0002.jpg")
+    card_index = tmp_path / "card.idx"
+    assert (
+        run_cli("index", card, "--index", card_index, "--embedder", FAST_EMBEDDER).returncode == 0
+    )
+    found = run_cli(
+        "duplicates", "--index", card_index, "--against", index, "--threshold", "0.98",
+        "--json", dump, "--csv", table,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert (
+        f"1 of 2 images of {card_index} already exist in {index} (6 images): identical 1."
+        in found.stdout
+    )
+    assert f"{card / 'IMG_0001.png'}  ->  {folder / 'backup' / 'coffee.png'}  (identical" in (
+        found.stdout
+    )
+    answer = json.loads(dump.read_text())
+    assert [Path(m["path"]).name for m in answer["new"]] == ["IMG_0002.jpg"]
+    assert answer["tiers"]["identical"] == 1
+    with table.open() as fh:
+        assert sorted(r["status"] for r in csv.DictReader(fh)) == ["found", "new"]
