@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -308,3 +309,17 @@ def test_cli_plan_not_duplicates_and_against(
     assert answer["tiers"]["identical"] == 1
     with table.open() as fh:
         assert sorted(r["status"] for r in csv.DictReader(fh)) == ["found", "new"]
+
+
+def test_an_older_catalog_read_only_has_no_decisions(archive: tuple[Path, Path]) -> None:
+    _, index = archive
+    with sqlite3.connect(index / "catalog.sqlite") as db:  # as schema 3 left it
+        db.execute("DROP TABLE not_duplicates")
+        db.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    with SearchEngine.open(index) as engine:
+        report = engine.find_duplicates(OPTIONS)
+    assert len(report.groups) == 2 and report.dismissed_pairs == 0
+    with SearchEngine.open(index, writable=True) as engine:  # a writer migrates it
+        first, second = report.groups[1].ids[:2]
+        assert engine.dismiss_pair(first, second)
+        assert engine.find_duplicates(OPTIONS).dismissed_pairs == 1
