@@ -239,7 +239,7 @@ def test_a_schema_1_catalog_is_migrated_forward(catalog_file: Path) -> None:
 
     catalog = Catalog(catalog_file)
     try:
-        assert _stored_schema_version(catalog_file) == SCHEMA_VERSION == 3
+        assert _stored_schema_version(catalog_file) == SCHEMA_VERSION == 4
         with catalog.transaction():
             segment = catalog.add_segment("s.npy", 1)
             (image_id,) = catalog.insert([_image("/p/x.jpg", segment=segment, row=0)])
