@@ -180,12 +180,12 @@ async function load() {
     showRules(answer.rules);
   }
   groups = answer.groups;
-  render(answer.images);
+  render(answer);
   return true;
 }
 
 function keeperOf(group) {
-  const picked = group.members.find((m) => chosen.has(m.id));
+  const picked = group.members.find((m) => chosen.has(m.id) && !m.missing);
   return picked ? picked.id : group.keeper;
 }
 
@@ -199,14 +199,24 @@ function groupKey(group) {
   return group.members.map((m) => m.id).sort((a, b) => a - b).join("-");
 }
 
-function render(images) {
+function render(answer) {
   const list = $("dup-groups");
   list.replaceChildren(...groups.map((group, i) => groupItem(group, i)));
   const files = groups.reduce((n, g) => n + g.members.length, 0);
-  $("dup-status").textContent = groups.length
+  const images = answer.images.toLocaleString();
+  const hidden = answer.dismissed_pairs
+    ? ` ${answer.dismissed_pairs} pair${answer.dismissed_pairs === 1 ? "" : "s"} marked not ` +
+      "duplicates left out."
+    : "";
+  $("dup-status").textContent = (groups.length
     ? `${groups.length} group${groups.length === 1 ? "" : "s"} of duplicates (${files} files) ` +
-      `among ${images.toLocaleString()} images.`
-    : `No duplicates among ${images.toLocaleString()} images.`;
+      `among ${images} images.`
+    : `No duplicates among ${images} images.`) + hidden;
+  $("dup-notes").replaceChildren(...(answer.notes || []).map((note) => {
+    const item = document.createElement("li");
+    item.textContent = note;
+    return item;
+  }));
   $("dup-download").disabled = groups.length === 0;
 }
 
@@ -248,19 +258,22 @@ function memberCard(group, member, key) {
   radio.type = "radio";
   radio.name = `keep-${key}`;
   radio.value = String(member.id);
+  radio.disabled = member.missing === true; // a file gone since indexing is never kept
   radio.addEventListener("change", () => pickKeeper(group, member.id));
-  choice.append(radio, ` Keep ${name}`);
+  const which = document.createElement("span");
+  which.className = "visually-hidden";
+  which.textContent = ` ${member.path}`; // two copies often share a file name
+  choice.append(radio, " Keep", which);
   const badge = document.createElement("p");
   badge.className = "dup-keeper";
   const facts = document.createElement("ul");
   facts.className = "meta";
   const taken = member.taken ? `taken ${member.taken.replace("T", " ")}` : "no date taken";
   const size = member.width && member.height ? `${member.width}×${member.height}` : "size unknown";
-  for (const text of [
-    `${size} · ${(member.format || "?").toUpperCase()}`,
-    bytes(member.size),
-    taken,
-  ]) {
+  const lines = member.missing
+    ? ["the file is gone since it was indexed"]
+    : [`${size} · ${(member.format || "?").toUpperCase()}`, bytes(member.size), taken];
+  for (const text of lines) {
     const li = document.createElement("li");
     li.textContent = text;
     facts.append(li);
@@ -282,7 +295,7 @@ function memberCard(group, member, key) {
   // A click anywhere on the card (but its buttons) picks it, like its radio button.
   card.addEventListener("click", (event) => {
     if (event.target.closest("button, label, input")) return;
-    if (!radio.checked) {
+    if (!radio.checked && !radio.disabled) {
       radio.checked = true;
       pickKeeper(group, member.id);
     }
@@ -310,7 +323,7 @@ function markKeeper(item, group) {
       relation.textContent = "";
     } else {
       const pair = pairOf(group, id, keeper);
-      const tier = pair ? pair.tier : member.tier || group.tier;
+      const tier = pair ? pair.tier : group.tier; // linked to the keeper only through others
       const score = pair ? ` · score ${pair.score.toFixed(3)}` : "";
       relation.textContent = `${TIER_NAMES[tier] || tier} of the keeper${score}`;
     }
@@ -375,10 +388,10 @@ async function dismissMember(group, member) {
 /** Ask the server for the plan with the user's keepers and save it as a file. */
 async function downloadPlan() {
   showError("");
-  const members = new Set(groups.flatMap((g) => g.members.map((m) => m.id)));
   const body = {
     keep: ruleSet || [],
-    keepers: [...chosen].filter((id) => members.has(id)),
+    // One per group at most: the user's pick where there is one, else the rules decide.
+    keepers: groups.map(keeperOf).filter((id) => chosen.has(id)),
     include_similar: $("dup-similar").checked,
   };
   let response;
