@@ -29,7 +29,6 @@ from lookalike.errors import (
 )
 from lookalike.version import __version__
 from lookalike.web.api import ReadOnlyError, UploadTooLargeError, router
-from lookalike.web.duplicates_standin import router as duplicates_standin
 from lookalike.web.security import HostAndOriginGuard, allowed_host_names, docs_policy
 from lookalike.web.service import SearchService, ServerBusyError
 from lookalike.web.settings import ServeSettings
@@ -155,7 +154,6 @@ def create_app(settings: ServeSettings, *, service: SearchService | None = None)
     )
     app.state.service = shared
     app.include_router(router)
-    app.include_router(duplicates_standin)  # until the real duplicates endpoints are merged
     swagger = _swagger_assets()
     if swagger is not None:  # offline API docs from the swagger-ui-bundle package's files
         app.mount("/static/swagger", StaticFiles(directory=swagger), name="swagger")
