@@ -193,6 +193,14 @@ class Catalog:
     def paths(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT path FROM images ORDER BY id")]
 
+    def not_duplicates(self) -> set[tuple[str, str]]:
+        """The pairs of contents (hash_a < hash_b) a user said are not duplicates (an older
+        catalog opened read-only has no such table: none)."""
+        if self._schema < 4:
+            return set()
+        rows = self._db.execute("SELECT hash_a, hash_b FROM not_duplicates")
+        return {(str(a), str(b)) for a, b in rows}
+
     def integrity_problems(self) -> list[str]:
         """What SQLite's ``PRAGMA integrity_check`` finds wrong (empty: the file is sound)."""
         found = [str(r[0]) for r in self._db.execute("PRAGMA integrity_check")]
@@ -256,6 +264,22 @@ class Catalog:
             "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (f"setting.{name}", value),
         )
+
+    def add_not_duplicate(self, hash_a: str, hash_b: str, created: str) -> bool:
+        """Record that two contents are not duplicates (``hash_a < hash_b``); whether the pair
+        is new."""
+        if not hash_a < hash_b:
+            raise ValueError(f"not-duplicate pairs are stored hash_a < hash_b: {hash_a}, {hash_b}")
+        before = len(
+            self._db.execute(
+                "SELECT 1 FROM not_duplicates WHERE hash_a=? AND hash_b=?", (hash_a, hash_b)
+            )
+        )
+        self._db.execute(
+            "INSERT OR IGNORE INTO not_duplicates (hash_a, hash_b, created) VALUES (?, ?, ?)",
+            (hash_a, hash_b, created),
+        )
+        return before == 0
 
     def set_metadata(self, fields: Iterable[tuple[int, dict[str, object]]]) -> None:
         self._db.execute_many(

@@ -257,10 +257,17 @@ class Collection:
         snapshot = self.snapshot()
         index = snapshot.vectors
         check = _PairVerification(verify, snapshot.records) if verify is not None else None
-        report = find_duplicates(index.ids, index.vectors, snapshot.records, options, confirm=check)
+        dismissed = self._store.catalog.not_duplicates()
+        report = find_duplicates(
+            index.ids, index.vectors, snapshot.records, options, confirm=check, dismissed=dismissed
+        )
         if check is None:
             return report
         return replace(report, verified_pairs=check.checked, dropped_pairs=check.dropped)
+
+    def not_duplicates(self) -> set[tuple[str, str]]:
+        """The content-hash pairs (a < b) a user said are not duplicates."""
+        return self._store.catalog.not_duplicates()
 
     def export_vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
         """(paths, vectors) of every indexed image, in id order: the embeddings themselves."""

@@ -15,11 +15,14 @@ import numpy.typing as npt
 
 from lookalike.catalog_records import ImageRecord
 from lookalike.collection import Collection, DuplicateScan, IndexInfo
+from lookalike.duplicates.against import AgainstReport, Side, find_against
+from lookalike.duplicates.keep_rules import KeepRule, parse_rules
+from lookalike.duplicates.plan import Plan, make_plan
 from lookalike.duplicates.report import DuplicateOptions, DuplicateReport
 from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder
 from lookalike.embedders.base import Embedder, EmbedderSpec
 from lookalike.embedders.quality import reranking_for, spec_for
-from lookalike.errors import InvalidInputError
+from lookalike.errors import EmbedderMismatchError, InvalidInputError
 from lookalike.explain.explainer import Explainer
 from lookalike.explain.explanation import Explanation
 from lookalike.filters import SearchFilter
@@ -462,12 +465,76 @@ class SearchEngine:
         verifier = self.pipeline.verifier if options.verify else None
         return self.collection.find_duplicates(options, verify=verifier)
 
+    def duplicate_plan(
+        self,
+        rules: Sequence[KeepRule | str] | None = None,
+        *,
+        options: DuplicateOptions | None = None,
+        keepers: Sequence[int] = (),
+    ) -> Plan:
+        """:meth:`find_duplicates`, then what to keep in each group: the file the keep
+        ``rules`` prefer (in order; default ``DEFAULT_RULES``) or the one of ``keepers`` (ids
+        chosen by the user) in it. Acts on nothing.
+
+        Example:
+            >>> plan = engine.duplicate_plan(["prefer-path */originals/*"])  # doctest: +SKIP
+            >>> plan.write(Path("plan.json"))  # doctest: +SKIP
+        """
+        rules = parse_rules(rules)  # a bad rule is refused before the scan
+        report = self.find_duplicates(options)
+        return make_plan(report, rules, keepers=keepers, index=self.directory.resolve())
+
+    def find_against(
+        self, other: SearchEngine | Path | str, options: DuplicateOptions | None = None
+    ) -> AgainstReport:
+        """Which images of this index already exist in ``other`` (an older collection: an
+        engine, or its index directory, opened read-only): each image's best match there,
+        tiered like :meth:`find_duplicates`' pairs (identical when ``other`` holds the same
+        bytes). Both indexes must have been made by the same embedder."""
+        if not isinstance(other, SearchEngine):
+            with SearchEngine.open(other) as opened:
+                return self.find_against(opened, options)
+        check_same_embedder(self, other)
+        if self.manifest.metric != "cosine":
+            raise InvalidInputError(
+                "comparing collections needs cosine indexes (tiers are cosine similarities)"
+            )
+        options = options or DuplicateOptions()
+        return find_against(self._side(), other._side(), options)
+
+    def _side(self) -> Side:
+        snapshot = self.collection.snapshot()
+        return Side(snapshot.vectors.ids, snapshot.vectors.vectors, snapshot.records)
+
+    def dismiss_pair(self, first_id: int, second_id: int) -> bool:
+        """Record that two indexed images are not duplicates: :meth:`find_duplicates` never
+        pairs them again, even after they are renamed or indexed again (the pair is kept by
+        content hash); whether the pair is new. Needs a writable engine."""
+        return self.writer.dismiss_pair(first_id, second_id)
+
     def export_vectors(self) -> tuple[list[str], Vectors]:
         """(paths, vectors) of every indexed image, in id order: the embeddings themselves."""
         return self.collection.export_vectors()
 
     def info(self) -> IndexInfo:
         return self.collection.info(search_index=self.search_index_type())
+
+
+def check_same_embedder(one: SearchEngine, other: SearchEngine) -> None:
+    """Refuse to compare two indexes whose vectors were made by different embedders."""
+    a, b = one.manifest, other.manifest
+    if (a.embedder, a.weights_digest, a.dim, a.metric) != (
+        b.embedder,
+        b.weights_digest,
+        b.dim,
+        b.metric,
+    ):
+        raise EmbedderMismatchError(
+            f"{other.directory} was made with embedder {b.embedder.name} {b.embedder.params} "
+            f"({b.dim}-d, {b.metric}), {one.directory} with {a.embedder.name} "
+            f"{a.embedder.params} ({a.dim}-d, {a.metric}): their vectors do not compare; index "
+            "one folder again with the other's embedder (`lookalike info` shows it)"
+        )
 
 
 __all__ = ["ANN_THRESHOLD", "IndexInfo", "Query", "SearchEngine", "check_is_index"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ import numpy.typing as npt
 from lookalike.catalog_records import ImageEntry
 from lookalike.collection import Collection
 from lookalike.embedders.base import Embedder, l2_normalise
-from lookalike.errors import InvalidInputError
+from lookalike.errors import InvalidInputError, UnknownImageError
 from lookalike.index_options import IndexOptions, IndexProgress, IndexReport, ProgressCallback
 from lookalike.indexes.graph_folder import GraphFolder
 from lookalike.indexes.hnsw import GraphInfo
@@ -238,6 +239,33 @@ class IndexWriter:
             catalog.delete(ids)
         self.keep_neighbours()
         return len(ids)
+
+    def dismiss_pair(self, first_id: int, second_id: int) -> bool:
+        """Record that two indexed images are not duplicates: later duplicate scans leave
+        their pair out. Stored by content, so it survives renames and re-indexing; whether
+        the pair is new."""
+        catalog = self._store.catalog
+        records = []
+        for image_id in (first_id, second_id):
+            record = catalog.get(int(image_id))
+            if record is None:
+                raise UnknownImageError(f"image id {image_id} is not in the index")
+            if not record.hash:
+                raise InvalidInputError(
+                    f"{record.path} (id {image_id}) has no content hash (it was added as a "
+                    "vector): only indexed files can be marked as not duplicates"
+                )
+            records.append(record)
+        one, other = records
+        if one.hash == other.hash:
+            raise InvalidInputError(
+                f"{one.path} and {other.path} have the same content (identical bytes): they are "
+                "duplicates by definition and cannot be marked as not duplicates"
+            )
+        low, high = sorted((one.hash, other.hash))
+        created = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        with catalog.transaction():
+            return catalog.add_not_duplicate(low, high, created)
 
     def set_metadata(self, table: MetadataTable) -> tuple[int, list[str]]:
         """Attach metadata rows to indexed images by path; returns (matched, unmatched paths)."""

@@ -85,10 +85,12 @@ def test_cli_writes_csv_and_json(fast_dup_index: Path, copy_set: CopySet, tmp_pa
     with (tmp_path / "g.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     data = json.loads((tmp_path / "g.json").read_text())
-    assert len(rows) == sum(len(g) for g in data["groups"]) and data["images"] == 90
+    assert len(rows) == sum(len(g["members"]) for g in data["groups"]) and data["images"] == 90
     assert {r["group"] for r in rows} == {str(i) for i in range(1, len(data["groups"]) + 1)}
     assert data["threshold"] == 0.98
-    groups = [{Path(r["path"]).stem for r in group} for group in data["groups"]]
+    groups = [{Path(r["path"]).stem for r in group["members"]} for group in data["groups"]]
+    assert all(sum(r["keep"] for r in group["members"]) == 1 for group in data["groups"])
+    assert {r["tier"] for r in rows} <= {"identical", "same-picture", "edited-copy"}
     for original in copy_set.originals:
         # JPEG quality 15 and a quarter-size copy keep the pixels: they join their original.
         name = original.stem

@@ -9,7 +9,7 @@ from typing import Annotated, TextIO
 import typer
 
 from lookalike.cli.console import EXIT_INTERRUPTED, EXIT_USER_ERROR, err, out
-from lookalike.cli.duplicates_command import duplicates
+from lookalike.cli.duplicates_command import duplicates_app
 from lookalike.cli.evaluate_command import evaluate
 from lookalike.cli.index_command import index
 from lookalike.cli.manage import info, remove
@@ -44,8 +44,10 @@ def main_options(
     """lookalike: reverse image search."""
 
 
-for command in (index, search, info, remove, verify, evaluate, duplicates, serve):
+for command in (index, search, info, remove, verify, evaluate):
     app.command()(command)
+app.add_typer(duplicates_app, name="duplicates")
+app.command()(serve)
 
 
 def _mount_train() -> None:

@@ -6,7 +6,7 @@ Placeholder tiers (to be calibrated): a pair whose cosine similarity reaches the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -32,9 +32,11 @@ def find_duplicates(
     options: DuplicateOptions,
     *,
     confirm: PairCheck | None = None,
+    dismissed: Collection[tuple[str, str]] = (),
 ) -> DuplicateReport:
     """Tiered duplicate pairs and their groups (largest first) among ``vectors`` (rows of
-    ``ids``, unit length)."""
+    ``ids``, unit length). ``dismissed``: content-hash pairs (a < b) a user said are not
+    duplicates; their pairs are left out and counted."""
     if options.k < 1:
         raise InvalidInputError(f"k must be at least 1, got {options.k}")
     threshold = DEFAULT_THRESHOLD if options.threshold is None else options.threshold
@@ -46,8 +48,15 @@ def find_duplicates(
         keep = confirm(ids[first], ids[second])
         first, second, scores = first[keep], second[keep], scores[keep]
     pairs: list[DuplicatePair] = []
+    refused = set(dismissed)
+    left_out = 0
     for a, b, score in zip(ids[first].tolist(), ids[second].tolist(), scores.tolist(), strict=True):
         same = a in records and b in records and records[a].hash == records[b].hash
+        if refused and a in records and b in records:
+            hashes = sorted((records[a].hash, records[b].hash))
+            if (hashes[0], hashes[1]) in refused:
+                left_out += 1
+                continue
         low, high = min(a, b), max(a, b)
         pairs.append(
             DuplicatePair(low, high, float(score), Tier.IDENTICAL if same else Tier.EDITED_COPY)
@@ -58,6 +67,7 @@ def find_duplicates(
         records={i: records[i] for g in groups for i in g.ids if i in records},
         images=len(ids),
         options=options,
+        dismissed_pairs=left_out,
     )
 
 

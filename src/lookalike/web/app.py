@@ -29,6 +29,7 @@ from lookalike.errors import (
 )
 from lookalike.version import __version__
 from lookalike.web.api import ReadOnlyError, UploadTooLargeError, router
+from lookalike.web.duplicates_api import duplicates_router
 from lookalike.web.security import HostAndOriginGuard, allowed_host_names, docs_policy
 from lookalike.web.service import SearchService, ServerBusyError
 from lookalike.web.settings import ServeSettings
@@ -154,6 +155,7 @@ def create_app(settings: ServeSettings, *, service: SearchService | None = None)
     )
     app.state.service = shared
     app.include_router(router)
+    app.include_router(duplicates_router)
     swagger = _swagger_assets()
     if swagger is not None:  # offline API docs from the swagger-ui-bundle package's files
         app.mount("/static/swagger", StaticFiles(directory=swagger), name="swagger")

@@ -104,3 +104,66 @@ class ImageOut(BaseModel):
 class ErrorOut(BaseModel):
     error: str
     detail: str
+
+
+class DuplicateMemberOut(BaseModel):
+    id: int
+    path: str
+    thumbnail: str = Field(description="URL of the image's thumbnail.")
+    size: int
+    width: int | None
+    height: int | None
+    format: str | None
+    taken: str | None = Field(description="EXIF date taken (ISO 8601), if any.")
+    tier: str = Field(
+        description="Its pair's tier with the keeper (the group's where they are linked only "
+        "through others); the keeper's own is the group's."
+    )
+    score: float | None = Field(description="Its pair's cosine similarity; null for the keeper.")
+    missing: bool = Field(
+        False, description="The file cannot be read now (gone since indexed): never a keeper."
+    )
+
+
+class DuplicatePairOut(BaseModel):
+    first: int
+    second: int
+    score: float
+    tier: str
+
+
+class DuplicateGroupOut(BaseModel):
+    tier: str = Field(description="The weakest tier among the group's pairs.")
+    min_score: float
+    keeper: int = Field(description="The id the keep rules choose.")
+    reason: str
+    members: list[DuplicateMemberOut] = Field(description="The keeper first.")
+    pairs: list[DuplicatePairOut]
+
+
+class DuplicatesOut(BaseModel):
+    images: int = Field(description="Images scanned.")
+    groups: list[DuplicateGroupOut]
+    rules: list[str] = Field(description="The keep rules applied, in order.")
+    dismissed_pairs: int = Field(0, description="Pairs left out as marked not duplicates.")
+    notes: list[str] = Field(default_factory=list, description="Groups left out, and why.")
+
+
+class PlanIn(BaseModel):
+    keep: list[str] = Field(default_factory=list, description="Keep rules, in order.")
+    keepers: list[int] = Field(
+        default_factory=list, description="Ids the user chose to keep (one per group at most)."
+    )
+    include_similar: bool = False
+    threshold: float | None = Field(
+        None, gt=-1.0, le=1.0, description="As GET /api/duplicates' threshold."
+    )
+
+
+class NotDuplicatesIn(BaseModel):
+    first: int
+    second: int
+
+
+class DismissedOut(BaseModel):
+    dismissed: bool

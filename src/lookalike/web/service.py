@@ -17,7 +17,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +26,9 @@ from typing import TypeVar
 import numpy as np
 
 from lookalike.catalog_records import ImageRecord
+from lookalike.duplicates.keep_rules import parse_rules
+from lookalike.duplicates.plan import Plan, make_plan
+from lookalike.duplicates.report import DuplicateOptions, DuplicateReport
 from lookalike.durable import write_bytes
 from lookalike.engine import SearchEngine
 from lookalike.explain import Explanation
@@ -165,6 +168,27 @@ class SearchService:
     def count(self) -> int:
         with self._lock:
             return len(self.engine)
+
+    def duplicates(
+        self,
+        rules: Sequence[str],
+        *,
+        include_similar: bool,
+        keepers: Sequence[int] = (),
+        threshold: float | None = None,
+    ) -> tuple[DuplicateReport, Plan]:
+        """A duplicate scan of the index and its plan by ``rules`` (and the user's keepers)."""
+        ordered = parse_rules(rules)  # a bad rule is refused before the scan
+        options = DuplicateOptions(include_similar=include_similar, threshold=threshold)
+        with self._lock:
+            report = self.engine.find_duplicates(options)
+        plan = make_plan(report, ordered, keepers=keepers, index=self.settings.index.resolve())
+        return report, plan
+
+    def dismiss(self, first: int, second: int) -> bool:
+        """Record that two images are not duplicates (see ``SearchEngine.dismiss_pair``)."""
+        with self._write_lock, self._writer() as writer:
+            return writer.dismiss_pair(first, second)
 
     def add_upload(self, data: bytes, filename: str) -> int:
         """Store an uploaded image under INDEX_DIR/uploads and index it; returns its id."""
