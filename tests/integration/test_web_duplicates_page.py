@@ -152,6 +152,10 @@ def test_groups_of_real_copies_are_shown_with_their_facts(
     assert resolution in facts and "no date taken" in facts, facts
     size = (photos / "copies" / "coffee-half.jpg").stat().st_size
     assert f"{size / 1024:.0f} KB" in facts or f"{size / 1024:.1f} KB" in facts, facts
+    # The keep rules chose the full-size coffee over its half-size copy, and say so.
+    assert _keeper(page, "copies/coffee-half.jpg") == "originals/coffee.jpg"
+    reason = _group(page, "copies/coffee-half.jpg").locator(".dup-keeper:visible").inner_text()
+    assert "resolution" in reason, reason
     # The byte-identical backup is labelled so.
     assert "identical file" in _group(page, "backup/chelsea.jpg").inner_text()
     # A read-only server: nothing on the page offers to write.
@@ -244,15 +248,17 @@ def test_not_a_duplicate_removes_the_group_for_good(
 ) -> None:
     with served_copy(archive_index, tmp_path, "--allow-writes") as url:
         page = _open(browser, url)
-        chelsea = _group(page, "backup/chelsea.jpg")
-        dismiss = chelsea.locator(".dup-member:not(.kept) .dup-dismiss")
+        # Byte-identical files cannot be separated: no button offers it.
+        assert _group(page, "backup/chelsea.jpg").locator(".dup-dismiss").count() == 0
+        coffee = _group(page, "copies/coffee-half.jpg")
+        dismiss = coffee.locator(".dup-member:not(.kept) .dup-dismiss")
         assert dismiss.count() == 1
         assert "is not the same picture as" in (dismiss.get_attribute("aria-label") or "")
-        assert chelsea.locator(".dup-member.kept .dup-dismiss").is_hidden()
+        assert coffee.locator(".dup-member.kept .dup-dismiss").is_hidden()
         dismiss.click()
         wait_until(page, "document.querySelectorAll('#dup-groups > li').length === 2")
         assert "not a duplicate" in page.inner_text("#dup-status")
-        remaining = [g for g in _expected() if "backup/chelsea.jpg" not in g]
+        remaining = [g for g in _expected() if "copies/coffee-half.jpg" not in g]
         assert sorted(page.evaluate(GROUPS)) == remaining
         # Focus went to a group's heading, not lost with the removed group.
         assert page.evaluate("document.activeElement.tagName") == "H3"

@@ -284,7 +284,11 @@ function memberCard(group, member, key) {
   path.className = "name";
   path.textContent = member.path;
   card.append(img, choice, badge, relation, facts, path);
-  if (!readOnly) {
+  // Files with the same bytes are duplicates by definition: the server refuses to separate them.
+  const identical = group.pairs.some(
+    (p) => (p.first === member.id || p.second === member.id) && p.tier === "identical",
+  );
+  if (!readOnly && !identical) {
     const dismiss = document.createElement("button");
     dismiss.type = "button";
     dismiss.className = "dup-dismiss";
