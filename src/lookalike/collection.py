@@ -265,10 +265,6 @@ class Collection:
             return report
         return replace(report, verified_pairs=check.checked, dropped_pairs=check.dropped)
 
-    def not_duplicates(self) -> set[tuple[str, str]]:
-        """The content-hash pairs (a < b) a user said are not duplicates."""
-        return self._store.catalog.not_duplicates()
-
     def export_vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
         """(paths, vectors) of every indexed image, in id order: the embeddings themselves."""
         index = self.vector_index()

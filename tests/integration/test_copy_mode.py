@@ -227,7 +227,7 @@ def test_duplicates_verify_drops_pairs_that_are_not_the_same_picture(
     assert after["dropped_pairs"] == scan.dropped_pairs
     assert f"{scan.dropped_pairs} dropped" in checked.stdout
     names = [
-        {Path(r["path"]).name.split("__")[0].removesuffix(".jpg") for r in g}
+        {Path(r["path"]).name.split("__")[0].removesuffix(".jpg") for r in g["members"]}
         for g in after["groups"]
     ]
     assert sorted(len(group) for group in names) == [1, 1, 1], names

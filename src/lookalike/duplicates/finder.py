@@ -44,19 +44,19 @@ def find_duplicates(
     scores = np.einsum("ij,ij->i", vectors[first], vectors[second])
     keep = scores >= threshold
     first, second, scores = first[keep], second[keep], scores[keep]
+    # Pairs a user dismissed go before verification: checking them would be wasted.
+    left_out = 0
+    if dismissed and len(first):
+        pairs_now = zip(ids[first].tolist(), ids[second].tolist(), strict=True)
+        keep = np.array([not _dismissed(a, b, records, dismissed) for a, b in pairs_now])
+        left_out = int((~keep).sum())
+        first, second, scores = first[keep], second[keep], scores[keep]
     if confirm is not None and len(first):
         keep = confirm(ids[first], ids[second])
         first, second, scores = first[keep], second[keep], scores[keep]
     pairs: list[DuplicatePair] = []
-    refused = set(dismissed)
-    left_out = 0
     for a, b, score in zip(ids[first].tolist(), ids[second].tolist(), scores.tolist(), strict=True):
         same = a in records and b in records and records[a].hash == records[b].hash
-        if refused and a in records and b in records:
-            hashes = sorted((records[a].hash, records[b].hash))
-            if (hashes[0], hashes[1]) in refused:
-                left_out += 1
-                continue
         low, high = min(a, b), max(a, b)
         pairs.append(
             DuplicatePair(low, high, float(score), Tier.IDENTICAL if same else Tier.EDITED_COPY)
@@ -69,6 +69,17 @@ def find_duplicates(
         options=options,
         dismissed_pairs=left_out,
     )
+
+
+def _dismissed(
+    a: int, b: int, records: Mapping[int, ImageRecord], dismissed: Collection[tuple[str, str]]
+) -> bool:
+    """Whether a user said the contents of images ``a`` and ``b`` are not duplicates."""
+    one, other = records.get(a), records.get(b)
+    if one is None or other is None:
+        return False
+    low, high = sorted((one.hash, other.hash))
+    return (low, high) in dismissed
 
 
 def groups_of(pairs: list[DuplicatePair]) -> list[TieredGroup]:

@@ -322,10 +322,8 @@ def remove_image(request: Request, image_id: int) -> Response:
 
 
 class ReadOnlyError(Exception):
-    def __init__(self) -> None:
-        super().__init__(
-            "this server is read-only; start it with --allow-writes to add or remove images"
-        )
+    def __init__(self, action: str = "add or remove images") -> None:
+        super().__init__(f"this server is read-only; start it with --allow-writes to {action}")
 
 
 ResultId = Annotated[int, Query(description="The indexed image (a result) to explain.")]

@@ -168,6 +168,6 @@ async def duplicate_plan(request: Request, body: PlanIn) -> JSONResponse:
 async def not_duplicates(request: Request, body: NotDuplicatesIn) -> DismissedOut:
     service = _service(request)
     if not service.settings.allow_writes:
-        raise ReadOnlyError()
+        raise ReadOnlyError("mark images as not duplicates")
     await run_in_threadpool(service.dismiss, body.first, body.second)
     return DismissedOut(dismissed=True)
