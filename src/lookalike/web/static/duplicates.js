@@ -357,27 +357,28 @@ function pickKeeper(group, id) {
 async function dismissMember(group, member) {
   showError("");
   const position = groups.indexOf(group);
-  const links = group.pairs.filter((p) => p.first === member.id || p.second === member.id);
-  const pairs = links.length ? links : [pairOf(group, member.id, keeperOf(group)) ||
-    { first: Math.min(member.id, keeperOf(group)), second: Math.max(member.id, keeperOf(group)) }];
+  // A group is made of its pairs: every member is in at least one.
+  const pairs = group.pairs.filter((p) => p.first === member.id || p.second === member.id);
+  for (const button of document.querySelectorAll(".dup-dismiss")) button.disabled = true;
+  $("dup-status").textContent = `Marking ${fileName(member.path)} as not a duplicate…`;
+  let refused = "";
   for (const pair of pairs) {
-    let response;
     try {
-      response = await fetch("/api/duplicates/not-duplicates", {
+      const response = await fetch("/api/duplicates/not-duplicates", {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ first: pair.first, second: pair.second }),
       });
+      if (!response.ok) refused = await readError(response);
     } catch (error) {
-      showError(`The server did not answer: ${error.message}`);
-      return;
+      refused = `The server did not answer: ${error.message}`;
     }
-    if (!response.ok) {
-      showError(await readError(response));
-      return;
-    }
+    if (refused) break;
   }
-  if (!(await load())) return;
+  // Shown again even after a refusal: what the server holds now, its buttons enabled again.
+  const shown = await load();
+  if (refused) showError(refused);
+  if (!shown || refused) return;
   const name = fileName(member.path);
   const still = groups.some((g) => g.members.some((m) => m.id === member.id));
   $("dup-status").textContent = still
@@ -386,7 +387,7 @@ async function dismissMember(group, member) {
   // Focus the group now at the same place (or the last one), else the status.
   const items = $("dup-groups").children;
   const next = items[Math.min(position, items.length - 1)];
-  (next ? next.querySelector("h3") : $("dup-status")).focus?.();
+  (next ? next.querySelector("h3") : $("dup-status")).focus();
 }
 
 /** Ask the server for the plan with the user's keepers and save it as a file. */
