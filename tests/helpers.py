@@ -106,12 +106,13 @@ class Server:
 
 
 @contextmanager
-def served_copy(index: Path, folder: Path) -> Iterator[str]:
+def served_copy(index: Path, folder: Path, *extra: str) -> Iterator[str]:
     """A copy of ``index`` (its lock left behind) in ``folder``, served by a real
-    `lookalike serve` process for as long as the block runs; yields its URL."""
+    `lookalike serve` process (with the options ``extra``) for as long as the block runs;
+    yields its URL."""
     copy = folder / index.name
     shutil.copytree(index, copy, ignore=shutil.ignore_patterns("lock"))
-    running = Server(copy)
+    running = Server(copy, *extra)
     try:
         yield running.url
     finally:

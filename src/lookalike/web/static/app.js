@@ -4,6 +4,7 @@
 // network beyond this server.
 import { MIN_SIDE, RegionBox } from "./region.js";
 import { agrees, clearHeatmap, drawHeatmap } from "./heatmap.js";
+import { showDuplicates } from "./duplicates.js";
 
 const $ = (id) => document.getElementById(id);
 let lastQuery = null; // {kind: "upload", file} or {kind: "id", id}
@@ -395,3 +396,17 @@ window.addEventListener("resize", () => drawExplanation());
 $("options").addEventListener("change", () => { if (lastQuery) run(lastQuery); });
 $("options").addEventListener("submit", (event) => { event.preventDefault(); if (lastQuery) run(lastQuery); });
 loadInfo();
+
+/** Two views: search (the default) and duplicates (#duplicates, duplicates.js). */
+function route() {
+  const duplicates = location.hash === "#duplicates";
+  $("search-view").hidden = duplicates;
+  $("duplicates-view").hidden = !duplicates;
+  for (const [id, on] of [["to-search", !duplicates], ["to-duplicates", duplicates]]) {
+    if (on) $(id).setAttribute("aria-current", "page");
+    else $(id).removeAttribute("aria-current");
+  }
+  if (duplicates) showDuplicates();
+}
+window.addEventListener("hashchange", route);
+route();
