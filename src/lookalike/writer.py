@@ -92,12 +92,17 @@ class IndexWriter:
         *,
         options: IndexOptions | None = None,
         progress: ProgressCallback | None = None,
+        root: Path | str | None = None,
     ) -> IndexReport:
-        """Index these image files (see ``lookalike.indexing.sync_files``)."""
+        """Index these image files (see ``lookalike.indexing.sync_files``); with ``root``,
+        they get the labels indexing that folder gives them."""
         options = options or IndexOptions()
         self._set_index_type(options)
         self._set_reranking(options)
-        report = sync_files(self._store, self._embedder, paths, options=options, progress=progress)
+        base = Path(root) if root is not None else None
+        report = sync_files(
+            self._store, self._embedder, paths, options=options, progress=progress, root=base
+        )
         self._keep_graph(options, progress)
         self.keep_neighbours()
         return report
