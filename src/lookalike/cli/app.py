@@ -16,6 +16,7 @@ from lookalike.cli.manage import info, remove
 from lookalike.cli.search_command import search
 from lookalike.cli.serve_command import serve
 from lookalike.cli.verify_command import verify
+from lookalike.cli.watch_command import watch
 from lookalike.errors import LookalikeError
 from lookalike.version import __version__
 
@@ -46,6 +47,7 @@ def main_options(
 
 for command in (index, search, info, remove, verify, evaluate, duplicates, serve):
     app.command()(command)
+app.command()(watch)
 
 
 def _mount_train() -> None:
