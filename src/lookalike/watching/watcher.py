@@ -11,7 +11,7 @@ The writer's lock is taken for each batch only, so other writers (``lookalike in
 server with ``--allow-writes``) can work between batches; while one holds it, batches wait.
 The index's own options (embedder, index type, re-ranking) are used as they are recorded.
 :meth:`FolderWatcher.stop` (safe from a signal handler) ends :meth:`FolderWatcher.run` after
-the batch in flight is committed; a rescan in flight stops at its next atomic commit step.
+the batch in flight is committed; a rescan in flight stops early, keeping what it committed.
 """
 
 from __future__ import annotations
