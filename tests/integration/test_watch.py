@@ -272,3 +272,43 @@ def test_a_server_on_the_same_index_finds_a_file_added_to_the_watched_folder(
     finally:
         watch.kill()
         server.stop()
+
+
+def test_batches_wait_while_another_process_writes_the_index(
+    watched: tuple[Path, Path], copy_set: CopySet
+) -> None:
+    photos, index = watched
+    watch = Watch(photos, index, "--rescan", "0")
+    try:
+        watch.wait_started()
+        target = photos / "waiting.jpg"
+        with SearchEngine.open(index, writable=True):  # another writer holds the lock
+            shutil.copy(copy_set.originals[4], target)
+            wait_for(lambda: any(x.get("busy") for x in watch.lines()), "the busy notice")
+            assert str(target) not in rows(index)
+        wait_for(lambda: str(target) in rows(index), "the batch once the lock is free")
+        summary = watch.stop()
+    finally:
+        watch.kill()
+    assert summary["added"] == 1
+
+
+def test_sigint_during_the_rescan_at_start_exits_0_with_a_readable_index(
+    watched: tuple[Path, Path], copy_set: CopySet
+) -> None:
+    photos, index = watched
+    arriving = photos / "arriving"
+    arriving.mkdir()
+    for pair in copy_set.copies:
+        shutil.copy(pair.copy, arriving / pair.copy.name)
+    watch = Watch(photos, index, "--rescan", "0", "--workers", "2")
+    try:
+        wait_for(lambda: bool(descendants(watch.process.pid)) or watch.ended(), "workers", 90)
+        summary = watch.stop(signal.SIGINT)
+    finally:
+        watch.kill()
+    assert summary["rescans"] in (0, 1)
+    assert summary["interrupted"] == (summary["rescans"] == 0)
+    with SearchEngine.open(index, writable=True) as engine:  # the lock was released
+        assert len(engine) == len(rows(index))
+    assert run_cli("verify", "--index", index).returncode == 0

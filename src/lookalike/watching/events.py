@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from lookalike.sources import IMAGE_EXTENSIONS
 
 if TYPE_CHECKING:
-    from watchdog.events import FileSystemEvent
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
     from watchdog.observers.api import BaseObserver
 
 
@@ -52,11 +53,24 @@ class FolderEvents:
             def on_any_event(self, event: FileSystemEvent) -> None:
                 events.handle(event)
 
-        observer = Observer()
-        observer.schedule(Handler(), str(self.root), recursive=True)
+        try:
+            observer: BaseObserver = self._started(Observer(), Handler())
+        except OSError as exc:  # e.g. inotify's limit of watched folders reached
+            from watchdog.observers.polling import PollingObserver
+
+            warnings.warn(
+                f"{self.root}: cannot watch for filesystem events ({exc}); polling the folder "
+                "every second instead (on Linux, raising fs.inotify.max_user_watches fixes it)",
+                stacklevel=2,
+            )
+            observer = self._started(PollingObserver(timeout=1.0), Handler())
+        self._observer = observer
+
+    def _started(self, observer: BaseObserver, handler: FileSystemEventHandler) -> BaseObserver:
+        observer.schedule(handler, str(self.root), recursive=True)
         observer.daemon = True
         observer.start()
-        self._observer = observer
+        return observer
 
     def stop(self) -> None:
         observer, self._observer = self._observer, None
