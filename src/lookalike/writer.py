@@ -93,9 +93,13 @@ class IndexWriter:
         options: IndexOptions | None = None,
         progress: ProgressCallback | None = None,
         root: Path | str | None = None,
+        sync_graph: bool = True,
     ) -> IndexReport:
         """Index these image files (see ``lookalike.indexing.sync_files``); with ``root``,
-        they get the labels indexing that folder gives them."""
+        they get the labels indexing that folder gives them. ``sync_graph=False`` leaves the
+        saved HNSW graph behind (readers add later commits to it in memory; the next sync
+        catches up): for small, frequent batches, where saving a large graph would cost more
+        than the batch."""
         options = options or IndexOptions()
         self._set_index_type(options)
         self._set_reranking(options)
@@ -103,7 +107,8 @@ class IndexWriter:
         report = sync_files(
             self._store, self._embedder, paths, options=options, progress=progress, root=base
         )
-        self._keep_graph(options, progress)
+        if sync_graph:
+            self._keep_graph(options, progress)
         self.keep_neighbours()
         return report
 

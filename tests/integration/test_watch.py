@@ -312,3 +312,38 @@ def test_sigint_during_the_rescan_at_start_exits_0_with_a_readable_index(
     with SearchEngine.open(index, writable=True) as engine:  # the lock was released
         assert len(engine) == len(rows(index))
     assert run_cli("verify", "--index", index).returncode == 0
+
+
+def test_a_graph_index_finds_watched_files_without_saving_its_graph_per_batch(
+    small_photos: Path, copy_set: CopySet, tmp_path: Path
+) -> None:
+    import threading
+
+    from lookalike.watching import FolderWatcher, WatchBatch, WatchOptions
+
+    photos = tmp_path / "photos"
+    shutil.copytree(small_photos, photos)
+    index = tmp_path / "graph.idx"
+    with SearchEngine.create(index, embedder=FAST_EMBEDDER, index_type="hnsw") as engine:
+        engine.index_folder(photos)
+    batches: list[WatchBatch] = []
+    watcher = FolderWatcher(photos, index, options=WatchOptions(rescan=0), on_batch=batches.append)
+    thread = threading.Thread(target=watcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: bool(batches), "the rescan at start")  # it saves the graph
+        pointer = index / "ann" / "ann.json"
+        saved = pointer.stat().st_mtime_ns
+        query = copy_set.originals[5]
+        target = photos / "things" / "graph.jpg"
+        shutil.copy(query, target)
+        wait_for(lambda: str(target.resolve()) in rows(index), "the new file")
+    finally:
+        watcher.stop()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    with SearchEngine.open(index) as engine:
+        assert engine.info().search_index == "hnsw"
+        (result,) = engine.search([query], k=1)
+        assert result.matches[0].path == str(target.resolve())
+    assert pointer.stat().st_mtime_ns == saved  # the graph file was not rewritten

@@ -179,7 +179,11 @@ class FolderWatcher:
             workers = 0 if len(files) <= _IN_PROCESS else self.options.workers
             options = IndexOptions(workers=workers, commit_every=max(1, len(files)))
             try:
-                report = writer.index_files(files, options=options, root=self.root)
+                # The saved graph catches up at the next rescan: saving a large one per batch
+                # would cost seconds, and readers add the new images to it in memory.
+                report = writer.index_files(
+                    files, options=options, root=self.root, sync_graph=False
+                )
             except InvalidInputError:  # a file went away while the batch started
                 self._requeue(ready, time.monotonic())
                 return
