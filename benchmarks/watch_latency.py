@@ -4,11 +4,16 @@ file is committed. Prints the median, p90 and max seconds from close to committe
 watcher's own time per batch (hash, decode, embed, commit) from its --json output, so the rest
 (event delivery, debounce, polling) shows as the difference. Target: median <= 2 s.
 
+Then (--bulk N, default 100) N more photos are copied in at once, and the seconds from the
+first close to the last commit are set beside `index_folder` of the same N photos into a fresh
+index in the same run (the throughput cost of taking files as they arrive, in batches).
+
 The watcher is the real CLI in its own process, on an index of real-size photos (1-4 MP) made
 with the default network (EfficientNet-Lite0, the default quality) unless --embedder says
 otherwise.
 
-Usage: python benchmarks/watch_latency.py [--files 50] [--embedder NAME] [--workdir DIR]
+Usage: python benchmarks/watch_latency.py [--files 50] [--bulk 100] [--embedder NAME]
+    [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -39,16 +44,25 @@ def committed(index: Path, path: str) -> bool:
         db.close()
 
 
+def indexed(index: Path) -> set[str]:
+    db = sqlite3.connect(f"file:{index / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5)
+    try:
+        return {row[0] for row in db.execute("SELECT path FROM images")}
+    finally:
+        db.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=50)
+    parser.add_argument("--bulk", type=int, default=100)
     parser.add_argument("--embedder", default=None, help="default: the default network")
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-bench-watch"
     )
     args = parser.parse_args()
 
-    staged = make_photo_folder(args.workdir / "staged", 20 + args.files, seed=3)
+    staged = make_photo_folder(args.workdir / "staged", 20 + args.files + args.bulk, seed=3)
     photos = args.workdir / "watched"
     index = args.workdir / "watched.idx"
     shutil.rmtree(photos, ignore_errors=True)
@@ -100,11 +114,41 @@ def main() -> None:
                 time.sleep(0.01)
             latencies.append(time.monotonic() - closed)
             time.sleep(0.3)
+        bulk = staged[20 + args.files :]
+        bulk_seconds = 0.0
+        if bulk:
+            first = time.monotonic()
+            for source in bulk:
+                shutil.copy(source, photos / source.name)
+            names = {str((photos / p.name).resolve()) for p in bulk}
+            while len(names & indexed(index)) < len(names):
+                if time.monotonic() - first > 600:
+                    raise SystemExit(f"bulk copy not indexed after 600 s:\n{log.read_text()}")
+                time.sleep(0.05)
+            bulk_seconds = time.monotonic() - first
         watcher.send_signal(signal.SIGINT)
         code = watcher.wait(timeout=60)
     finally:
         if watcher.poll() is None:
             watcher.kill()
+    if bulk:
+        alone = args.workdir / "bulk"
+        shutil.rmtree(alone, ignore_errors=True)
+        alone.mkdir()
+        for source in bulk:
+            shutil.copy(source, alone / source.name)
+        fresh = args.workdir / "bulk.idx"
+        shutil.rmtree(fresh, ignore_errors=True)
+        with SearchEngine.create(fresh, **kwargs) as engine:
+            engine.model()  # built before the clock starts, as the watcher's is
+            started = time.monotonic()
+            engine.index_folder(alone)
+            index_seconds = time.monotonic() - started
+        print(
+            f"bulk: {len(bulk)} photos copied in at once, committed by watch in "
+            f"{bulk_seconds:.1f} s; `index_folder` of the same photos {index_seconds:.1f} s "
+            f"(watch / index = {bulk_seconds / index_seconds:.2f}x)"
+        )
     lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
     batches = [x["seconds"] for x in lines if x.get("trigger") == "events"]
     seconds = np.asarray(latencies)
