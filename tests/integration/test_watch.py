@@ -347,3 +347,45 @@ def test_a_graph_index_finds_watched_files_without_saving_its_graph_per_batch(
         (result,) = engine.search([query], k=1)
         assert result.matches[0].path == str(target.resolve())
     assert pointer.stat().st_mtime_ns == saved  # the graph file was not rewritten
+
+
+def test_a_file_left_half_written_past_the_settle_time_is_taken_again_once_complete(
+    watched: tuple[Path, Path], copy_set: CopySet
+) -> None:
+    import threading
+
+    from lookalike.watching import FolderWatcher, WatchBatch, WatchOptions
+
+    photos, index = watched
+    batches: list[WatchBatch] = []
+    watcher = FolderWatcher(
+        photos, index, options=WatchOptions(rescan=0, settle=0.5), on_batch=batches.append
+    )
+    thread = threading.Thread(target=watcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: bool(batches), "the rescan at start")
+        stalled = photos / "stalled.jpg"
+        data = copy_set.originals[6].read_bytes()
+        with stalled.open("wb") as fh:
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+            # The writer stalls longer than --settle: the watcher tries the file, which does
+            # not decode, so it is skipped and nothing is committed for it.
+            wait_for(lambda: any(b.skipped for b in batches), "the half file to be tried")
+            assert str(stalled) not in rows(index)
+            fh.write(data[len(data) // 2 :])
+        wait_for(lambda: str(stalled) in rows(index), "the file once complete")
+    finally:
+        watcher.stop()
+        thread.join(timeout=60)
+    assert rows(index)[str(stalled)][1] == content_hash(str(stalled))
+    (skip,) = [s for b in batches for s in b.skipped]
+    assert skip.path == str(stalled)
+
+
+def test_watching_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    result = run_cli("watch", tmp_path / "nowhere", "--index", tmp_path / "i.idx")
+    assert result.returncode == 2
+    assert "nowhere: folder not found" in result.stderr
+    assert not (tmp_path / "i.idx").exists()  # no index made for nothing
