@@ -389,3 +389,28 @@ def test_watching_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "nowhere: folder not found" in result.stderr
     assert not (tmp_path / "i.idx").exists()  # no index made for nothing
+
+
+def test_the_rescan_at_start_waits_for_another_writer_then_runs(
+    watched: tuple[Path, Path], copy_set: CopySet
+) -> None:
+    import threading
+
+    from lookalike.watching import FolderWatcher, WatchBatch, WatchOptions
+
+    photos, index = watched
+    early = photos / "early.jpg"
+    shutil.copy(copy_set.originals[7], early)  # there before the watcher starts
+    batches: list[WatchBatch] = []
+    watcher = FolderWatcher(photos, index, options=WatchOptions(rescan=0), on_batch=batches.append)
+    thread = threading.Thread(target=watcher.run)
+    try:
+        with SearchEngine.open(index, writable=True):
+            thread.start()
+            wait_for(lambda: any(b.busy for b in batches), "the busy notice")
+            assert str(early) not in rows(index)
+        wait_for(lambda: str(early) in rows(index), "the rescan once the lock is free")
+    finally:
+        watcher.stop()
+        thread.join(timeout=60)
+    assert [b.trigger for b in batches if not b.busy] == ["rescan"]

@@ -91,12 +91,12 @@ class FolderWatcher:
         model_store = IndexStore.open(self.index_dir)
         model = IndexModel(model_store, threads=self._threads)
         interrupted = False
-        self._events.start()
         try:
-            self._rescan(model)
+            self._events.start()
+            rescanned = self._rescan(model)  # False: another writer holds the lock for now
             if not self._stopping:
                 model()  # built now, so the first file to arrive does not wait for it
-            self._loop(model)
+            self._loop(model, rescan_owed=not rescanned)
         except _StopRequestedError:
             interrupted = True
         finally:
@@ -116,9 +116,10 @@ class FolderWatcher:
 
             SearchEngine.create(self.index_dir, threads=self._threads).close()
 
-    def _loop(self, model: IndexModel) -> None:
+    def _loop(self, model: IndexModel, *, rescan_owed: bool) -> None:
         every = self.options.rescan
-        next_rescan = time.monotonic() + every if every > 0 else float("inf")
+        never = float("inf")
+        next_rescan = time.monotonic() + (0.0 if rescan_owed else every if every > 0 else never)
         while not self._stopping:
             now = time.monotonic()
             for note in self._events.drain():
@@ -129,7 +130,7 @@ class FolderWatcher:
                 continue
             if now >= next_rescan and not len(self._pending):
                 if self._rescan(model):
-                    next_rescan = time.monotonic() + every
+                    next_rescan = time.monotonic() + every if every > 0 else never
                 else:
                     next_rescan = time.monotonic() + _RETRY
                 continue
