@@ -47,7 +47,6 @@ def main_options(
 
 for command in (index, search, info, remove, verify, evaluate, duplicates, serve):
     app.command()(command)
-app.command()(watch)
 
 
 def _mount_train() -> None:
@@ -60,6 +59,7 @@ def _mount_train() -> None:
 
 
 _mount_train()
+app.command()(watch)
 
 
 def _show_warning(
