@@ -414,3 +414,33 @@ def test_the_rescan_at_start_waits_for_another_writer_then_runs(
         watcher.stop()
         thread.join(timeout=60)
     assert [b.trigger for b in batches if not b.busy] == ["rescan"]
+
+
+def test_a_linked_file_is_left_to_the_rescans_and_indexed_under_the_link(
+    watched: tuple[Path, Path], copy_set: CopySet, tmp_path: Path
+) -> None:
+    import threading
+
+    from lookalike.watching import FolderWatcher, WatchBatch, WatchOptions
+
+    photos, index = watched
+    outside = tmp_path / "outside.jpg"
+    shutil.copy(copy_set.originals[2], outside)
+    batches: list[WatchBatch] = []
+    watcher = FolderWatcher(photos, index, options=WatchOptions(rescan=0), on_batch=batches.append)
+    thread = threading.Thread(target=watcher.run)
+    thread.start()
+    try:
+        wait_for(lambda: bool(batches), "the rescan at start")
+        link = photos / "link.jpg"
+        link.symlink_to(outside)
+        wait_for(lambda: any(b.skipped for b in batches), "the link's batch")
+    finally:
+        watcher.stop()
+        thread.join(timeout=60)
+    (skip,) = [s for b in batches for s in b.skipped]
+    assert skip.path == str(link) and "symbolic link" in skip.reason
+    assert str(outside.resolve()) not in rows(index)
+    with SearchEngine.open(index, writable=True) as engine:  # what a rescan does
+        engine.index_folder(photos)
+    assert str(link) in rows(index) and str(outside.resolve()) not in rows(index)

@@ -19,11 +19,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from lookalike.errors import IndexLockedError, InvalidInputError
 from lookalike.index_model import IndexModel
-from lookalike.index_options import IndexOptions, IndexProgress, IndexReport
+from lookalike.index_options import IndexOptions, IndexProgress, IndexReport, SkippedFile
 from lookalike.layout import IndexLayout
 from lookalike.sources import check_folder, scan_folder
 from lookalike.store import IndexStore
@@ -39,6 +40,8 @@ BatchCallback = Callable[[WatchBatch], None]
 _IN_PROCESS = 32
 #: Longest sleep of the loop, so a stop request is seen soon.
 _TICK = 0.1
+#: Why a linked file is not taken from events.
+_LINKED = "a symbolic link (or under one): indexed by the rescans, under the link's path"
 #: Seconds before a batch refused by another writer's lock is tried again.
 _RETRY = 1.0
 
@@ -176,6 +179,10 @@ class FolderWatcher:
         with writer:
             files = [p for p in ready.files if Path(p).is_file()]
             files += [p for p in ready.gone if Path(p).is_file()]  # deleted, then back
+            # Indexing a file resolves links, a folder scan keeps the link's own path: links
+            # are left to the rescans, so an image is never indexed under both.
+            links = [SkippedFile(p, _LINKED) for p in files if Path(p).resolve() != Path(p)]
+            files = [p for p in files if Path(p).resolve() == Path(p)]
             taken = {path: fingerprint(path) for path in files}
             workers = 0 if len(files) <= _IN_PROCESS else self.options.workers
             options = IndexOptions(workers=workers, commit_every=max(1, len(files)))
@@ -194,7 +201,8 @@ class FolderWatcher:
         for skipped in report.skipped:  # still being written: try again once it is done
             if fingerprint(skipped.path) != taken.get(skipped.path):
                 self._pending.written(skipped.path, time.monotonic())
-        self._report(_batch("events", report, removed, tuple(files), time.monotonic() - started))
+        batch = _batch("events", report, removed, tuple(files), time.monotonic() - started)
+        self._report(replace(batch, skipped=batch.skipped + tuple(links)))
 
     def _rescan(self, model: IndexModel) -> bool:
         """The whole folder through the folder sync; False where the index was busy."""
