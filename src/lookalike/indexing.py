@@ -71,20 +71,31 @@ def sync_files(
     *,
     options: IndexOptions,
     progress: ProgressCallback | None = None,
+    root: Path | None = None,
 ) -> IndexReport:
     """Index these image files (new or changed ones are embedded), touching nothing else: for
-    adding a few files without walking their folder. They get no label."""
+    adding a few files without walking their folder. They get no label, or with ``root`` the
+    label indexing ``root`` would give them (the first folder below it)."""
     started = time.perf_counter()
+    base = root.expanduser().resolve() if root is not None else None
     files = []
     for raw in paths:
         path = Path(raw).expanduser().resolve()
         if not path.is_file():
             raise InvalidInputError(f"{raw}: no such image file; pass files that exist")
         stat = path.stat()
-        files.append(ImageFile(str(path), stat.st_size, stat.st_mtime_ns, None))
+        files.append(ImageFile(str(path), stat.st_size, stat.st_mtime_ns, _label(path, base)))
     found = ((f.path, store.catalog.by_path(f.path)) for f in files)
     known = {path: record for path, record in found if record is not None}
     return _sync(store, embedder, files, known, options, progress, started)
+
+
+def _label(path: Path, root: Path | None) -> str | None:
+    """The first folder below ``root`` holding ``path`` (as ``scan_folder`` labels files)."""
+    if root is None or not path.is_relative_to(root):
+        return None
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else None
 
 
 def _sync(

@@ -93,13 +93,23 @@ class IndexWriter:
         *,
         options: IndexOptions | None = None,
         progress: ProgressCallback | None = None,
+        root: Path | str | None = None,
+        sync_graph: bool = True,
     ) -> IndexReport:
-        """Index these image files (see ``lookalike.indexing.sync_files``)."""
+        """Index these image files (see ``lookalike.indexing.sync_files``); with ``root``,
+        they get the labels indexing that folder gives them. ``sync_graph=False`` leaves the
+        saved HNSW graph behind (readers add later commits to it in memory; the next sync
+        catches up): for small, frequent batches, where saving a large graph would cost more
+        than the batch."""
         options = options or IndexOptions()
         self._set_index_type(options)
         self._set_reranking(options)
-        report = sync_files(self._store, self._embedder, paths, options=options, progress=progress)
-        self._keep_graph(options, progress)
+        base = Path(root) if root is not None else None
+        report = sync_files(
+            self._store, self._embedder, paths, options=options, progress=progress, root=base
+        )
+        if sync_graph:
+            self._keep_graph(options, progress)
         self.keep_neighbours()
         return report
 

@@ -16,6 +16,7 @@ from lookalike.cli.manage import info, remove
 from lookalike.cli.search_command import search
 from lookalike.cli.serve_command import serve
 from lookalike.cli.verify_command import verify
+from lookalike.cli.watch_command import watch
 from lookalike.errors import LookalikeError
 from lookalike.version import __version__
 
@@ -60,6 +61,7 @@ def _mount_train() -> None:
 
 
 _mount_train()
+app.command()(watch)
 
 
 def _show_warning(
