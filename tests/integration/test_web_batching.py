@@ -21,7 +21,7 @@ from lookalike.web.api import MAX_FILES
 from lookalike.web.app import create_app
 from lookalike.web.service import SearchService
 from lookalike.web.settings import ServeSettings
-from tests.helpers import served_copy
+from tests.helpers import run_cli, served_copy
 
 LOCAL = "http://127.0.0.1"
 #: Each query is asked with each of these: options differ, so batches mix them.
@@ -178,6 +178,15 @@ def test_several_images_errors(client: TestClient, gallery: Path) -> None:
     assert many.status_code == 400 and f"at most {MAX_FILES}" in many.json()["detail"]
     # The server still answers after the refusals.
     assert client.post("/api/search", files=[good]).status_code == 200
+
+
+def test_serve_batch_flags_are_checked(fast_gallery_index: Path) -> None:
+    for flags, message in (
+        (("--batch-wait-ms", "-1"), "--batch-wait-ms must be 0 (off) to 1000, got -1"),
+        (("--max-batch", "0"), "--max-batch must be at least 1, got 0"),
+    ):
+        done = run_cli("serve", "--index", fast_gallery_index, *flags, timeout=120)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
 def test_batch_options_are_checked(fast_gallery_index: Path) -> None:
