@@ -44,13 +44,24 @@ def serve(
         bool,
         typer.Option(help="Full file paths in answers (default: relative to the indexed folder)."),
     ] = False,
+    batch_wait_ms: Annotated[
+        float,
+        typer.Option(
+            help="Micro-batching: milliseconds a search waits for concurrent searches to share "
+            "its network batch (a lone search never waits); 0 turns batching off."
+        ),
+    ] = 5.0,
+    max_batch: Annotated[
+        int, typer.Option(help="Micro-batching: most query images in one network batch.")
+    ] = 16,
 ) -> None:
     """Serve the search page and the REST API (docs at /docs) for an index.
 
     The model and the vectors are loaded before the first request. Read-only unless
     --allow-writes; `lookalike index` may update the index meanwhile: searches see each commit.
-    Uploads are decoded a few at a time (one per core); slow clients are cut off (see
-    --header-timeout, --body-timeout).
+    Uploads are decoded a few at a time (one per core); concurrent searches share network
+    batches (see --batch-wait-ms); slow clients are cut off (see --header-timeout,
+    --body-timeout).
     """
     import uvicorn
 
@@ -66,6 +77,10 @@ def serve(
         fail(f"--max-upload-pixels must be at least 1, got {max_upload_pixels}")
     if header_timeout <= 0 or body_timeout <= 0:
         fail("--header-timeout and --body-timeout must be positive")
+    if not 0 <= batch_wait_ms <= 1000:
+        fail(f"--batch-wait-ms must be 0 (off) to 1000, got {batch_wait_ms:g}")
+    if max_batch < 1:
+        fail(f"--max-batch must be at least 1, got {max_batch}")
     settings = ServeSettings(
         index=index_dir.resolve(),
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
@@ -76,6 +91,8 @@ def serve(
         show_paths=show_paths,
         header_timeout=header_timeout,
         body_timeout=body_timeout,
+        batch_wait=batch_wait_ms / 1000,
+        max_batch=max_batch,
     )
     err.print(
         f"lookalike: serving {index_dir} on http://{host}:{port}/ (API docs at /docs); "

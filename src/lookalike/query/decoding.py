@@ -42,6 +42,20 @@ class DecodedQueries:
         """The region the query at ``position`` was cut to, or None for a whole image."""
         return self.boxes[position] if self.boxes else None
 
+    @staticmethod
+    def join(parts: Sequence[DecodedQueries]) -> DecodedQueries:
+        """One batch of the queries of ``parts``, in order (greyscale images kept only when
+        every part has them)."""
+        greys = [part.grey for part in parts]
+        grey = tuple(g for part in greys if part is not None for g in part)
+        boxes = tuple(part.box(i) for part in parts for i in range(len(part)))
+        return DecodedQueries(
+            tuple(name for part in parts for name in part.names),
+            tuple(pixels for part in parts for pixels in part.pixels),
+            grey if parts and all(g is not None for g in greys) else None,
+            boxes if any(boxes) else (),
+        )
+
 
 def query_name(query: Query) -> str:
     """How results and errors name a query: its path, or what kind of image it was given as

@@ -107,6 +107,28 @@ class QueryPipeline:
         """:meth:`search` for queries already decoded (with ``verify=True`` for copy mode).
         ``exclude``: per query, an image id to leave out of its results; ``exclude_products``:
         per query, a product to leave out."""
+        return self.search_embedded(
+            decoded,
+            self.embed(decoded),
+            options,
+            exclude=exclude,
+            exclude_products=exclude_products,
+        )
+
+    def search_embedded(
+        self,
+        decoded: DecodedQueries,
+        vectors: npt.NDArray[np.float32],
+        options: SearchOptions = SearchOptions(),
+        *,
+        exclude: Sequence[int | None] | None = None,
+        exclude_products: Sequence[str | None] | None = None,
+    ) -> list[SearchResult]:
+        """:meth:`search_decoded` for decoded queries whose ``vectors`` (one row each) were
+        already made by :meth:`embed`, perhaps in one network batch with other queries (the
+        server's micro-batching, query/batch_search.py)."""
+        if len(vectors) != len(decoded):
+            raise InvalidInputError(f"{len(vectors)} vectors for {len(decoded)} decoded queries")
         images: Sequence[GreyImage | None] | None = None
         if options.verify:
             if decoded.grey is None and len(decoded):
@@ -115,7 +137,7 @@ class QueryPipeline:
                 )
             images = decoded.grey or ()
         found = self.search_vectors(
-            self.embed(decoded),
+            vectors,
             options,
             exclude=exclude,
             verify_images=images,

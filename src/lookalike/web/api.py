@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -19,6 +20,7 @@ from lookalike.region import MIN_BOX_SIDE, Box
 from lookalike.rerank_settings import RerankOverride
 from lookalike.search_options import DEFAULT_VERIFY_TOP, SearchOptions
 from lookalike.web.schemas import (
+    BatchSearchOut,
     ExplainOut,
     HealthOut,
     ImageOut,
@@ -32,6 +34,8 @@ router = APIRouter(prefix="/api")
 
 #: Copy mode costs milliseconds per verified candidate: a request may not ask for more.
 MAX_VERIFY_TOP = 100
+#: Query images one search request may send (the body's size limit still holds for all).
+MAX_FILES = 32
 
 K = Annotated[int | None, Query(ge=1, description="Number of results (default 12).")]
 Labels = Annotated[list[str] | None, Query(description="Only these labels (repeatable).")]
@@ -222,18 +226,58 @@ def search_params(
 Params = Annotated[SearchParams, Depends(search_params)]
 
 
-@router.post("/search", response_model=SearchOut, summary="Search by an uploaded image")
+@router.post(
+    "/search",
+    response_model=SearchOut | BatchSearchOut,
+    summary="Search by an uploaded image (or several: repeated 'images' fields)",
+)
 async def search_upload(
     request: Request,
-    image: Annotated[UploadFile, File(description="The query image.")],
     params: Params,
-) -> SearchOut:
+    image: Annotated[UploadFile | None, File(description="The query image.")] = None,
+    images: Annotated[
+        list[UploadFile] | None,
+        File(
+            description=f"Several query images (repeat the field, at most {MAX_FILES}): "
+            'the answer is {"results": [...]}, one search answer per image, in order.'
+        ),
+    ] = None,
+) -> SearchOut | BatchSearchOut:
     service = _service(request)
-    data = await _read_upload(service, image)
-    result, seconds = await run_in_threadpool(
-        service.search_upload, data, params.options, box=params.box
+    if (image is None) == (not images):
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "image"),
+                    "msg": "send one query image as the multipart field 'image', "
+                    "or several as repeated 'images' fields (not both)",
+                    "type": "missing",
+                }
+            ]
+        )
+    if image is not None:
+        data = await _read_upload(service, image)
+        result, seconds = await run_in_threadpool(
+            service.search_upload, data, params.options, box=params.box
+        )
+        return _search_out(service, result, params.options.k, seconds, None)
+    files = images or []
+    if len(files) > MAX_FILES:
+        raise InvalidInputError(
+            f"images: at most {MAX_FILES} images per request, got {len(files)}; "
+            "send the others in another request"
+        )
+    uploads = [
+        (file.filename or f"upload {n + 1}", await _read_upload(service, file))
+        for n, file in enumerate(files)
+    ]
+    results, seconds = await run_in_threadpool(
+        service.search_uploads, uploads, params.options, box=params.box
     )
-    return _search_out(service, result, params.options.k, seconds, None)
+    return BatchSearchOut(
+        results=[_search_out(service, r, params.options.k, seconds, None) for r in results],
+        took_ms=round(seconds * 1000, 2),
+    )
 
 
 @router.get(

@@ -40,6 +40,11 @@ class SearchOut(BaseModel):
     )
 
 
+class BatchSearchOut(BaseModel):
+    results: list[SearchOut] = Field(description="One answer per uploaded image, in order.")
+    took_ms: float
+
+
 class InfoOut(BaseModel):
     count: int
     embedder: str

@@ -4,6 +4,10 @@ Search is CPU-bound on an ordinary machine, so embedding and searching run one r
 time under a lock; uploads are decoded before it, through the query pipeline's decode stage,
 with their own (lower) pixel limit and at most ``decode_slots`` at once: decoding is where an
 upload costs memory, so the number of decodes, not of requests, bounds the server's memory.
+With micro-batching on (``batch_wait`` > 0, the default), uploads announce themselves before
+they are decoded and the searches of concurrent requests run together on one thread, their
+images through the network in one batch (web/micro_batching.py, query/batch_search.py): a
+lone request goes at once, and each request gets what it would get searched alone.
 The engine reloads its vectors when another process (`lookalike index`) commits, so readers
 always see the last committed state. Writes (with --allow-writes) run one at a time inside the
 process, each through an IndexWriter that shares the engine's model and holds the index's lock
@@ -18,7 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
@@ -39,9 +43,11 @@ from lookalike.index_options import IndexOptions
 from lookalike.layout import IndexLayout
 from lookalike.matches import SearchResult
 from lookalike.query import DecodedQueries, Query
+from lookalike.query.batch_search import Outcome, SearchRequest, search_requests
 from lookalike.region import Box, Region
 from lookalike.search_options import SearchOptions
 from lookalike.sources import IMAGE_EXTENSIONS
+from lookalike.web.micro_batching import MicroBatcher
 from lookalike.web.paths import public_path
 from lookalike.web.settings import ServeSettings
 from lookalike.web.thumbnails import Thumbnailer
@@ -71,6 +77,15 @@ class SearchService:
         # a decode's large buffers are then freed into a few malloc arenas instead of one per
         # request thread (dozens), which kept ~150 MB each after a storm of large uploads.
         self._decoders = ThreadPoolExecutor(slots, thread_name_prefix="decode")
+        self.batcher: MicroBatcher[SearchRequest, list[SearchResult]] | None = None
+        if settings.batch_wait > 0:
+            self.batcher = MicroBatcher(
+                self._search_together,
+                max_batch=settings.max_batch,
+                wait=settings.batch_wait,
+                weight=len,
+                name="search-batcher",
+            )
 
     def warm(self) -> None:
         """Load the model and the vectors before the first request, and run the network once."""
@@ -84,6 +99,8 @@ class SearchService:
                 self.engine.vector_index()
 
     def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
         self._decoders.shutdown(wait=True)
         with self._write_lock:
             self.engine.close()
@@ -91,12 +108,30 @@ class SearchService:
     def search_upload(
         self, data: bytes, options: SearchOptions, *, box: Box | None = None
     ) -> tuple[SearchResult, float]:
+        (result,), seconds = self.search_uploads([(UPLOAD_NAME, data)], options, box=box)
+        return result, seconds
+
+    def search_uploads(
+        self, uploads: Sequence[tuple[str, bytes]], options: SearchOptions, *, box: Box | None
+    ) -> tuple[list[SearchResult], float]:
+        """Search with each upload (its name, its bytes; ``box``: that region of each), the
+        uploads decoded in parallel in the decode slots, searched in one batch (together with
+        other requests' when micro-batching is on); results in order."""
         started = time.perf_counter()
-        pipeline = self.engine.pipeline
-        decoded = self._decode_upload(data, UPLOAD_NAME, verify=options.verify, box=box)
+        if self.batcher is None:
+            decoded = DecodedQueries.join(self._decode_uploads(uploads, options.verify, box))
+            with self._lock:
+                results = self.engine.pipeline.search_decoded(decoded, options)
+            return results, time.perf_counter() - started
+        with self.batcher.announce() as arrival:
+            decoded = DecodedQueries.join(self._decode_uploads(uploads, options.verify, box))
+            answer = arrival.submit(SearchRequest(decoded, options))
+        return answer.result(), time.perf_counter() - started
+
+    def _search_together(self, requests: Sequence[SearchRequest]) -> list[Outcome]:
+        """The micro-batcher's work: concurrent requests' searches, run together."""
         with self._lock:
-            (result,) = pipeline.search_decoded(decoded, options)
-        return result, time.perf_counter() - started
+            return search_requests(self.engine.pipeline, requests)
 
     def search_id(
         self, image_id: int, options: SearchOptions, *, box: Box | None = None
@@ -232,6 +267,20 @@ class SearchService:
         query = data if box is None else Region(data, box)
         return self._decode(query, name, self.settings.max_upload_pixels, verify)
 
+    def _decode_uploads(
+        self, uploads: Sequence[tuple[str, bytes]], verify: bool, box: Box | None
+    ) -> list[DecodedQueries]:
+        """Untrusted uploads decoded in parallel, each in one of the bounded decode slots."""
+        pipeline = self.engine.pipeline
+        limit = self.settings.max_upload_pixels
+
+        def decoding(name: str, data: bytes) -> Callable[[], DecodedQueries]:
+            query = data if box is None else Region(data, box)
+            return lambda: pipeline.decode([query], names=[name], max_pixels=limit, verify=verify)
+
+        started = [self._start_decode(decoding(name, data)) for name, data in uploads]
+        return [future.result() for future in started]
+
     def _decode(self, query: Query, name: str, max_pixels: int, verify: bool) -> DecodedQueries:
         """Decode one query (an untrusted upload, or a region of an indexed file) in one of the
         bounded decode slots (with what copy mode needs when ``verify``)."""
@@ -251,13 +300,21 @@ class SearchService:
 
     def _in_decode_slot(self, decode: Callable[[], T]) -> T:
         """Run ``decode`` on a decode thread once a slot is free (busy error after the wait)."""
+        return self._start_decode(decode).result()
+
+    def _start_decode(self, decode: Callable[[], T]) -> Future[T]:
+        """Start ``decode`` on a decode thread once a slot is free (busy error after the
+        wait); the slot is freed when it ends."""
         wait = self.settings.decode_wait
         if not self._decode_slots.acquire(timeout=wait):
             raise ServerBusyError(wait)
         try:
-            return self._decoders.submit(decode).result()
-        finally:
+            future = self._decoders.submit(decode)
+        except BaseException:
             self._decode_slots.release()
+            raise
+        future.add_done_callback(lambda _: self._decode_slots.release())
+        return future
 
     def _writer(self) -> IndexWriter:
         """A writer sharing the engine's model, holding the index's lock until closed."""

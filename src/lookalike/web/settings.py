@@ -28,6 +28,10 @@ class ServeSettings:
     #: Uploads decoded at once (default: one per core); more wait up to ``decode_wait`` s, then 503.
     decode_slots: int | None = None
     decode_wait: float = 30.0
+    #: Micro-batching: seconds a search waits for others to share its network batch (0: off,
+    #: one search at a time), and the most query images in one batch.
+    batch_wait: float = 0.005
+    max_batch: int = 16
     #: Seconds a client may take to send a request's headers, and an upload's body.
     header_timeout: float = 10.0
     body_timeout: float = 30.0
@@ -50,6 +54,15 @@ class ServeSettings:
             raise InvalidInputError(
                 "ServeSettings.thumbnail_sizes must be one or more sizes of 1..4096 pixels, "
                 f"got {self.thumbnail_sizes}"
+            )
+        if not 0 <= self.batch_wait <= 1:
+            raise InvalidInputError(
+                "ServeSettings.batch_wait: the batch wait must be 0 (off) to 1 s, "
+                f"got {self.batch_wait:g} s"
+            )
+        if self.max_batch < 1:
+            raise InvalidInputError(
+                f"ServeSettings.max_batch must be at least 1, got {self.max_batch}"
             )
         if self.threads is not None and self.threads < 1:
             raise InvalidInputError(
