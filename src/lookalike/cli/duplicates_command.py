@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from lookalike.cli.console import fail, out
+from lookalike.cli.duplicates_actions import apply, undo
 
 duplicates_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -108,3 +109,7 @@ def duplicates(
             )
             + "\n"
         )
+
+
+duplicates_app.command()(apply)
+duplicates_app.command()(undo)

@@ -1,0 +1,106 @@
+"""Before a plan is acted on: is every file still what the plan saw (size, mtime, content
+hash), is the file kept still there, and can the chosen action be done to it at all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lookalike.duplicates.journal import Action
+from lookalike.duplicates.plan_file import PlanFile, PlannedFile, PlannedGroup
+from lookalike.duplicates.trash import TrashCan, trash_for
+from lookalike.errors import InvalidInputError
+from lookalike.sources import content_hash
+
+
+@dataclass(frozen=True)
+class RefusedFile:
+    """A duplicate of the plan that will not be acted on, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CheckedPlan:
+    """The plan's duplicates split into those to act on (with their group) and those
+    refused; ``trash`` is the trash can of each file to trash."""
+
+    ready: tuple[tuple[PlannedGroup, PlannedFile], ...]
+    refused: tuple[RefusedFile, ...]
+    trash: dict[str, TrashCan]
+
+
+class PlanChangedError(InvalidInputError):
+    """Files of a plan changed since it was made (or cannot be acted on): nothing was done."""
+
+    def __init__(self, plan: Path, refused: tuple[RefusedFile, ...]) -> None:
+        lines = "\n".join(f"  {r.path}: {r.reason}" for r in refused)
+        super().__init__(
+            f"{plan}: {len(refused)} file(s) cannot be acted on as planned, so nothing was "
+            f"done:\n{lines}\nmake the plan again, or pass --skip-changed to act on the rest"
+        )
+        self.refused = refused
+
+
+def changed(file: PlannedFile) -> str | None:
+    """Why ``file`` is no longer what the plan saw, or None when it is."""
+    try:
+        stat = Path(file.path).stat()
+    except FileNotFoundError:
+        return "it is gone"
+    if stat.st_size != file.size:
+        return f"its size is {stat.st_size} bytes, the plan saw {file.size}"
+    if stat.st_mtime_ns != file.mtime_ns:
+        return "it was modified after the plan was made (its mtime differs)"
+    if content_hash(file.path) != file.hash:
+        return "its bytes differ from the plan's (content hash)"
+    return None
+
+
+def check_plan(plan: PlanFile, action: Action) -> CheckedPlan:
+    """Check every file of ``plan`` for ``action`` (reads every file once to hash it)."""
+    ready: list[tuple[PlannedGroup, PlannedFile]] = []
+    refused: list[RefusedFile] = []
+    cans: dict[str, TrashCan] = {}
+    seen: set[str] = set()
+    for group in plan.groups:
+        keeper_change = changed(group.keep)
+        for other in group.others:
+            if other.path in seen or other.path == group.keep.path:
+                refused.append(RefusedFile(other.path, "it is listed twice in the plan"))
+                continue
+            seen.add(other.path)
+            reason = changed(other)
+            if reason is None and keeper_change is not None:
+                reason = f"the file kept, {group.keep.path}, changed: {keeper_change}"
+            if reason is None:
+                reason = _cannot(action, group.keep, other, cans)
+            if reason is None:
+                ready.append((group, other))
+            else:
+                refused.append(RefusedFile(other.path, reason))
+    return CheckedPlan(tuple(ready), tuple(refused), cans)
+
+
+def _cannot(
+    action: Action, keep: PlannedFile, other: PlannedFile, cans: dict[str, TrashCan]
+) -> str | None:
+    """Why ``action`` cannot be done to ``other``, or None."""
+    if action is Action.HARDLINK:
+        if Path(keep.path).stat().st_dev != Path(other.path).stat().st_dev:
+            return (
+                f"it is on another filesystem than the file kept ({keep.path}) and a hard link "
+                "cannot cross filesystems; use --move-to DIR or --trash for it"
+            )
+        if Path(keep.path).samefile(other.path):
+            return "it is already a hard link to the file kept"
+    if action is Action.TRASH:
+        try:
+            cans[other.path] = trash_for(Path(other.path))
+        except InvalidInputError as exc:
+            return str(exc).removeprefix(f"{other.path}: ")
+    return None
+
+
+__all__ = ["CheckedPlan", "PlanChangedError", "RefusedFile", "changed", "check_plan"]
