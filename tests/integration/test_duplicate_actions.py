@@ -183,7 +183,7 @@ def test_hardlink_keeps_differing_bytes_and_undo_separates_the_files(
     with SearchEngine.open(index, writable=True) as engine:
         report = apply_plan(plan, ApplyOptions(Action.HARDLINK), engine.writer)
         records = {r.path: r for r in engine.collection.snapshot().records.values()}
-    assert report.acted == 6 and report.backup == tmp_path / "plan.journal.backup"
+    assert report.acted == 6 and report.backup == tmp_path / ".plan.journal.backup"
     for keep, others in groups.items():
         for other in others:
             assert other.samefile(keep)  # one file on disk now
@@ -251,7 +251,7 @@ def test_trash_follows_the_freedesktop_spec_and_undo_reindexes_with_the_vector(
 def test_a_changed_file_refuses_the_whole_plan_unless_skip_changed(
     archive: tuple[Path, Path, dict[str, list[Path]], dict[Path, bytes]], tmp_path: Path
 ) -> None:
-    photos, index, groups, contents = archive
+    photos, index, groups, _ = archive
     plan_path = _plan(index, groups, tmp_path / "plan.json")
     edited = groups[str(photos / "originals" / "chelsea.jpg")][1]
     stat = edited.stat()
@@ -270,13 +270,17 @@ def test_a_changed_file_refuses_the_whole_plan_unless_skip_changed(
 
     plan = read_plan(plan_path)
     with SearchEngine.open(index, writable=True) as engine:
+        with pytest.raises(PlanChangedError) as caught:
+            apply_plan(plan, ApplyOptions(Action.TRASH), engine.writer)
+        assert len(caught.value.refused) == 3
         report = apply_plan(
             plan, ApplyOptions(Action.MOVE, move_to=tmp_path / "dups", skip_changed=True),
             engine.writer,
         )  # fmt: skip
     assert report.acted == 3  # chelsea-small and both astronaut copies
     assert {r.path for r in report.refused} == {
-        str(edited), *(str(o) for o in groups[str(photos / "originals" / "coffee.jpg")])
+        str(edited),
+        *(str(o) for o in groups[str(photos / "originals" / "coffee.jpg")]),
     }
     assert edited.exists()
 
@@ -296,7 +300,8 @@ def test_undo_leaves_alone_a_file_that_appeared_since(
     assert back.returncode == 1
     assert f"left alone: {newcomer}: a file appeared here since the apply" in back.stderr
     assert newcomer.read_bytes() == b"a new file the user made"
-    assert (tmp_path / "dups" / "copies" / "set0" / newcomer.name).read_bytes() == contents[newcomer]
+    moved = tmp_path / "dups" / "copies" / "set0" / newcomer.name
+    assert moved.read_bytes() == contents[newcomer]
     journal = read_journal(report.journal)
     undone = [s for s, state in journal.states.items() if state is StepState.UNDONE]
     assert len(undone) == 5
@@ -348,7 +353,7 @@ def test_sigkill_mid_apply_then_undo_restores_everything(tmp_path: Path) -> None
         [sys.executable, "-m", "lookalike", "duplicates", "apply", str(plan), "--trash"],
         env=cli_env(XDG_DATA_HOME=str(tmp_path / "xdg")),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:

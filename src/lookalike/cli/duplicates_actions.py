@@ -34,7 +34,7 @@ def apply(
             "--hardlink",
             help="Replace each duplicate by a hard link to the file kept (same filesystem). "
             "The bytes of a duplicate that differ from the kept file's are kept in "
-            "JOURNAL.backup/ for undo.",
+            "the hidden folder .JOURNAL.backup beside the journal, for undo.",
         ),
     ] = False,
     trash: Annotated[

@@ -6,9 +6,10 @@ kept), a trashed file leaves the index (its vector kept in the journal for undo)
 hard-linked file keeps its path and takes the kept file's content hash.
 
 ``--hardlink`` on a duplicate whose bytes differ from the kept file's (a resized copy, say)
-would lose those bytes, so they are kept: the original gets a second name in a backup folder
-beside the journal (a hard link where it is on the same filesystem, else a copy) before the
-link replaces it. Undo puts them back; deleting the backup folder frees their space."""
+would lose those bytes, so they are kept: before the link replaces it, the original gets a
+second name in the hidden folder .JOURNAL.backup beside the journal (a hard link where it is on
+the same filesystem, else a copy). Undo puts them back; deleting that folder frees their
+space. Duplicates with the kept file's very bytes need no backup: undo copies them back."""
 
 from __future__ import annotations
 
@@ -88,7 +89,9 @@ def default_journal(plan: Path) -> Path:
 
 
 def backup_folder(journal: Path) -> Path:
-    return journal.with_name(f"{journal.stem}.backup")
+    """Where ``--hardlink`` keeps the bytes it replaces: hidden (so indexing a folder that
+    holds the journal does not index the backups), beside the journal."""
+    return journal.with_name(f".{journal.stem}.backup")
 
 
 def apply_plan(
