@@ -326,8 +326,9 @@ def test_move_across_filesystems_onto_a_full_disk_then_undo(
     try:
         plan = _plan(index, groups, tmp_path / "plan.json")
         full = run_cli("duplicates", "apply", plan, "--move-to", disk / "dups")
-        assert full.returncode != 0
-        assert "No space left on device" in full.stderr
+        assert full.returncode == 2 and "Traceback" not in full.stderr
+        assert "move failed (No space left on device)" in full.stderr
+        assert "lookalike duplicates undo" in full.stderr
         moved = list((disk / "dups").rglob("*.jpg"))
         assert moved  # some files did cross before the disk filled
         assert not list((disk / "dups").rglob(".*.tmp"))  # no partial copy left behind
@@ -336,6 +337,45 @@ def test_move_across_filesystems_onto_a_full_disk_then_undo(
         assert back.returncode == 0, back.stderr
         _assert_restored(photos, index, contents)
         assert not list((disk / "dups").rglob("*.jpg"))
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_trash_on_another_filesystem_uses_that_disks_trash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Photos on their own disk (a tmpfs) go to its ``.Trash-UID``, not the home trash, with
+    paths relative to the disk's top in their info files."""
+    disk = tmp_path / "card"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+        groups = _archive(disk / "photos", names=("chelsea",))
+        index = tmp_path / "index"
+        _index(disk / "photos", index)
+        contents = {p: p.read_bytes() for p in (disk / "photos").rglob("*.jpg")}
+        plan = read_plan(_plan(index, groups, tmp_path / "plan.json"))
+        with SearchEngine.open(index, writable=True) as engine:
+            report = apply_plan(plan, ApplyOptions(Action.TRASH), engine.writer)
+        assert report.acted == 2
+        trash = disk / f".Trash-{os.getuid()}"
+        assert sorted(p.name for p in (trash / "files").iterdir()) == [
+            "chelsea-same.jpg",
+            "chelsea-small.jpg",
+        ]
+        info = (trash / "info" / "chelsea-same.jpg.trashinfo").read_text()
+        assert "Path=photos/copies/set0/chelsea-same.jpg" in info.splitlines()
+        assert not (tmp_path / "xdg" / "Trash").exists()
+        with SearchEngine.open(index, writable=True) as engine:
+            undo_journal(report.journal, engine.writer)
+        _assert_restored(disk / "photos", index, contents)
     finally:
         subprocess.run(["umount", str(disk)], check=False)
 

@@ -33,9 +33,9 @@ from lookalike.duplicates.journal import (
 )
 from lookalike.duplicates.plan_checks import PlanChangedError, RefusedFile, check_plan
 from lookalike.duplicates.plan_file import PlanFile, PlannedFile, PlannedGroup
-from lookalike.duplicates.trash import TrashCan
+from lookalike.duplicates.trash import TrashCan, describes
 from lookalike.durable import fsync_dir, temporary_name
-from lookalike.errors import InvalidInputError
+from lookalike.errors import FileActionError, InvalidInputError
 from lookalike.sources import content_hash
 from lookalike.writer import IndexWriter
 
@@ -115,10 +115,18 @@ def apply_plan(
     ) as journal:
         for number, (group, other) in enumerate(checked.ready):
             can = checked.trash.get(other.path)
-            step = actor.prepare(number, group, other, can)
-            journal.begin(step)
-            if not actor.act(step, group.keep, can):
-                unindexed += 1
+            try:
+                step = actor.prepare(number, group, other, can)
+                journal.begin(step)
+                if not actor.act(step, group.keep, can):
+                    unindexed += 1
+            except OSError as exc:
+                raise FileActionError(
+                    f"{other.path}: {options.action} failed ({exc.strerror or exc}); "
+                    f"{acted} file(s) were done before it and nothing after: put them back "
+                    f"with `lookalike duplicates undo {journal_path}`, fix the cause, then "
+                    "apply the plan again"
+                ) from exc
             journal.mark(step.step, StepState.DONE)
             acted += 1
             size += other.size
@@ -304,7 +312,9 @@ def _undo_trash(step: JournalStep, writer: IndexWriter) -> bool:
             f"it is no longer in the trash at {target} (was the trash emptied?); nothing to "
             "put back"
         )
-    Path(step.trash_info).unlink(missing_ok=True)
+    info = Path(step.trash_info)
+    if info.exists() and describes(info, source):
+        info.unlink()  # only ours: another file may have claimed the name since
     return moved
 
 

@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from lookalike.durable import fsync_dir
 from lookalike.errors import InvalidInputError
@@ -71,6 +71,15 @@ class TrashCan:
         return path
 
 
+def describes(info: Path, source: Path) -> bool:
+    """Whether the ``.trashinfo`` file ``info`` says its file came from ``source``."""
+    for line in info.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("Path="):
+            original = unquote(line.removeprefix("Path="))
+            return original == str(source) or str(source).endswith(f"/{original}")
+    return False
+
+
 def home_trash() -> TrashCan:
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return TrashCan(Path(data_home) / "Trash")
@@ -120,4 +129,4 @@ def _mount_point(path: Path) -> Path:
     return path
 
 
-__all__ = ["TrashCan", "home_trash", "trash_for"]
+__all__ = ["TrashCan", "describes", "home_trash", "trash_for"]
