@@ -5,6 +5,7 @@ statistic of the hubness correction) kept in step."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -298,6 +299,11 @@ class IndexWriter:
             )
         self.keep_neighbours()
         return ids
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group the changes made in the block into one commit of the catalog (e.g. the
+        index following a batch of file moves)."""
+        return self._store.catalog.transaction()
 
     def holds(self, path: str) -> bool:
         """Whether an image is indexed at exactly ``path``."""

@@ -39,6 +39,9 @@ from lookalike.errors import FileActionError, InvalidInputError
 from lookalike.sources import content_hash
 from lookalike.writer import IndexWriter
 
+#: Files acted on between two commits of the index.
+_BATCH = 64
+
 #: Called after each action with (actions done, actions to do).
 ActionProgress = Callable[[int, int], None]
 
@@ -110,28 +113,39 @@ def apply_plan(
     journal_path = options.journal or default_journal(plan.source)
     actor = _Actor(options, writer, journal_path, plan)
     acted = size = unindexed = 0
+    failure: tuple[str, Exception] | None = None
+    ready = list(checked.ready)
     with JournalWriter.create(
         journal_path, plan=plan.source.absolute(), index=plan.index, action=options.action
     ) as journal:
-        for number, (group, other) in enumerate(checked.ready):
-            can = checked.trash.get(other.path)
-            try:
-                step = actor.prepare(number, group, other, can)
-                journal.begin(step)
-                if not actor.act(step, group.keep, can):
-                    unindexed += 1
-            except OSError as exc:
-                raise FileActionError(
-                    f"{other.path}: {options.action} failed ({exc.strerror or exc}); "
-                    f"{acted} file(s) were done before it and nothing after: put them back "
-                    f"with `lookalike duplicates undo {journal_path}`, fix the cause, then "
-                    "apply the plan again"
-                ) from exc
-            journal.mark(step.step, StepState.DONE)
-            acted += 1
-            size += other.size
-            if progress is not None:
-                progress(acted, len(checked.ready))
+        while ready and failure is None:
+            # The index's changes commit in batches (one SQLite commit per batch, not per
+            # file); a crash loses at most a batch of them, which undo or the next
+            # `lookalike index` reconciles from the files on disk.
+            with writer.batch():
+                for _ in range(min(_BATCH, len(ready))):
+                    group, other = ready.pop(0)
+                    can = checked.trash.get(other.path)
+                    try:
+                        step = actor.prepare(acted, group, other, can)
+                        journal.begin(step)
+                        unindexed += not actor.act(step, group.keep, can)
+                    except (OSError, InvalidInputError) as exc:
+                        failure = (other.path, exc)
+                        break
+                    journal.mark(step.step, StepState.DONE)
+                    acted += 1
+                    size += other.size
+                    if progress is not None:
+                        progress(acted, len(checked.ready))
+    if failure is not None:
+        path, error = failure
+        cause = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise FileActionError(
+            f"{path}: {options.action} failed ({cause}); {acted} file(s) were "
+            f"done before it and nothing after: put them back with `lookalike duplicates undo "
+            f"{journal_path}`, fix the cause, then apply the plan again"
+        ) from error
     writer.keep_neighbours()
     backup = actor.backup if actor.backup.exists() else None
     return ApplyReport(
@@ -208,7 +222,6 @@ class _Actor:
                 raise InvalidInputError(f"{target}: appeared in the trash; {source} left alone")
             source.rename(target)
             fsync_dir(target.parent)
-            fsync_dir(source.parent)
             return self._writer.remove_path(step.source)
         assert step.scratch is not None
         if step.backup is not None:
@@ -234,31 +247,34 @@ def undo_journal(path: Path | str, writer: IndexWriter) -> UndoReport:
     restored = already = 0
     problems: list[str] = []
     readd: list[tuple[JournalStep, ImageEntry]] = []
+    todo = [s for s in reversed(journal.steps) if journal.states.get(s.step) != StepState.UNDONE]
+    already = len(journal.steps) - len(todo)
     with JournalWriter(journal.path) as log:
-        for step in reversed(journal.steps):
-            if journal.states.get(step.step) is StepState.UNDONE:
-                already += 1
-                continue
-            try:
-                did = _UNDO[step.action](step, writer)
-            except (OSError, InvalidInputError) as exc:
-                problems.append(f"{step.source}: {exc}")
-                continue
-            entry = _lost_entry(step, writer)
-            if entry is not None:
-                readd.append((step, entry))  # marked undone once it is indexed again
-            else:
-                log.mark(step.step, StepState.UNDONE)
-            restored += did
-            already += not did
+        while todo:
+            undone = []
+            with writer.batch():  # one commit of the index per batch, as in apply
+                for step in todo[:_BATCH]:
+                    try:
+                        did = _UNDO[step.action](step, writer)
+                    except (OSError, InvalidInputError) as exc:
+                        problems.append(f"{step.source}: {exc}")
+                        continue
+                    entry = _lost_entry(step, writer)
+                    if entry is not None:
+                        readd.append((step, entry))  # undone once it is indexed again
+                    else:
+                        undone.append(step.step)
+                    restored += did
+                    already += not did
+            del todo[:_BATCH]
+            log.mark_many(undone, StepState.UNDONE)  # only once the index has committed
         if readd:
             images = [s.image for s, _ in readd if s.image is not None]
             writer.restore(
                 [(entry, i.metadata) for (_, entry), i in zip(readd, images, strict=True)],
                 np.stack([i.vector for i in images]),
             )
-            for step, _ in readd:
-                log.mark(step.step, StepState.UNDONE)
+            log.mark_many([step.step for step, _ in readd], StepState.UNDONE)
     writer.keep_neighbours()
     return UndoReport(restored, already, tuple(problems))
 

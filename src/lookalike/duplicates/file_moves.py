@@ -69,10 +69,9 @@ def move_file(source: Path, target: Path) -> None:
             raise
         copy_durably(source, target)
         linked = True
+    fsync_dir(target.parent)  # the new name is on disk before the old one goes
     if linked:
-        source.unlink()
-    fsync_dir(target.parent)
-    fsync_dir(source.parent)
+        source.unlink()  # lost in a crash: both names stay, and undo drops the new one
 
 
 def _link_into_place(source: Path, target: Path) -> bool:

@@ -228,17 +228,29 @@ class JournalWriter:
         return cls(path)
 
     def begin(self, step: JournalStep) -> None:
+        """Record a step before it is taken (on disk when this returns)."""
         self._append({"step": step.step, "state": "begun", "entry": step.to_json()})
 
     def mark(self, step: int, state: StepState) -> None:
-        self._append({"step": step, "state": str(state)})
+        """Record a step's new state. ``done`` is not waited for on disk: undo never trusts
+        it (it looks at the files of every begun step), so losing it in a crash costs
+        nothing; ``undone`` is (a re-run of undo skips those steps)."""
+        self._append({"step": step, "state": str(state)}, durable=state is not StepState.DONE)
 
-    def _append(self, record: dict[str, object]) -> None:
-        self._fh.write((json.dumps(record) + "\n").encode("utf-8"))
-        self._fh.flush()
+    def mark_many(self, steps: list[int], state: StepState) -> None:
+        """Record the same new state for several steps, on disk when this returns."""
+        for step in steps:
+            self._append({"step": step, "state": str(state)}, durable=False)
         os.fsync(self._fh.fileno())
 
+    def _append(self, record: dict[str, object], *, durable: bool = True) -> None:
+        self._fh.write((json.dumps(record) + "\n").encode("utf-8"))
+        self._fh.flush()
+        if durable:
+            os.fsync(self._fh.fileno())
+
     def close(self) -> None:
+        os.fsync(self._fh.fileno())
         self._fh.close()
         fsync_dir(self.path.parent)
 

@@ -16,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from lookalike.durable import fsync_dir
 from lookalike.errors import InvalidInputError
 
 
@@ -67,7 +66,6 @@ class TrashCan:
             os.fsync(fd)
         finally:
             os.close(fd)
-        fsync_dir(self.info)
         return path
 
 
