@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -22,7 +23,7 @@ from PIL import Image
 from lookalike import SearchEngine
 from lookalike.duplicates.actions import ApplyOptions, apply_plan, undo_journal
 from lookalike.duplicates.journal import Action, StepState, read_journal
-from lookalike.duplicates.plan_checks import PlanChangedError
+from lookalike.duplicates.plan_checks import PlanChangedError, check_plan
 from lookalike.duplicates.plan_file import read_plan
 from lookalike.evaluation.copies import skimage_originals
 from lookalike.image_facts import read_facts
@@ -376,6 +377,16 @@ def test_trash_on_another_filesystem_uses_that_disks_trash(
         with SearchEngine.open(index, writable=True) as engine:
             undo_journal(report.journal, engine.writer)
         _assert_restored(disk / "photos", index, contents)
+
+        # A hard link cannot cross disks: a duplicate on another one is refused by name.
+        elsewhere = tmp_path / "elsewhere.jpg"
+        shutil.copy2(disk / "photos" / "copies" / "set0" / "chelsea-small.jpg", elsewhere)
+        far = replace(plan.groups[0].others[0], path=str(elsewhere))
+        crossing = replace(plan, groups=(replace(plan.groups[0], others=(far,)),))
+        refused = check_plan(crossing, Action.HARDLINK).refused
+        assert [r.path for r in refused] == [str(elsewhere)]
+        assert "another filesystem" in refused[0].reason
+        assert "use --move-to DIR or --trash" in refused[0].reason
     finally:
         subprocess.run(["umount", str(disk)], check=False)
 
@@ -425,3 +436,6 @@ def test_apply_needs_exactly_one_action_and_a_valid_plan(tmp_path: Path) -> None
     assert f"{plan}: field 'format' is 'something-else'" in wrong.stderr
     missing = run_cli("duplicates", "undo", tmp_path / "nope.journal.json")
     assert missing.returncode == 2 and "no such journal" in missing.stderr
+    # The group's own job (grouping) still needs --index when no subcommand is given.
+    bare = run_cli("duplicates")
+    assert bare.returncode == 2 and "missing option --index" in bare.stderr
