@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from lookalike.cli.console import err, fail, out
+from lookalike.cli.progress import ProgressBar
 
 #: Exit code of an undo that left some files alone (each named on stderr).
 EXIT_PARTLY_UNDONE = 1
@@ -58,6 +59,7 @@ def apply(
             "(default: do nothing and list them).",
         ),
     ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Act on a plan's duplicates (never on the file kept): move, hard-link or trash them.
 
@@ -81,8 +83,11 @@ def apply(
         skip_changed=skip_changed,
     )
     planned = read_plan(plan)
-    with SearchEngine.open(index_dir or planned.index, writable=True) as engine:
-        report = apply_plan(planned, options, engine.writer)
+    with (
+        SearchEngine.open(index_dir or planned.index, writable=True) as engine,
+        ProgressBar(err, enabled=not quiet) as bar,
+    ):
+        report = apply_plan(planned, options, engine.writer, progress=bar)
     for refused in report.refused:
         err.print(f"skipped {refused.path}: {refused.reason}")
     verb = {Action.MOVE: "moved", Action.HARDLINK: "hard-linked", Action.TRASH: "trashed"}

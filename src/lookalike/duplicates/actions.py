@@ -36,14 +36,12 @@ from lookalike.duplicates.plan_file import PlanFile, PlannedFile, PlannedGroup
 from lookalike.duplicates.trash import TrashCan, describes
 from lookalike.durable import fsync_dir, temporary_name
 from lookalike.errors import FileActionError, InvalidInputError
+from lookalike.index_options import IndexProgress, ProgressCallback
 from lookalike.sources import content_hash
 from lookalike.writer import IndexWriter
 
 #: Files acted on between two commits of the index.
 _BATCH = 64
-
-#: Called after each action with (actions done, actions to do).
-ActionProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -102,12 +100,12 @@ def apply_plan(
     options: ApplyOptions,
     writer: IndexWriter,
     *,
-    progress: ActionProgress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ApplyReport:
     """Act on ``plan``'s duplicates, keeping ``writer``'s index in step. Every file is checked
     first; if any changed since the plan and ``skip_changed`` is off, nothing is done and
-    ``PlanChangedError`` lists them all."""
-    checked = check_plan(plan, options.action)
+    ``PlanChangedError`` lists them all. ``progress`` gets 'check' then 'act' events."""
+    checked = check_plan(plan, options.action, progress=progress)
     if checked.refused and not options.skip_changed:
         raise PlanChangedError(plan.source, checked.refused)
     journal_path = options.journal or default_journal(plan.source)
@@ -137,7 +135,7 @@ def apply_plan(
                     acted += 1
                     size += other.size
                     if progress is not None:
-                        progress(acted, len(checked.ready))
+                        progress(IndexProgress("act", acted, len(checked.ready)))
     if failure is not None:
         path, error = failure
         cause = error.strerror if isinstance(error, OSError) and error.strerror else str(error)

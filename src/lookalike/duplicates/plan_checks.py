@@ -10,6 +10,7 @@ from lookalike.duplicates.journal import Action
 from lookalike.duplicates.plan_file import PlanFile, PlannedFile, PlannedGroup
 from lookalike.duplicates.trash import TrashCan, trash_for
 from lookalike.errors import InvalidInputError
+from lookalike.index_options import IndexProgress, ProgressCallback
 from lookalike.sources import content_hash
 
 
@@ -58,17 +59,30 @@ def changed(file: PlannedFile) -> str | None:
     return None
 
 
-def check_plan(plan: PlanFile, action: Action) -> CheckedPlan:
-    """Check every file of ``plan`` for ``action`` (reads every file once to hash it)."""
+def check_plan(
+    plan: PlanFile, action: Action, *, progress: ProgressCallback | None = None
+) -> CheckedPlan:
+    """Check every file of ``plan`` for ``action`` (reads every file once to hash it);
+    ``progress`` gets 'check' events (files checked of the plan's files)."""
     ready: list[tuple[PlannedGroup, PlannedFile]] = []
     refused: list[RefusedFile] = []
     cans: dict[str, TrashCan] = {}
     seen: set[str] = set()
+    keepers = {group.keep.path for group in plan.groups}
+    total = sum(1 + len(group.others) for group in plan.groups)
+    checked = 0
     for group in plan.groups:
         keeper_change = changed(group.keep)
+        checked += 1
         for other in group.others:
+            checked += 1
+            if progress is not None:
+                progress(IndexProgress("check", checked, total))
             if other.path in seen or other.path == group.keep.path:
                 refused.append(RefusedFile(other.path, "it is listed twice in the plan"))
+                continue
+            if other.path in keepers:
+                refused.append(RefusedFile(other.path, "it is the file kept in another group"))
                 continue
             seen.add(other.path)
             reason = changed(other)
