@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -112,17 +112,16 @@ def apply_plan(
     actor = _Actor(options, writer, journal_path, plan)
     acted = size = unindexed = 0
     failure: tuple[str, Exception] | None = None
-    ready = list(checked.ready)
+    ready = checked.ready
     with JournalWriter.create(
         journal_path, plan=plan.source.absolute(), index=plan.index, action=options.action
     ) as journal:
-        while ready and failure is None:
+        while acted < len(ready) and failure is None:
             # The index's changes commit in batches (one SQLite commit per batch, not per
             # file); a crash loses at most a batch of them, which undo or the next
             # `lookalike index` reconciles from the files on disk.
             with writer.batch():
-                for _ in range(min(_BATCH, len(ready))):
-                    group, other = ready.pop(0)
+                for group, other in ready[acted : acted + _BATCH]:
                     can = checked.trash.get(other.path)
                     try:
                         step = actor.prepare(acted, group, other, can)
@@ -135,7 +134,8 @@ def apply_plan(
                     acted += 1
                     size += other.size
                     if progress is not None:
-                        progress(IndexProgress("act", acted, len(checked.ready)))
+                        progress(IndexProgress("act", acted, len(ready)))
+    writer.keep_neighbours()
     if failure is not None:
         path, error = failure
         cause = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
@@ -144,7 +144,6 @@ def apply_plan(
             f"done before it and nothing after: put them back with `lookalike duplicates undo "
             f"{journal_path}`, fix the cause, then apply the plan again"
         ) from error
-    writer.keep_neighbours()
     backup = actor.backup if actor.backup.exists() else None
     return ApplyReport(
         journal_path, options.action, acted, size, checked.refused, unindexed, backup
@@ -215,9 +214,9 @@ class _Actor:
         if step.action is Action.TRASH:
             assert step.target is not None and can is not None
             target = Path(step.target)
-            can.write_info(target.name, source, datetime.now())
             if os.path.lexists(target):
                 raise InvalidInputError(f"{target}: appeared in the trash; {source} left alone")
+            can.write_info(target.name, source, datetime.now())
             source.rename(target)
             fsync_dir(target.parent)
             return self._writer.remove_path(step.source)
@@ -232,8 +231,6 @@ class _Actor:
 
 
 def _with(step: JournalStep, **changes: object) -> JournalStep:
-    from dataclasses import replace
-
     return replace(step, **changes)  # type: ignore[arg-type]
 
 
