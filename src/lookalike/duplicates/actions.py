@@ -32,7 +32,7 @@ from lookalike.duplicates.journal import (
     read_journal,
 )
 from lookalike.duplicates.plan_checks import PlanChangedError, RefusedFile, check_plan
-from lookalike.duplicates.plan_file import PlanFile, PlannedFile, PlannedGroup
+from lookalike.duplicates.plan_file import ActionPlan, PlannedFile, PlannedGroup
 from lookalike.duplicates.trash import TrashCan, describes
 from lookalike.durable import fsync_dir, temporary_name
 from lookalike.errors import FileActionError, InvalidInputError
@@ -96,7 +96,7 @@ def backup_folder(journal: Path) -> Path:
 
 
 def apply_plan(
-    plan: PlanFile,
+    plan: ActionPlan,
     options: ApplyOptions,
     writer: IndexWriter,
     *,
@@ -154,7 +154,7 @@ class _Actor:
     """Plans one step (everything undo needs, before anything is done) and takes it."""
 
     def __init__(
-        self, options: ApplyOptions, writer: IndexWriter, journal: Path, plan: PlanFile
+        self, options: ApplyOptions, writer: IndexWriter, journal: Path, plan: ActionPlan
     ) -> None:
         self._options = options
         self._writer = writer

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lookalike.duplicates.journal import Action
-from lookalike.duplicates.plan_file import PlanFile, PlannedFile, PlannedGroup
+from lookalike.duplicates.plan_file import ActionPlan, PlannedFile, PlannedGroup
 from lookalike.duplicates.trash import TrashCan, trash_for
 from lookalike.errors import InvalidInputError
 from lookalike.index_options import IndexProgress, ProgressCallback
@@ -60,7 +60,7 @@ def changed(file: PlannedFile) -> str | None:
 
 
 def check_plan(
-    plan: PlanFile, action: Action, *, progress: ProgressCallback | None = None
+    plan: ActionPlan, action: Action, *, progress: ProgressCallback | None = None
 ) -> CheckedPlan:
     """Check every file of ``plan`` for ``action`` (reads every file once to hash it);
     ``progress`` gets 'check' events (files checked of the plan's files)."""

@@ -37,15 +37,16 @@ class PlannedGroup:
 
 
 @dataclass(frozen=True)
-class PlanFile:
-    """A plan read from ``source``: the index it was made from and its groups."""
+class ActionPlan:
+    """A plan read from ``source`` for acting on it: the index it was made from and its groups.
+    (Not ``duplicates.plan.Plan``, the plan as made: this reads only what actions need.)"""
 
     source: Path
     index: Path
     groups: tuple[PlannedGroup, ...]
 
 
-def read_plan(path: Path | str) -> PlanFile:
+def read_plan(path: Path | str) -> ActionPlan:
     """Read and check a plan file; errors name the file, the field and the fix."""
     source = Path(path)
     try:
@@ -89,7 +90,7 @@ def read_plan(path: Path | str) -> PlanFile:
                 ),
             )
         )
-    return PlanFile(source=source, index=Path(index), groups=tuple(groups))
+    return ActionPlan(source=source, index=Path(index), groups=tuple(groups))
 
 
 @dataclass(frozen=True)
@@ -130,4 +131,4 @@ class _Where:
         )
 
 
-__all__ = ["PLAN_FORMAT", "PLAN_VERSION", "PlanFile", "PlannedFile", "PlannedGroup", "read_plan"]
+__all__ = ["PLAN_FORMAT", "PLAN_VERSION", "ActionPlan", "PlannedFile", "PlannedGroup", "read_plan"]
