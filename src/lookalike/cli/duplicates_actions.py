@@ -93,8 +93,8 @@ def apply(
     verb = {Action.MOVE: "moved", Action.HARDLINK: "hard-linked", Action.TRASH: "trashed"}
     where = f" under {move_to}" if move_to is not None else ""
     out.print(
-        f"{verb[report.action]} {report.acted} duplicate(s), {report.bytes / 1e6:.1f} MB"
-        f"{where}; {len(report.refused)} skipped."
+        f"{verb[report.action]} {report.acted} duplicate(s), {_size(report.bytes)}{where}; "
+        f"{len(report.refused)} skipped."
     )
     if report.unindexed:
         out.print(f"{report.unindexed} of them were not in the index (it was left as it was).")
@@ -104,6 +104,10 @@ def apply(
             f"{report.backup} (undo needs them; delete the folder to free their space)."
         )
     out.print(f"journal: {report.journal} (undo: lookalike duplicates undo {report.journal})")
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.0f} kB"
 
 
 def undo(
