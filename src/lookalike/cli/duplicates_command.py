@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from lookalike.cli.console import fail, out
-from lookalike.cli.duplicates_actions import apply, undo
 
 duplicates_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -109,7 +108,3 @@ def duplicates(
             )
             + "\n"
         )
-
-
-duplicates_app.command()(apply)
-duplicates_app.command()(undo)
