@@ -243,6 +243,21 @@ class IndexWriter:
         self.keep_neighbours()
         return len(ids)
 
+    def set_metadata(self, table: MetadataTable) -> tuple[int, list[str]]:
+        """Attach metadata rows to indexed images by path; returns (matched, unmatched paths)."""
+        catalog = self._store.catalog
+        matched: list[tuple[int, dict[str, object]]] = []
+        unmatched = []
+        for path, fields in table.rows.items():
+            record = catalog.by_path(path)
+            if record is None:
+                unmatched.append(path)
+            else:
+                matched.append((record.id, fields))
+        with catalog.transaction():
+            catalog.set_metadata(matched)
+        return len(matched), unmatched
+
     def move_image(self, old_path: str, new_path: str) -> bool:
         """Point the image indexed at ``old_path`` at ``new_path`` (its file was moved there),
         keeping its vector, label and metadata; False when ``old_path`` is not indexed."""
@@ -318,21 +333,6 @@ class IndexWriter:
         with catalog.transaction():
             catalog.delete([record.id])
         return True
-
-    def set_metadata(self, table: MetadataTable) -> tuple[int, list[str]]:
-        """Attach metadata rows to indexed images by path; returns (matched, unmatched paths)."""
-        catalog = self._store.catalog
-        matched: list[tuple[int, dict[str, object]]] = []
-        unmatched = []
-        for path, fields in table.rows.items():
-            record = catalog.by_path(path)
-            if record is None:
-                unmatched.append(path)
-            else:
-                matched.append((record.id, fields))
-        with catalog.transaction():
-            catalog.set_metadata(matched)
-        return len(matched), unmatched
 
 
 __all__ = ["IndexWriter"]
