@@ -295,6 +295,14 @@ class Catalog:
             (path, size, mtime_ns, label, image_id),
         )
 
+    def refingerprint(self, image_id: int, *, size: int, mtime_ns: int, content_hash: str) -> None:
+        """Record new file facts for an image whose bytes changed in place (a duplicate replaced
+        by a hard link to the file kept, or put back); its vector stays."""
+        self._db.execute(
+            "UPDATE images SET size=?, mtime_ns=?, hash=? WHERE id=?",
+            (size, mtime_ns, content_hash, image_id),
+        )
+
     def relocate(self, moves: Iterable[tuple[int, int, int]]) -> None:
         """Point images at new vector locations: (id, segment, row) triples."""
         self._db.execute_many(

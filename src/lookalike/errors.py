@@ -88,3 +88,8 @@ class MissingDependencyError(LookalikeError):
 
 class FetchCancelledError(LookalikeError):
     """A fetch of images was stopped (its Fetcher closed) before every request was answered."""
+
+
+class FileActionError(LookalikeError):
+    """Moving, linking or trashing a user's file failed part-way through a duplicate plan; the
+    message names the file, the cause and how to go back (the journal's undo)."""

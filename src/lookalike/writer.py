@@ -5,6 +5,7 @@ statistic of the hubness correction) kept in step."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from lookalike.catalog_records import ImageEntry
+from lookalike.catalog_records import ImageEntry, ImageRecord
 from lookalike.collection import Collection
 from lookalike.embedders.base import Embedder, l2_normalise
 from lookalike.errors import InvalidInputError, UnknownImageError
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from lookalike.feeds.feed_file import Feed
     from lookalike.feeds.feed_report import FeedReport
     from lookalike.feeds.fetching import FetchOptions
+
+
+Vectors = npt.NDArray[np.float32]
 
 
 class IndexWriter:
@@ -291,6 +295,82 @@ class IndexWriter:
         with catalog.transaction():
             catalog.set_metadata(matched)
         return len(matched), unmatched
+
+    def move_image(self, old_path: str, new_path: str) -> bool:
+        """Point the image indexed at ``old_path`` at ``new_path`` (its file was moved there),
+        keeping its vector, label and metadata; False when ``old_path`` is not indexed."""
+        catalog = self._store.catalog
+        record = catalog.by_path(old_path)
+        if record is None:
+            return False
+        stat = Path(new_path).stat()
+        with catalog.transaction():
+            catalog.move(
+                record.id,
+                path=new_path,
+                size=stat.st_size,
+                mtime_ns=stat.st_mtime_ns,
+                label=record.label,
+            )
+        return True
+
+    def refingerprint(self, path: str, content_hash: str) -> bool:
+        """Record that the file indexed at ``path`` now holds other bytes (``content_hash``;
+        size and mtime read from the file), keeping its vector; False when it is not indexed."""
+        catalog = self._store.catalog
+        record = catalog.by_path(path)
+        if record is None:
+            return False
+        stat = Path(path).stat()
+        with catalog.transaction():
+            catalog.refingerprint(
+                record.id, size=stat.st_size, mtime_ns=stat.st_mtime_ns, content_hash=content_hash
+            )
+        return True
+
+    def forget(self, path: str) -> tuple[ImageRecord, dict[str, object], Vectors] | None:
+        """The record, metadata and vector of the image indexed at ``path`` (None when it is
+        not indexed), for a caller about to remove it that may put it back (``restore``)."""
+        record = self._store.catalog.by_path(path)
+        if record is None:
+            return None
+        metadata = self._store.catalog.metadata([record.id]).get(record.id, {})
+        return record, metadata, self._store.vectors_for([record.id])[0]
+
+    def restore(
+        self, entries: Sequence[tuple[ImageEntry, dict[str, object]]], vectors: Vectors
+    ) -> list[int]:
+        """Index files again with the vectors they had (no embedding) and their metadata, in
+        one transaction; returns their new ids (ids are never reused)."""
+        if not entries:
+            return []
+        catalog = self._store.catalog
+        with catalog.transaction():
+            ids = self._store.append(np.asarray(vectors, dtype=np.float32), [e for e, _ in entries])
+            catalog.set_metadata(
+                (i, fields) for i, (_, fields) in zip(ids, entries, strict=True) if fields
+            )
+        self.keep_neighbours()
+        return ids
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group the changes made in the block into one commit of the catalog (e.g. the
+        index following a batch of file moves)."""
+        return self._store.catalog.transaction()
+
+    def holds(self, path: str) -> bool:
+        """Whether an image is indexed at exactly ``path``."""
+        return self._store.catalog.by_path(path) is not None
+
+    def remove_path(self, path: str) -> bool:
+        """Remove the image indexed at exactly ``path``; False when it is not indexed."""
+        catalog = self._store.catalog
+        record = catalog.by_path(path)
+        if record is None:
+            return False
+        with catalog.transaction():
+            catalog.delete([record.id])
+        return True
 
 
 __all__ = ["IndexWriter"]

@@ -9,6 +9,8 @@ from typing import Annotated, TextIO
 import typer
 
 from lookalike.cli.console import EXIT_INTERRUPTED, EXIT_USER_ERROR, err, out
+from lookalike.cli.duplicates_actions import apply as apply_plan
+from lookalike.cli.duplicates_actions import undo as undo_journal
 from lookalike.cli.duplicates_command import duplicates_app
 from lookalike.cli.evaluate_command import evaluate
 from lookalike.cli.index_command import index
@@ -48,6 +50,8 @@ def main_options(
 for command in (index, search, info, remove, verify, evaluate):
     app.command()(command)
 app.add_typer(duplicates_app, name="duplicates")
+duplicates_app.command()(apply_plan)
+duplicates_app.command()(undo_journal)
 app.command()(serve)
 
 

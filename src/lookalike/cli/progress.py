@@ -28,6 +28,8 @@ _LABELS = {
     "embed": "Embedding",
     "compact": "Compacting",
     "ann": "HNSW graph",
+    "check": "Checking",  # duplicates apply: files compared with the plan
+    "act": "Acting",  # duplicates apply: duplicates moved, linked or trashed
 }
 
 
