@@ -79,22 +79,44 @@ def test_a_damaged_journal_or_an_existing_one_is_refused(tmp_path: Path) -> None
 
 
 def test_plan_reader_names_the_bad_field(tmp_path: Path) -> None:
-    good_file = {"id": 1, "path": "/p/a.jpg", "size": 3, "mtime_ns": 4, "hash": "h"}
+    good_file = {
+        "id": 1,
+        "path": "/p/a.jpg",
+        "size": 3,
+        "mtime_ns": 4,
+        "hash": "h",
+        "width": 10,
+        "height": 8,
+        "format": "jpeg",
+        "taken": None,
+    }
+    other = good_file | {"tier": "identical", "score": 1.0}
     plan = {
         "format": "lookalike-duplicate-plan",
         "version": 1,
         "index": "/idx",
-        "groups": [{"tier": "identical", "keep": good_file, "others": [good_file | {"size": "3"}]}],
+        "created": "2026-11-30T05:00:00+00:00",
+        "rules": ["largest-file"],
+        "groups": [
+            {
+                "tier": "identical",
+                "keep": good_file,
+                "reason": "largest file",
+                "others": [other | {"size": "3"}],
+            }
+        ],
     }
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
-    with pytest.raises(InvalidInputError, match=r"groups\[0\]\.others\[0\]\.size must be an int"):
+    with pytest.raises(
+        InvalidInputError, match=r"groups\[0\]\.others\[0\]: field 'size' must be an integer"
+    ):
         read_plan(path)
-    plan["groups"][0]["others"] = [good_file | {"path": "relative.jpg"}]  # type: ignore[index]
+    plan["groups"][0]["others"] = [other | {"path": "relative.jpg"}]  # type: ignore[index]
     path.write_text(json.dumps(plan))
     with pytest.raises(InvalidInputError, match=r"others\[0\]\.path must be an absolute path"):
         read_plan(path)
-    plan["groups"][0]["others"] = [good_file]  # type: ignore[index]
+    plan["groups"][0]["others"] = [other]  # type: ignore[index]
     path.write_text(json.dumps(plan))
     read = read_plan(path)
     assert read.groups[0].others[0].size == 3 and str(read.index) == "/idx"
