@@ -18,6 +18,7 @@ from lookalike.catalog import PRODUCT_FIELD_SETTING
 from lookalike.catalog_records import ImageRecord
 from lookalike.duplicates.finder import find_duplicates
 from lookalike.duplicates.report import DuplicateOptions, DuplicateReport
+from lookalike.duplicates.stored_hashes import StoredPerceptualHashes
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import DamagedGraphError, InvalidInputError, UnknownImageError
 from lookalike.grouping import group_duplicates
@@ -257,7 +258,14 @@ class Collection:
         snapshot = self.snapshot()
         index = snapshot.vectors
         check = _PairVerification(verify, snapshot.records) if verify is not None else None
-        report = find_duplicates(index.ids, index.vectors, snapshot.records, options, confirm=check)
+        report = find_duplicates(
+            index.ids,
+            index.vectors,
+            snapshot.records,
+            options,
+            confirm=check,
+            phashes=StoredPerceptualHashes(self._store, snapshot.records),
+        )
         if check is None:
             return report
         return replace(report, verified_pairs=check.checked, dropped_pairs=check.dropped)
