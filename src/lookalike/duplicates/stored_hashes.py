@@ -24,7 +24,8 @@ class StoredPerceptualHashes:
         self.computed = 0
 
     def __call__(self, image_ids: Sequence[int]) -> dict[int, int]:
-        digests = {i: self._records[i].hash for i in image_ids if i in self._records}
+        records = self._records
+        digests = {i: records[i].hash for i in image_ids if i in records and records[i].hash}
         known = self._store.catalog.perceptual_hashes(digests.values())
         fresh: dict[str, int] = {}
         for image_id, digest in digests.items():
