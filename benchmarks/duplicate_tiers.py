@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,9 @@ ORIGINAL_WALLPAPERS = 40
 #: The precision the chosen thresholds must reach on the calibration half (a margin above
 #: the 99 % promised on unseen data).
 CALIBRATION_PRECISION = 0.995
+#: Same pictures and light edits (colour, heavy JPEG) share their perceptual hash; the
+#: same-picture tier is chosen for this precision among duplicate pairs.
+SAME_PICTURE_PRECISION = 0.9
 
 
 def distractor_files(staging: Path) -> list[Path]:
@@ -93,6 +96,9 @@ class Item:
     variant: str
     source: str
     held_out: bool
+    #: False for a source image that is itself a copy of an earlier one (the same picture
+    #: shipped twice, in two packages or two folders): left out of every measurement.
+    usable: bool = True
 
 
 def truth_tier(a: Item, b: Item) -> Tier | None:
@@ -114,7 +120,9 @@ def subset(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     keep = np.array(
         [
-            items[i].held_out == held_out and (similar or items[i].variant != "shot")
+            items[i].usable
+            and items[i].held_out == held_out
+            and (similar or items[i].variant != "shot")
             for i in ids.tolist()
         ]
     )
@@ -167,6 +175,22 @@ def pair_table(
     return table
 
 
+def variant_recall(
+    report: DuplicateReport, items: dict[int, Item], in_run: set[int]
+) -> dict[str, float]:
+    """For each variant, the fraction of its files grouped with their original."""
+    grouped = {i: n for n, g in enumerate(report.groups) for i in g.ids}
+    originals = {it.family: i for i, it in items.items() if it.variant == "original"}
+    hits: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for image_id, item in items.items():
+        if item.family is None or item.variant == "original" or image_id not in in_run:
+            continue
+        total[item.variant] += 1
+        hits[item.variant] += grouped.get(originals[item.family], -1) == grouped.get(image_id, -2)
+    return {v: hits[v] / total[v] for v in total}
+
+
 def run(
     ids: npt.NDArray[np.int64],
     vectors: npt.NDArray[np.float32],
@@ -181,6 +205,118 @@ def run(
     return find_duplicates(ids, vectors, records, options, phashes=lookup, tiers=tiers)
 
 
+#: Source images (originals, distractors) whose hashes are this close repeat an earlier one.
+REPEAT_BITS = 4
+
+
+def drop_repeated_sources(items: dict[int, Item], lookup: StoredPerceptualHashes) -> dict[str, int]:
+    """Mark source images that repeat an earlier one (and, for an original, its family) as
+    unusable; the count by source."""
+    sources = sorted(i for i, it in items.items() if it.variant in ("original", "distractor"))
+    hashes = lookup(sources)
+    kept: list[int] = []
+    gone_families: set[str] = set()
+    dropped: Counter[str] = Counter()
+    for image_id in sources:
+        value = hashes.get(image_id)
+        if value is None:
+            continue
+        if kept and int(hamming(np.array(kept), value).min()) <= REPEAT_BITS:
+            item = items[image_id]
+            items[image_id] = replace(item, usable=False)
+            dropped[item.source] += 1
+            if item.family is not None:
+                gone_families.add(item.family)
+            continue
+        kept.append(value)
+    for image_id, item in items.items():
+        if item.family in gone_families:
+            items[image_id] = replace(item, usable=False)
+    return dict(dropped)
+
+
+def drop_stamp_variants(
+    items: dict[int, Item], records: dict[int, ImageRecord], photos: list[Path], chosen: set[int]
+) -> int:
+    """Mark unusable the stamps that are copies or near-copies by construction: those the
+    package ships mirrored (``*_mirror``) and its letters and symbols (``symbols/``: glyphs
+    that differ by a stroke). Distractor files are numbered walls first, then stamps."""
+    stamps = sorted(STAMPS_DIR.rglob("*.png")) if STAMPS_DIR.is_dir() else []
+    first = len(photos) - len(chosen)
+    count = 0
+    for image_id, item in items.items():
+        if item.source != "stamp":
+            continue
+        number = int(Path(records[image_id].path).name.split("-", 1)[0]) - first
+        path = stamps[number]
+        if "symbols" in path.relative_to(STAMPS_DIR).parts or "mirror" in path.stem:
+            items[image_id] = replace(item, usable=False)
+            count += 1
+    return count
+
+
+#: Pairs scored for calibration: every candidate pair down to cosine 0.5, hashes looked up.
+PROBE = TierThresholds(0.5, 0, 1.0, 0.5, 0.5, 0, 0.5)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The calibration half's candidate pairs: ids, cosine, differing hash bits (-1: none)."""
+
+    first: npt.NDArray[np.int64]
+    second: npt.NDArray[np.int64]
+    cos: npt.NDArray[np.float64]
+    bits: npt.NDArray[np.int64]
+    identical: npt.NDArray[np.bool_]
+    truth: list[Tier | None]
+
+
+def scored_pairs(
+    ids: npt.NDArray[np.int64],
+    vectors: npt.NDArray[np.float32],
+    records: dict[int, ImageRecord],
+    items: dict[int, Item],
+    lookup: StoredPerceptualHashes,
+) -> Scored:
+    probe = run(ids, vectors, records, lookup, PROBE, include_similar=True)
+    pairs = [p for g in probe.groups for p in g.pairs]
+    known = lookup(sorted({i for p in pairs for i in (p.first, p.second)}))
+    return Scored(
+        np.array([p.first for p in pairs], dtype=np.int64),
+        np.array([p.second for p in pairs], dtype=np.int64),
+        np.array([p.score for p in pairs]),
+        np.array(
+            [
+                int(hamming(known[p.first], known[p.second]))
+                if p.first in known and p.second in known
+                else -1
+                for p in pairs
+            ],
+            dtype=np.int64,
+        ),
+        np.array([p.tier is Tier.IDENTICAL for p in pairs]),
+        [truth_tier(items[p.first], items[p.second]) for p in pairs],
+    )
+
+
+def linked_groups(
+    scored: Scored, links: npt.NDArray[np.bool_], ids: npt.NDArray[np.int64]
+) -> list[list[int]]:
+    """Connected components of the linked pairs, as id lists of two or more."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    row = {int(i): n for n, i in enumerate(ids.tolist())}
+    a = np.array([row[int(i)] for i in scored.first[links]], dtype=np.int64)
+    b = np.array([row[int(i)] for i in scored.second[links]], dtype=np.int64)
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(ids), len(ids)))
+    _, labels = connected_components(graph, directed=False)
+    members: dict[int, list[int]] = {}
+    for n, label in enumerate(labels.tolist()):
+        members.setdefault(label, []).append(int(ids[n]))
+    return [m for m in members.values() if len(m) > 1]
+
+
 def calibrate(
     ids: npt.NDArray[np.int64],
     vectors: npt.NDArray[np.float32],
@@ -188,79 +324,81 @@ def calibrate(
     items: dict[int, Item],
     lookup: StoredPerceptualHashes,
 ) -> tuple[TierThresholds, list[str]]:
-    """Thresholds from the calibration half (see the README for the rule of each)."""
+    """Thresholds from the calibration half (the README says the rule of each)."""
     notes: list[str] = []
     copy_ids, copy_vectors = subset(ids, vectors, items, held_out=False, similar=False)
-    # Candidate pairs, scored once: cosine, Hamming distance, truth.
-    probe = run(copy_ids, copy_vectors, records, lookup, DEFAULT_TIERS, threshold=0.5)
-    pairs = [p for g in probe.groups for p in g.pairs]
-    known = lookup([i for p in pairs for i in (p.first, p.second)])
-    cos = np.array([p.score for p in pairs])
-    bits = np.array(
-        [
-            int(hamming(known[p.first], known[p.second]))
-            if p.first in known and p.second in known
-            else 64
-            for p in pairs
-        ]
-    )
-    truth = [truth_tier(items[p.first], items[p.second]) for p in pairs]
-    same = np.array([t == Tier.SAME_PICTURE for t in truth])
-    identical = np.array([t == Tier.IDENTICAL for t in truth])
-    # Edited copy: the lowest cosine whose grouping reaches the precision on this half.
-    edited = 0.99
-    for t in np.arange(0.60, 0.99, 0.005):
-        groups = [
-            g.ids
-            for g in run(
-                copy_ids, copy_vectors, records, lookup, DEFAULT_TIERS, threshold=float(t)
-            ).groups
-        ]
-        precision, recall = group_scores(groups, items, copy_ids)
-        if precision >= CALIBRATION_PRECISION:
-            edited = round(float(t), 3)
-            notes.append(
-                f"edited_copy {edited}: calibration precision {precision:.4f}, recall {recall:.4f}"
-            )
-            break
-    # Same picture: the bits and cosine that label the most same-picture pairs with a
-    # precision of 1 among the candidate pairs of this half (ties: fewer bits, higher cosine).
-    best = (-1.0, 0, 1.0)
-    for b in range(0, 25):
-        for c in np.arange(0.80, 0.995, 0.005):
-            chosen = (bits <= b) & (cos >= c) & ~identical
-            if not chosen.any() or same[chosen].mean() < 1.0:
-                continue
-            score = float(same[chosen].sum())
-            if score > best[0]:
-                best = (score, b, round(float(c), 3))
-    _, sp_bits, sp_cos = best
+    scored = scored_pairs(copy_ids, copy_vectors, records, items, lookup)
+    cos, bits, identical = scored.cos, scored.bits, scored.identical
+    agree = bits >= 0
+    # Edited copies: the cosine alone, or a lower cosine with agreeing hashes; the
+    # combination whose groups reach the precision with the highest recall (ties: the
+    # strictest).
+    best: tuple[float, float, float, int, float, float] | None = None
+    for edited in np.arange(0.80, 0.995, 0.01):
+        for agree_bits in range(0, 12, 2):
+            for agree_cos in np.arange(0.50, 0.95, 0.05):
+                links = (
+                    identical
+                    | (cos >= edited)
+                    | (agree & (bits <= agree_bits) & (cos >= agree_cos))
+                )
+                groups = linked_groups(scored, links, copy_ids)
+                precision, recall = group_scores(groups, items, copy_ids)
+                if precision < CALIBRATION_PRECISION:
+                    continue
+                key = (recall, float(edited), float(agree_cos), -agree_bits, precision, 0.0)
+                if best is None or key > best:
+                    best = key
+    assert best is not None
+    recall, edited, agree_cos, neg_bits, precision, _ = best
+    edited, agree_cos, agree_bits = round(edited, 3), round(agree_cos, 3), -neg_bits
     notes.append(
-        f"same_picture bits <= {sp_bits}, cosine >= {sp_cos}: {int(best[0])} of "
-        f"{int(same.sum())} same-picture candidate pairs, no other pair"
+        f"edited_copy {edited}, or agree_cosine {agree_cos} with at most {agree_bits} bits: "
+        f"groups' pairwise precision {precision:.4f}, recall {recall:.4f}"
     )
-    # Same picture without hashes: the lowest cosine above which every non-identical pair
-    # is a same picture.
-    others = ~same & ~identical
-    alone = round(float(max(cos[others].max(initial=0.0) + 0.005, sp_cos)), 3)
-    notes.append(f"same_picture_alone {alone}: above the highest other pair's cosine")
-    # Similar shot: the lowest cosine at which the grouping with shots still reaches 95 %.
+    # Same picture: among non-identical candidate pairs, the bits and cosine that label the
+    # most same-picture pairs at a precision of 98 % (ties: fewer bits, higher cosine).
+    same = np.array([t is Tier.SAME_PICTURE for t in scored.truth])
+    pick: tuple[int, int, float] = (-1, 0, 1.0)
+    for b in range(0, 13):
+        for c in np.arange(0.85, 0.996, 0.005):
+            chosen = ~identical & agree & (bits <= b) & (cos >= c)
+            good = chosen.any() and same[chosen].mean() >= SAME_PICTURE_PRECISION
+            if good and int(same[chosen].sum()) > pick[0]:
+                pick = (int(same[chosen].sum()), b, round(float(c), 3))
+    found, sp_bits, sp_cos = pick
+    notes.append(
+        f"same_picture: at most {sp_bits} bits and cosine >= {sp_cos}: {found} of "
+        f"{int(same.sum())} same-picture candidate pairs at >= "
+        f"{SAME_PICTURE_PRECISION:.0%} precision"
+    )
+    alone = 1.0
+    for c in np.arange(0.995, 0.85, -0.005):
+        chosen = ~identical & (cos >= c)
+        if not chosen.any() or same[chosen].mean() < SAME_PICTURE_PRECISION:
+            break
+        alone = round(float(c), 3)
+    notes.append(f"same_picture_alone {alone}: lowest cosine keeping that precision alone")
+    # Similar shots: the lowest cosine at which the groups with shots keep 95 % precision.
     shot_ids, shot_vectors = subset(ids, vectors, items, held_out=False, similar=True)
+    with_shots = scored_pairs(shot_ids, shot_vectors, records, items, lookup)
+    base = (
+        with_shots.identical
+        | (with_shots.cos >= edited)
+        | ((with_shots.bits >= 0) & (with_shots.bits <= agree_bits) & (with_shots.cos >= agree_cos))
+    )
     similar = edited
-    for t in np.arange(edited, 0.40, -0.01):
-        tiers = TierThresholds(sp_cos, sp_bits, alone, edited, float(t))
-        groups = [
-            g.ids
-            for g in run(
-                shot_ids, shot_vectors, records, lookup, tiers, include_similar=True
-            ).groups
-        ]
+    for t in np.arange(edited, 0.5, -0.01):
+        groups = linked_groups(with_shots, base | (with_shots.cos >= t), shot_ids)
         precision, recall = group_scores(groups, items, shot_ids)
         if precision < 0.95:
             break
         similar = round(float(t), 3)
     notes.append(f"similar_shot {similar}: lowest cosine keeping 95 % precision with shots")
-    return TierThresholds(sp_cos, sp_bits, alone, edited, similar), notes
+    tiers = TierThresholds(
+        sp_cos, sp_bits, max(alone, sp_cos), edited, agree_cos, agree_bits, similar
+    )
+    return tiers, notes
 
 
 def main() -> None:
@@ -320,17 +458,20 @@ def main() -> None:
             items[image_id] = Item(None, "distractor", source_of(path), bool(flips[row]))
     lookup = StoredPerceptualHashes(store, records)
     stored = len(lookup(ids.tolist()))
+    repeated = drop_repeated_sources(items, lookup)
+    repeated["stamp (symbols, mirrored)"] = drop_stamp_variants(items, records, photos, chosen)
     print(
         f"{len(ids)} images: {sum(1 for i in items.values() if i.family)} in {len(families)} "
         f"families ({len(held)} held out), {sum(1 for i in items.values() if not i.family)} "
         f"distractors; perceptual hashes stored at index time: {stored - lookup.computed}, "
-        f"computed lazily: {lookup.computed}"
+        f"computed lazily: {lookup.computed}; left out as repeats within the source data "
+        f"(perceptual hash within {REPEAT_BITS} bits of an earlier source image): {repeated}"
     )
     tiers, notes = calibrate(ids, vectors, records, items, lookup)
     print("calibration half:")
     for note in notes:
         print("  " + note)
-    print(f"chosen: {asdict(tiers)}")
+    print(f"chosen: {asdict(tiers)}; the library's defaults: {asdict(DEFAULT_TIERS)}")
 
     results: dict[str, object] = {"tiers": asdict(tiers), "notes": notes}
     for name, held_out in (("calibration", False), ("held-out", True)):
@@ -369,6 +510,11 @@ def main() -> None:
                 f"of {row['pairs_with_original']:.0f}"
             )
         print(f"  false pairs' images by source: {dict(false)}")
+        by_variant = variant_recall(report, items, set(copy_ids.tolist()))
+        print(
+            "  grouped with the original, by variant: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in by_variant.items())
+        )
         print(
             f"  --include-similar (shots added): precision {sp:.4f}, recall {sr:.4f}; "
             f"shots grouped with their original {shots['recall_grouped']:.3f}, "
@@ -379,6 +525,7 @@ def main() -> None:
             "single_0.75": {"precision": old_p, "recall": old_r},
             "per_tier": table,
             "false_sources": dict(false),
+            "grouped_by_variant": by_variant,
             "include_similar": {"precision": sp, "recall": sr, "shots": shots},
         }
     if args.json is not None:

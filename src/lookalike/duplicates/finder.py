@@ -7,8 +7,9 @@ plus every pair of images with the same content hash. A pair is
 - ``same-picture`` when its cosine similarity reaches ``same_picture_cosine`` and the two
   pictures' perceptual hashes differ in at most ``same_picture_bits`` bits (where a hash is
   missing and cannot be computed: when the cosine alone reaches ``same_picture_alone``);
-- ``edited-copy`` when its cosine reaches ``edited_copy`` (and, with ``verify``, copy mode's
-  geometric verification confirms it);
+- ``edited-copy`` when its cosine reaches ``edited_copy``, or reaches ``agree_cosine`` with
+  perceptual hashes within ``agree_bits`` bits (a picture whose layout survived: heavy JPEG,
+  blur, colour changes); with ``verify``, copy mode's geometric verification must confirm it;
 - ``similar-shot`` (only with ``include_similar``) when its cosine reaches ``similar_shot``.
 
 The defaults were calibrated on edited copies of real photos among real distractors
@@ -18,7 +19,7 @@ The defaults were calibrated on edited copies of real photos among real distract
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -39,41 +40,60 @@ from lookalike.grouping import PairCheck, neighbour_pairs
 #: absent from the answer has none (its pairs are then judged by the embedding alone).
 PerceptualLookup = Callable[[Sequence[int]], Mapping[int, int]]
 
+_COSINES = ("same_picture_cosine", "same_picture_alone", "edited_copy", "agree_cosine")
+
 
 @dataclass(frozen=True)
 class TierThresholds:
     """Where each tier starts: cosine similarities of the two images' vectors, and the most
-    perceptual-hash bits a same picture may differ in."""
+    perceptual-hash bits two pictures may differ in to count as agreeing."""
 
     same_picture_cosine: float
     same_picture_bits: int
     same_picture_alone: float
     edited_copy: float
+    agree_cosine: float
+    agree_bits: int
     similar_shot: float
 
     def __post_init__(self) -> None:
-        for name in ("same_picture_cosine", "same_picture_alone", "edited_copy", "similar_shot"):
+        for name in (*_COSINES, "similar_shot"):
             value = getattr(self, name)
             if not -1.0 <= value <= 1.0:
                 raise InvalidInputError(f"{name} is a cosine similarity in -1..1, got {value}")
-        if not 0 <= self.same_picture_bits <= 64:
-            raise InvalidInputError(
-                f"same_picture_bits counts bits of a 64-bit hash (0..64), got "
-                f"{self.same_picture_bits}"
-            )
+        for name in ("same_picture_bits", "agree_bits"):
+            value = getattr(self, name)
+            if not 0 <= value <= 64:
+                raise InvalidInputError(f"{name} counts bits of a 64-bit hash (0..64), got {value}")
 
     def lowest(self, include_similar: bool) -> float:
-        """The lowest cosine at which any tier asked for starts."""
-        return min(self.edited_copy, self.similar_shot) if include_similar else self.edited_copy
+        """The lowest cosine at which any tier asked for can start."""
+        low = min(self.edited_copy, self.agree_cosine, self.same_picture_cosine)
+        return min(low, self.similar_shot) if include_similar else low
+
+    def with_threshold(self, threshold: float) -> TierThresholds:
+        """A user's single threshold: where edited copies start, and no tier below it."""
+        if not -1.0 <= threshold <= 1.0:
+            raise InvalidInputError(f"threshold is a cosine similarity in -1..1, got {threshold}")
+        return replace(
+            self,
+            same_picture_cosine=max(self.same_picture_cosine, threshold),
+            same_picture_alone=max(self.same_picture_alone, threshold),
+            edited_copy=threshold,
+            agree_cosine=max(self.agree_cosine, threshold),
+            similar_shot=min(self.similar_shot, threshold),
+        )
 
 
-#: Calibrated defaults (benchmarks/duplicate_tiers.py, on its calibration split).
+#: Calibrated defaults (benchmarks/duplicate_tiers.py, on its calibration half).
 DEFAULT_TIERS = TierThresholds(
-    same_picture_cosine=0.93,
-    same_picture_bits=10,
+    same_picture_cosine=0.98,
+    same_picture_bits=4,
     same_picture_alone=0.985,
-    edited_copy=0.75,
-    similar_shot=0.6,
+    edited_copy=0.92,
+    agree_cosine=0.6,
+    agree_bits=4,
+    similar_shot=0.89,
 )
 
 
@@ -98,17 +118,7 @@ def find_duplicates(
     if options.k < 1:
         raise InvalidInputError(f"k must be at least 1, got {options.k}")
     if options.threshold is not None:
-        if not -1.0 <= options.threshold <= 1.0:
-            raise InvalidInputError(
-                f"threshold is a cosine similarity in -1..1, got {options.threshold}"
-            )
-        tiers = TierThresholds(
-            same_picture_cosine=max(tiers.same_picture_cosine, options.threshold),
-            same_picture_bits=tiers.same_picture_bits,
-            same_picture_alone=max(tiers.same_picture_alone, options.threshold),
-            edited_copy=options.threshold,
-            similar_shot=min(tiers.similar_shot, options.threshold),
-        )
+        tiers = tiers.with_threshold(options.threshold)
     first, second = _candidates(ids, vectors, records, options.k)
     scores = np.einsum("ij,ij->i", vectors[first], vectors[second])
     a_ids, b_ids = ids[first], ids[second]
@@ -122,17 +132,29 @@ def find_duplicates(
         dismissed_count = int(gone.sum())
         a_ids, b_ids, scores, same = a_ids[~gone], b_ids[~gone], scores[~gone], same[~gone]
 
-    tier = np.full(len(a_ids), Tier.SIMILAR_SHOT.rank, dtype=np.int64)
-    tier[scores >= tiers.edited_copy] = Tier.EDITED_COPY.rank
-    tier[_same_picture(a_ids, b_ids, scores, same, tiers, phashes)] = Tier.SAME_PICTURE.rank
+    look = ~same & (scores >= min(tiers.same_picture_cosine, tiers.agree_cosine))
+    bits = _bits(a_ids, b_ids, look, phashes)
+    known = bits >= 0
+    same_picture = (scores >= tiers.same_picture_cosine) & (
+        (known & (bits <= tiers.same_picture_bits))
+        | (~known & (scores >= tiers.same_picture_alone))
+    )
+    edited = (scores >= tiers.edited_copy) | (
+        known & (bits <= tiers.agree_bits) & (scores >= tiers.agree_cosine)
+    )
+    similar = scores >= tiers.similar_shot if options.include_similar else np.zeros_like(same)
+    tier = np.full(len(a_ids), -1, dtype=np.int64)
+    tier[similar] = Tier.SIMILAR_SHOT.rank
+    tier[edited] = Tier.EDITED_COPY.rank
+    tier[same_picture] = Tier.SAME_PICTURE.rank
     tier[same] = Tier.IDENTICAL.rank
 
     if confirm is not None:
         check = tier == Tier.EDITED_COPY.rank
         if check.any():
-            passed = np.ones(len(a_ids), dtype=np.bool_)
-            passed[check] = confirm(a_ids[check], b_ids[check])
-            a_ids, b_ids, scores, tier = a_ids[passed], b_ids[passed], scores[passed], tier[passed]
+            tier[np.flatnonzero(check)[~confirm(a_ids[check], b_ids[check])]] = -1
+    linked = tier >= 0
+    a_ids, b_ids, scores, tier = a_ids[linked], b_ids[linked], scores[linked], tier[linked]
 
     ranked = list(Tier)
     pairs = [
@@ -149,6 +171,30 @@ def find_duplicates(
         options=options,
         dismissed_pairs=dismissed_count,
     )
+
+
+def _bits(
+    a_ids: npt.NDArray[np.int64],
+    b_ids: npt.NDArray[np.int64],
+    wanted: npt.NDArray[np.bool_],
+    phashes: PerceptualLookup | None,
+) -> npt.NDArray[np.int64]:
+    """Perceptual-hash bits that differ for the ``wanted`` pairs; -1 where a hash is missing
+    (or not wanted). Hashes are looked up only for the wanted pairs' images."""
+    out = np.full(len(a_ids), -1, dtype=np.int64)
+    rows = np.flatnonzero(wanted)
+    if phashes is None or not len(rows):
+        return out
+    known = phashes(np.unique(np.concatenate([a_ids[rows], b_ids[rows]])).tolist())
+    if not known:
+        return out
+    pa = [known.get(i) for i in a_ids[rows].tolist()]
+    pb = [known.get(i) for i in b_ids[rows].tolist()]
+    both = np.array([x is not None and y is not None for x, y in zip(pa, pb, strict=True)])
+    ha = np.array([0 if x is None else x for x in pa], dtype=np.int64)
+    hb = np.array([0 if y is None else y for y in pb], dtype=np.int64)
+    out[rows[both]] = hamming(ha[both], hb[both])
+    return out
 
 
 def _candidates(
@@ -206,32 +252,6 @@ def _dismissed(
         ra, rb = records.get(a), records.get(b)
         if ra is not None and rb is not None:
             out[row] = (min(ra.hash, rb.hash), max(ra.hash, rb.hash)) in dismissed
-    return out
-
-
-def _same_picture(
-    a_ids: npt.NDArray[np.int64],
-    b_ids: npt.NDArray[np.int64],
-    scores: npt.NDArray[np.float32],
-    same: npt.NDArray[np.bool_],
-    tiers: TierThresholds,
-    phashes: PerceptualLookup | None,
-) -> npt.NDArray[np.bool_]:
-    """Which pairs are the same picture: perceptual hashes close and cosine high, or, for a
-    pair without both hashes, the cosine alone very high. Hashes are looked up only for the
-    pairs whose cosine could make them a same picture."""
-    out = np.zeros(len(a_ids), dtype=np.bool_)
-    maybe = np.flatnonzero(~same & (scores >= tiers.same_picture_cosine))
-    if not len(maybe):
-        return out
-    wanted = sorted(set(a_ids[maybe].tolist()) | set(b_ids[maybe].tolist()))
-    known = phashes(wanted) if phashes is not None else {}
-    for row in maybe.tolist():
-        ha, hb = known.get(int(a_ids[row])), known.get(int(b_ids[row]))
-        if ha is None or hb is None:
-            out[row] = bool(scores[row] >= tiers.same_picture_alone)
-        else:
-            out[row] = int(hamming(ha, hb)) <= tiers.same_picture_bits
     return out
 
 
