@@ -14,11 +14,12 @@ import pytest
 from PIL import Image
 
 from lookalike import SearchEngine
-from lookalike.duplicates.finder import DEFAULT_TIERS, TierThresholds, find_duplicates
+from lookalike.duplicates.finder import DEFAULT_TIERS, find_duplicates
 from lookalike.duplicates.report import DuplicateOptions, DuplicateReport, Tier
 from lookalike.duplicates.stored_hashes import StoredPerceptualHashes
 from lookalike.errors import InvalidInputError
 from lookalike.evaluation.copies import skimage_originals
+from lookalike.evaluation.duplicate_set import VARIANT_TIERS, make_duplicate_set
 from lookalike.store import IndexStore
 from tests.conftest import FAST_EMBEDDER
 
@@ -176,10 +177,59 @@ def test_without_hashes_or_files_same_pictures_need_the_cosine_alone(
 
 def test_thresholds_are_checked() -> None:
     with pytest.raises(InvalidInputError, match="same_picture_bits"):
-        TierThresholds(0.9, 65, 0.99, 0.75, 0.6)
+        replace(DEFAULT_TIERS, same_picture_bits=65)
+    with pytest.raises(InvalidInputError, match="agree_bits"):
+        replace(DEFAULT_TIERS, agree_bits=-1)
     with pytest.raises(InvalidInputError, match="edited_copy"):
-        TierThresholds(0.9, 10, 0.99, 1.5, 0.6)
+        replace(DEFAULT_TIERS, edited_copy=1.5)
     assert DEFAULT_TIERS.lowest(True) <= DEFAULT_TIERS.lowest(False)
     vectors = np.eye(3, dtype=np.float32)
     with pytest.raises(InvalidInputError, match="threshold"):
         find_duplicates(np.arange(3), vectors, {}, DuplicateOptions(threshold=2.0))
+
+
+@pytest.mark.heavy
+def test_default_tiers_on_real_copies_with_the_default_network(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Three photos with a copy of every tier, among the other scikit-image photos: the
+    calibrated defaults label them and never join two photos."""
+    photos = skimage_originals()
+    root = tmp_path_factory.mktemp("tiers-set")
+    made = make_duplicate_set(
+        [(n, im) for n, im in photos if n in COPIED],
+        [],
+        root / "set",
+        seed=3,
+    )
+    for name, image in photos:
+        if name not in COPIED:
+            image.save(root / "set" / f"{name}.jpg", quality=92)
+    with SearchEngine.create(root / "idx") as engine:
+        engine.index_folder(root / "set")
+        report = engine.find_duplicates()
+    family = {
+        i: Path(r.path).parent.name for i, r in report.records.items() if "families" in r.path
+    }
+    for group in report.groups:
+        assert len({family.get(i, f"other{i}") for i in group.ids}) == 1
+    tiers = _tiers(report)
+    edits = grouped = 0
+    for name, files in made.families.items():
+        original = files[0][0].name
+        members = next(
+            g.ids for g in report.groups if any(_name(report, i) == original for i in g.ids)
+        )
+        names = {_name(report, i) for i in members}
+        for path, variant in files[1:]:
+            tier = VARIANT_TIERS[variant]
+            if tier is Tier.IDENTICAL:
+                assert tiers[frozenset((original, path.name))] is Tier.IDENTICAL
+            elif tier is Tier.SAME_PICTURE:
+                assert path.name in names, (name, variant)
+            elif tier is Tier.EDITED_COPY:
+                edits += 1
+                grouped += path.name in names
+            else:  # similar shots only with include_similar
+                assert tiers.get(frozenset((original, path.name))) is None
+    assert grouped >= 0.7 * edits
