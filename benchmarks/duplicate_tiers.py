@@ -482,6 +482,8 @@ def main() -> None:
         precision, recall = group_scores([g.ids for g in report.groups], items, copy_ids)
         old = group_duplicates(copy_ids, copy_vectors, threshold=0.75)
         old_p, old_r = group_scores([g.ids for g in old], items, copy_ids)
+        same_cut = group_duplicates(copy_ids, copy_vectors, threshold=tiers.edited_copy)
+        cut_p, cut_r = group_scores([g.ids for g in same_cut], items, copy_ids)
         table = pair_table(report, items, set(copy_ids.tolist()))
         false = Counter(
             items[i].source
@@ -500,6 +502,10 @@ def main() -> None:
             f"recall {recall:.4f} ({seconds:.2f} s)"
         )
         print(f"  single cosine 0.75:   copy pairs precision {old_p:.4f}, recall {old_r:.4f}")
+        print(
+            f"  single cosine {tiers.edited_copy}:   copy pairs precision {cut_p:.4f}, "
+            f"recall {cut_r:.4f} (no perceptual hashes)"
+        )
         print(
             "  per tier: labelled, precision, recall (pair with its original, that tier / grouped)"
         )
@@ -523,6 +529,7 @@ def main() -> None:
         results[name] = {
             "tiers": {"precision": precision, "recall": recall},
             "single_0.75": {"precision": old_p, "recall": old_r},
+            "single_edited_copy": {"precision": cut_p, "recall": cut_r},
             "per_tier": table,
             "false_sources": dict(false),
             "grouped_by_variant": by_variant,
