@@ -309,3 +309,28 @@ class Catalog:
             "UPDATE images SET segment=?, row=? WHERE id=?",
             [(int(s), int(r), int(i)) for i, s, r in moves],
         )
+
+    # Perceptual hashes (duplicates/perceptual.py), keyed by content hash. An older catalog
+    # opened read-only has no table for them (schema < 4): it reads as empty.
+
+    def perceptual_hashes(self, content_hashes: Iterable[str]) -> dict[str, int]:
+        """Content hash -> stored perceptual hash, for those of ``content_hashes`` known."""
+        wanted = sorted(set(content_hashes))
+        if self._schema < 4 or not wanted:
+            return {}
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for digest, value in self._db.execute(
+                f"SELECT hash, phash FROM perceptual_hashes WHERE hash IN ({marks})", chunk
+            ):
+                found[digest] = int(value)
+        return found
+
+    def set_perceptual_hashes(self, hashes: Iterable[tuple[str, int]]) -> None:
+        """Record (content hash, perceptual hash) pairs (inside a transaction)."""
+        self._db.execute_many(
+            "INSERT OR REPLACE INTO perceptual_hashes (hash, phash) VALUES (?, ?)",
+            [(digest, int(value)) for digest, value in hashes if digest],
+        )

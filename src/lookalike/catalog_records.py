@@ -32,6 +32,8 @@ class ImageEntry:
     mtime_ns: int
     hash: str
     label: str | None
+    #: The picture's perceptual hash (duplicates/perceptual.py), when decoding computed it.
+    phash: int | None = None
 
     def at(self, segment: int, row: int) -> NewImage:
         """The catalog row of this image once its vector is at ``row`` of ``segment``."""

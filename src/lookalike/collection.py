@@ -18,6 +18,7 @@ from lookalike.catalog import PRODUCT_FIELD_SETTING
 from lookalike.catalog_records import ImageRecord
 from lookalike.duplicates.finder import find_duplicates
 from lookalike.duplicates.report import DuplicateOptions, DuplicateReport
+from lookalike.duplicates.stored_hashes import StoredPerceptualHashes
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import DamagedGraphError, InvalidInputError, UnknownImageError
 from lookalike.grouping import group_duplicates
@@ -259,7 +260,13 @@ class Collection:
         check = _PairVerification(verify, snapshot.records) if verify is not None else None
         dismissed = self._store.catalog.not_duplicates()
         report = find_duplicates(
-            index.ids, index.vectors, snapshot.records, options, confirm=check, dismissed=dismissed
+            index.ids,
+            index.vectors,
+            snapshot.records,
+            options,
+            confirm=check,
+            dismissed=dismissed,
+            phashes=StoredPerceptualHashes(self._store, snapshot.records),
         )
         if check is None:
             return report

@@ -25,8 +25,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def decode_chunk(paths: Sequence[str], spec: InputSpec, max_pixels: int) -> list[Decoded]:
-    return [decode_for_model(path, spec, max_pixels=max_pixels) for path in paths]
+def decode_chunk(
+    paths: Sequence[str], spec: InputSpec, max_pixels: int, perceptual: bool = False
+) -> list[Decoded]:
+    return [
+        decode_for_model(path, spec, max_pixels=max_pixels, perceptual=perceptual) for path in paths
+    ]
 
 
 def hash_chunk(paths: Sequence[str]) -> list[str | None]:
@@ -108,9 +112,15 @@ class WorkerPool:
             yield from pending.popleft().result()
 
     def decode(
-        self, paths: Iterable[str], spec: InputSpec, *, max_pixels: int = DEFAULT_MAX_PIXELS
+        self,
+        paths: Iterable[str],
+        spec: InputSpec,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        perceptual: bool = False,
     ) -> Iterator[Decoded]:
-        return self.map_chunks(_DecodeJob(spec, max_pixels), paths)
+        """Decoded files in order; ``perceptual``: with each picture's perceptual hash."""
+        return self.map_chunks(_DecodeJob(spec, max_pixels, perceptual), paths)
 
     def hash(self, paths: Iterable[str]) -> Iterator[str | None]:
         return self.map_chunks(hash_chunk, paths)
@@ -122,9 +132,10 @@ class _DecodeJob:
 
     spec: InputSpec
     max_pixels: int
+    perceptual: bool = False
 
     def __call__(self, paths: Sequence[str]) -> list[Decoded]:
-        return decode_chunk(paths, self.spec, self.max_pixels)
+        return decode_chunk(paths, self.spec, self.max_pixels, self.perceptual)
 
 
 #: How often a worker checks that its parent is still alive (where no death signal is armed).

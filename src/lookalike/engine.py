@@ -19,6 +19,7 @@ from lookalike.duplicates.against import AgainstReport, Side, find_against
 from lookalike.duplicates.keep_rules import KeepRule, parse_rules
 from lookalike.duplicates.plan import Plan, make_plan
 from lookalike.duplicates.report import DuplicateOptions, DuplicateReport
+from lookalike.duplicates.stored_hashes import StoredPerceptualHashes
 from lookalike.embedders import DEFAULT_EMBEDDER, create_embedder
 from lookalike.embedders.base import Embedder, EmbedderSpec
 from lookalike.embedders.quality import reranking_for, spec_for
@@ -504,7 +505,12 @@ class SearchEngine:
 
     def _side(self) -> Side:
         snapshot = self.collection.snapshot()
-        return Side(snapshot.vectors.ids, snapshot.vectors.vectors, snapshot.records)
+        return Side(
+            snapshot.vectors.ids,
+            snapshot.vectors.vectors,
+            snapshot.records,
+            StoredPerceptualHashes(self._store, snapshot.records),
+        )
 
     def dismiss_pair(self, first_id: int, second_id: int) -> bool:
         """Record that two indexed images are not duplicates: :meth:`find_duplicates` never

@@ -240,18 +240,30 @@ def load_prepared(
 
 @dataclass(frozen=True)
 class Decoded:
-    """The outcome for one file: pixels, or the reason it was skipped."""
+    """The outcome for one file: pixels, or the reason it was skipped; ``phash``: the upright
+    picture's perceptual hash, when asked for (duplicates/perceptual.py)."""
 
     pixels: npt.NDArray[np.uint8] | None
     error: str | None
+    phash: int | None = None
 
 
 def decode_for_model(
-    source: Path | str | bytes, spec: InputSpec, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    source: Path | str | bytes,
+    spec: InputSpec,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    perceptual: bool = False,
 ) -> Decoded:
     """:func:`load_prepared` for batch pipelines: a file that cannot be used becomes a reason
-    (never empty) instead of an exception, so one bad file never stops a batch."""
+    (never empty) instead of an exception, so one bad file never stops a batch.
+    ``perceptual``: also hash the decoded picture (no second decode)."""
     try:
-        return Decoded(load_prepared(source, spec, max_pixels=max_pixels), None)
+        image = open_image(source, min_side=spec.decode_side, max_pixels=max_pixels)
+        if not perceptual:
+            return Decoded(prepare(image, spec), None)
+        from lookalike.duplicates.perceptual import phash
+
+        return Decoded(prepare(image, spec), None, phash(image))
     except ImageError as exc:
         return Decoded(None, exc.reason or "cannot decode")

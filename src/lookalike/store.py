@@ -147,8 +147,9 @@ class IndexStore:
 
     def append(self, vectors: npt.NDArray[np.float32], entries: Sequence[ImageEntry]) -> list[int]:
         """Commit ``vectors`` as a new segment with one catalog row per entry (row i holds
-        vector i); returns the new image ids. Inside the caller's catalog transaction it
-        commits with it, and nothing of it stays if either raises."""
+        vector i) and the entries' perceptual hashes; returns the new image ids. Inside the
+        caller's catalog transaction it commits with it, and nothing of it stays if either
+        raises."""
         self._require_writable()
         if len(entries) != len(vectors):
             raise InvalidInputError(f"{len(vectors)} vectors for {len(entries)} images")
@@ -156,9 +157,11 @@ class IndexStore:
             return []
         with self.catalog.transaction():
             segment = self._add_segment(vectors)
-            return self.catalog.insert(
-                [entry.at(segment, row) for row, entry in enumerate(entries)]
+            ids = self.catalog.insert([entry.at(segment, row) for row, entry in enumerate(entries)])
+            self.catalog.set_perceptual_hashes(
+                (entry.hash, entry.phash) for entry in entries if entry.phash is not None
             )
+            return ids
 
     def _add_segment(self, vectors: npt.NDArray[np.float32]) -> int:
         """Write a segment file and register it in the open transaction; returns its id. The

@@ -27,17 +27,26 @@ Outcome = tuple[int, "npt.NDArray[np.float32] | None", "str | None"]
 
 
 def local_vectors(
-    paths: list[str], embedder: Embedder, pool: WorkerPool, options: IndexOptions
+    paths: list[str],
+    embedder: Embedder,
+    pool: WorkerPool,
+    options: IndexOptions,
+    phashes: dict[int, int] | None = None,
 ) -> Iterator[Outcome]:
     """(position, vector, None) or (position, None, reason) for every path, in order: decoding
-    in the worker processes, the network in large batches here."""
+    in the worker processes, the network in large batches here. ``phashes``: filled with each
+    decoded picture's perceptual hash by position, before its outcome is yielded."""
     pixels: list[npt.NDArray[np.uint8]] = []
     positions: list[int] = []
-    decoded = pool.decode(paths, embedder.input_spec, max_pixels=options.max_pixels)
+    decoded = pool.decode(
+        paths, embedder.input_spec, max_pixels=options.max_pixels, perceptual=phashes is not None
+    )
     for position, outcome in enumerate(decoded):
         if outcome.pixels is None:
             yield position, None, outcome.error or "cannot decode"
             continue
+        if phashes is not None and outcome.phash is not None:
+            phashes[position] = outcome.phash
         pixels.append(outcome.pixels)
         positions.append(position)
         if len(pixels) >= options.batch_size:
@@ -92,6 +101,9 @@ def embed_and_commit(
     embedder = make_embedder()
     vectors: list[npt.NDArray[np.float32]] = []
     ready: list[Queued] = []
+    #: Perceptual hashes by queue position (the local pipeline computes them while decoding).
+    phashes: dict[int, int] = {}
+    ready_phashes: list[int | None] = []
     dropped: list[int] = []
     embedded = 0
 
@@ -107,8 +119,8 @@ def embed_and_commit(
                 new_ids = store.append(
                     np.stack(vectors).astype(np.float32, copy=False),
                     [
-                        ImageEntry(f.path, f.size, f.mtime_ns, digest, f.label)
-                        for f, _, digest in ready
+                        ImageEntry(f.path, f.size, f.mtime_ns, digest, f.label, phash)
+                        for (f, _, digest), phash in zip(ready, ready_phashes, strict=True)
                     ],
                 )
                 store.catalog.set_metadata(
@@ -121,6 +133,7 @@ def embed_and_commit(
         dropped.clear()
         vectors.clear()
         ready.clear()
+        ready_phashes.clear()
 
     dropped_total = 0
     paths = [f.path for f, _, _ in queued]
@@ -128,7 +141,7 @@ def embed_and_commit(
         shards = store.layout.shard_run(uuid.uuid4().hex)
         outcomes = ray_vectors(paths, embedder, options, shards)
     else:
-        outcomes = local_vectors(paths, embedder, pool, options)
+        outcomes = local_vectors(paths, embedder, pool, options, phashes)
     for done, (position, vector, error) in enumerate(outcomes, start=1):
         item = queued[position]
         if vector is None:
@@ -139,6 +152,7 @@ def embed_and_commit(
         else:
             vectors.append(vector)
             ready.append(item)
+            ready_phashes.append(phashes.pop(position, None))
         if done % options.batch_size == 0:
             notify(IndexProgress("embed", done, total))
         if len(ready) >= options.commit_every:

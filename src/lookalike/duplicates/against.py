@@ -8,7 +8,7 @@ the two (nothing: the image is new).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.catalog_records import ImageRecord
-from lookalike.duplicates.finder import find_duplicates
+from lookalike.duplicates.finder import PerceptualLookup, find_duplicates
 from lookalike.duplicates.report import DuplicateOptions, Tier
 from lookalike.indexes.exact import ExactIndex
 
@@ -26,11 +26,13 @@ Vectors = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class Side:
-    """One collection's vectors (unit length, rows of ``ids``) and catalog records."""
+    """One collection's vectors (unit length, rows of ``ids``), catalog records, and its
+    images' perceptual hashes (None: pairs are tiered by the embedding alone)."""
 
     ids: Ids
     vectors: Vectors
     records: Mapping[int, ImageRecord]
+    phashes: PerceptualLookup | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,9 @@ def find_against(new: Side, old: Side, options: DuplicateOptions) -> AgainstRepo
             matches.append(AgainstMatch(image, None, None, None))
             continue
         tier = _pair_tier(
-            image, new.vectors[row], other, old.vectors[rows[other.id]], options=options
+            (image, new.vectors[row], new.phashes),
+            (other, old.vectors[rows[other.id]], old.phashes),
+            options=options,
         )
         if tier is None:
             matches.append(AgainstMatch(image, None, None, None))
@@ -111,20 +115,28 @@ def find_against(new: Side, old: Side, options: DuplicateOptions) -> AgainstRepo
     return AgainstReport(matches, old_images=len(old.ids))
 
 
-def _pair_tier(
-    one: ImageRecord,
-    one_vector: Vectors,
-    other: ImageRecord,
-    other_vector: Vectors,
-    *,
-    options: DuplicateOptions,
-) -> Tier | None:
+_Image = tuple[ImageRecord, Vectors, PerceptualLookup | None]
+
+
+def _pair_tier(one: _Image, other: _Image, *, options: DuplicateOptions) -> Tier | None:
     """The finder's tier for two images of different indexes (their ids may clash, so they
     are given 0 and 1 for the finder), or None when it does not pair them."""
     ids = np.array([0, 1], dtype=np.int64)
-    vectors = np.stack([one_vector, other_vector]).astype(np.float32)
-    records = {0: replace(one, id=0), 1: replace(other, id=1)}
-    report = find_duplicates(ids, vectors, records, replace(options, k=1, verify=False))
+    vectors = np.stack([one[1], other[1]]).astype(np.float32)
+    records = {0: replace(one[0], id=0), 1: replace(other[0], id=1)}
+    hashes: dict[int, int] = {}
+    for new_id, (record, _, lookup) in enumerate((one, other)):
+        if lookup is not None:
+            value = lookup([record.id]).get(record.id)
+            if value is not None:
+                hashes[new_id] = value
+
+    def phashes(wanted: Sequence[int]) -> Mapping[int, int]:
+        return {i: hashes[i] for i in wanted if i in hashes}
+
+    report = find_duplicates(
+        ids, vectors, records, replace(options, k=1, verify=False), phashes=phashes
+    )
     pairs = [p for g in report.groups for p in g.pairs]
     return pairs[0].tier if pairs else None
 

@@ -1,17 +1,31 @@
 """Finding duplicate pairs among an index's vectors and labelling each with a tier.
 
-Placeholder tiers (to be calibrated): a pair whose cosine similarity reaches the threshold is
-``identical`` when the two files have the same bytes and ``edited-copy`` otherwise.
+Candidates are each image's nearest neighbours (:func:`lookalike.grouping.neighbour_pairs`),
+plus every pair of images with the same content hash. A pair is
+
+- ``identical`` when the two files have the same bytes (content hash), whatever the score;
+- ``same-picture`` when its cosine similarity reaches ``same_picture_cosine`` and the two
+  pictures' perceptual hashes differ in at most ``same_picture_bits`` bits (where a hash is
+  missing and cannot be computed: when the cosine alone reaches ``same_picture_alone``);
+- ``edited-copy`` when its cosine reaches ``edited_copy``, or reaches ``agree_cosine`` with
+  perceptual hashes within ``agree_bits`` bits (a picture whose layout survived: heavy JPEG,
+  blur, colour changes); with ``verify``, copy mode's geometric verification must confirm it;
+- ``similar-shot`` (only with ``include_similar``) when its cosine reaches ``similar_shot``.
+
+The defaults were calibrated on edited copies of real photos among real distractors
+(benchmarks/duplicate_tiers.py; README, "How the duplicate tiers were chosen").
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from lookalike.catalog_records import ImageRecord
+from lookalike.duplicates.perceptual import hamming
 from lookalike.duplicates.report import (
     DuplicateOptions,
     DuplicatePair,
@@ -22,7 +36,65 @@ from lookalike.duplicates.report import (
 from lookalike.errors import InvalidInputError
 from lookalike.grouping import PairCheck, neighbour_pairs
 
-DEFAULT_THRESHOLD = 0.75
+#: Perceptual hashes of images by id, computed where they are missing and can be; an id
+#: absent from the answer has none (its pairs are then judged by the embedding alone).
+PerceptualLookup = Callable[[Sequence[int]], Mapping[int, int]]
+
+_COSINES = ("same_picture_cosine", "same_picture_alone", "edited_copy", "agree_cosine")
+
+
+@dataclass(frozen=True)
+class TierThresholds:
+    """Where each tier starts: cosine similarities of the two images' vectors, and the most
+    perceptual-hash bits two pictures may differ in to count as agreeing."""
+
+    same_picture_cosine: float
+    same_picture_bits: int
+    same_picture_alone: float
+    edited_copy: float
+    agree_cosine: float
+    agree_bits: int
+    similar_shot: float
+
+    def __post_init__(self) -> None:
+        for name in (*_COSINES, "similar_shot"):
+            value = getattr(self, name)
+            if not -1.0 <= value <= 1.0:
+                raise InvalidInputError(f"{name} is a cosine similarity in -1..1, got {value}")
+        for name in ("same_picture_bits", "agree_bits"):
+            value = getattr(self, name)
+            if not 0 <= value <= 64:
+                raise InvalidInputError(f"{name} counts bits of a 64-bit hash (0..64), got {value}")
+
+    def lowest(self, include_similar: bool) -> float:
+        """The lowest cosine at which any tier asked for can start."""
+        low = min(self.edited_copy, self.agree_cosine, self.same_picture_cosine)
+        return min(low, self.similar_shot) if include_similar else low
+
+    def with_threshold(self, threshold: float) -> TierThresholds:
+        """A user's single threshold: where edited copies start, and no tier below it."""
+        if not -1.0 <= threshold <= 1.0:
+            raise InvalidInputError(f"threshold is a cosine similarity in -1..1, got {threshold}")
+        return replace(
+            self,
+            same_picture_cosine=max(self.same_picture_cosine, threshold),
+            same_picture_alone=max(self.same_picture_alone, threshold),
+            edited_copy=threshold,
+            agree_cosine=max(self.agree_cosine, threshold),
+            similar_shot=min(self.similar_shot, threshold),
+        )
+
+
+#: Calibrated defaults (benchmarks/duplicate_tiers.py, on its calibration half).
+DEFAULT_TIERS = TierThresholds(
+    same_picture_cosine=0.98,
+    same_picture_bits=4,
+    same_picture_alone=0.985,
+    edited_copy=0.92,
+    agree_cosine=0.6,
+    agree_bits=4,
+    similar_shot=0.89,
+)
 
 
 def find_duplicates(
@@ -33,53 +105,154 @@ def find_duplicates(
     *,
     confirm: PairCheck | None = None,
     dismissed: Collection[tuple[str, str]] = (),
+    phashes: PerceptualLookup | None = None,
+    tiers: TierThresholds = DEFAULT_TIERS,
 ) -> DuplicateReport:
     """Tiered duplicate pairs and their groups (largest first) among ``vectors`` (rows of
-    ``ids``, unit length). ``dismissed``: content-hash pairs (a < b) a user said are not
-    duplicates; their pairs are left out and counted."""
+    ``ids``, unit length).
+
+    ``options.threshold``, when given, replaces the edited-copy threshold. ``confirm`` checks
+    the edited-copy pairs (geometric verification). ``dismissed``: content-hash pairs
+    (a < b) a user said are not duplicates; they are left out and counted. ``phashes``: the
+    images' perceptual hashes (None: same pictures are judged by the embedding alone)."""
     if options.k < 1:
         raise InvalidInputError(f"k must be at least 1, got {options.k}")
-    threshold = DEFAULT_THRESHOLD if options.threshold is None else options.threshold
-    first, second = neighbour_pairs(vectors, k=options.k)
+    if options.threshold is not None:
+        tiers = tiers.with_threshold(options.threshold)
+    first, second = _candidates(ids, vectors, records, options.k)
     scores = np.einsum("ij,ij->i", vectors[first], vectors[second])
-    keep = scores >= threshold
-    first, second, scores = first[keep], second[keep], scores[keep]
-    # Pairs a user dismissed go before verification: checking them would be wasted.
-    left_out = 0
-    if dismissed and len(first):
-        pairs_now = zip(ids[first].tolist(), ids[second].tolist(), strict=True)
-        keep = np.array([not _dismissed(a, b, records, dismissed) for a, b in pairs_now])
-        left_out = int((~keep).sum())
-        first, second, scores = first[keep], second[keep], scores[keep]
-    if confirm is not None and len(first):
-        keep = confirm(ids[first], ids[second])
-        first, second, scores = first[keep], second[keep], scores[keep]
-    pairs: list[DuplicatePair] = []
-    for a, b, score in zip(ids[first].tolist(), ids[second].tolist(), scores.tolist(), strict=True):
-        same = a in records and b in records and records[a].hash == records[b].hash
-        low, high = min(a, b), max(a, b)
-        pairs.append(
-            DuplicatePair(low, high, float(score), Tier.IDENTICAL if same else Tier.EDITED_COPY)
+    a_ids, b_ids = ids[first], ids[second]
+    same = _same_bytes(a_ids, b_ids, records)
+    keep = same | (scores >= tiers.lowest(options.include_similar))
+    a_ids, b_ids, scores, same = a_ids[keep], b_ids[keep], scores[keep], same[keep]
+
+    dismissed_count = 0
+    if dismissed and len(a_ids):
+        gone = _dismissed(a_ids, b_ids, records, set(dismissed))
+        dismissed_count = int(gone.sum())
+        a_ids, b_ids, scores, same = a_ids[~gone], b_ids[~gone], scores[~gone], same[~gone]
+
+    look = ~same & (scores >= min(tiers.same_picture_cosine, tiers.agree_cosine))
+    bits = _bits(a_ids, b_ids, look, phashes)
+    known = bits >= 0
+    same_picture = (scores >= tiers.same_picture_cosine) & (
+        (known & (bits <= tiers.same_picture_bits))
+        | (~known & (scores >= tiers.same_picture_alone))
+    )
+    edited = (scores >= tiers.edited_copy) | (
+        known & (bits <= tiers.agree_bits) & (scores >= tiers.agree_cosine)
+    )
+    similar = scores >= tiers.similar_shot if options.include_similar else np.zeros_like(same)
+    tier = np.full(len(a_ids), -1, dtype=np.int64)
+    tier[similar] = Tier.SIMILAR_SHOT.rank
+    tier[edited] = Tier.EDITED_COPY.rank
+    tier[same_picture] = Tier.SAME_PICTURE.rank
+    tier[same] = Tier.IDENTICAL.rank
+
+    if confirm is not None:
+        check = tier == Tier.EDITED_COPY.rank
+        if check.any():
+            tier[np.flatnonzero(check)[~confirm(a_ids[check], b_ids[check])]] = -1
+    linked = tier >= 0
+    a_ids, b_ids, scores, tier = a_ids[linked], b_ids[linked], scores[linked], tier[linked]
+
+    ranked = list(Tier)
+    pairs = [
+        DuplicatePair(min(a, b), max(a, b), float(s), ranked[t])
+        for a, b, s, t in zip(
+            a_ids.tolist(), b_ids.tolist(), scores.tolist(), tier.tolist(), strict=True
         )
+    ]
     groups = groups_of(pairs)
     return DuplicateReport(
         groups=groups,
         records={i: records[i] for g in groups for i in g.ids if i in records},
         images=len(ids),
         options=options,
-        dismissed_pairs=left_out,
+        dismissed_pairs=dismissed_count,
+    )
+
+
+def _bits(
+    a_ids: npt.NDArray[np.int64],
+    b_ids: npt.NDArray[np.int64],
+    wanted: npt.NDArray[np.bool_],
+    phashes: PerceptualLookup | None,
+) -> npt.NDArray[np.int64]:
+    """Perceptual-hash bits that differ for the ``wanted`` pairs; -1 where a hash is missing
+    (or not wanted). Hashes are looked up only for the wanted pairs' images."""
+    out = np.full(len(a_ids), -1, dtype=np.int64)
+    rows = np.flatnonzero(wanted)
+    if phashes is None or not len(rows):
+        return out
+    known = phashes(np.unique(np.concatenate([a_ids[rows], b_ids[rows]])).tolist())
+    if not known:
+        return out
+    pa = [known.get(i) for i in a_ids[rows].tolist()]
+    pb = [known.get(i) for i in b_ids[rows].tolist()]
+    both = np.array([x is not None and y is not None for x, y in zip(pa, pb, strict=True)])
+    ha = np.array([0 if x is None else x for x in pa], dtype=np.int64)
+    hb = np.array([0 if y is None else y for y in pb], dtype=np.int64)
+    out[rows[both]] = hamming(ha[both], hb[both])
+    return out
+
+
+def _candidates(
+    ids: npt.NDArray[np.int64],
+    vectors: npt.NDArray[np.float32],
+    records: Mapping[int, ImageRecord],
+    k: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Row pairs (i < j): nearest neighbours, and rows whose files have the same bytes (each
+    linked to the first of them, so many copies of one file cost no quadratic list)."""
+    first, second = neighbour_pairs(vectors, k=k)
+    by_hash: dict[str, int] = {}
+    extra_a: list[int] = []
+    extra_b: list[int] = []
+    for row, image_id in enumerate(ids.tolist()):
+        record = records.get(image_id)
+        if record is None or not record.hash:
+            continue
+        head = by_hash.setdefault(record.hash, row)
+        if head != row:
+            extra_a.append(head)
+            extra_b.append(row)
+    if not extra_a:
+        return first, second
+    n = max(len(ids), 1)
+    codes = np.concatenate([first * n + second, np.asarray(extra_a) * n + np.asarray(extra_b)])
+    codes = np.unique(codes)
+    return codes // n, codes % n
+
+
+def _same_bytes(
+    a_ids: npt.NDArray[np.int64], b_ids: npt.NDArray[np.int64], records: Mapping[int, ImageRecord]
+) -> npt.NDArray[np.bool_]:
+    def digest(i: int) -> str:
+        record = records.get(i)
+        return record.hash if record is not None else ""
+
+    return np.array(
+        [
+            bool(digest(a)) and digest(a) == digest(b)
+            for a, b in zip(a_ids.tolist(), b_ids.tolist(), strict=True)
+        ],
+        dtype=np.bool_,
     )
 
 
 def _dismissed(
-    a: int, b: int, records: Mapping[int, ImageRecord], dismissed: Collection[tuple[str, str]]
-) -> bool:
-    """Whether a user said the contents of images ``a`` and ``b`` are not duplicates."""
-    one, other = records.get(a), records.get(b)
-    if one is None or other is None:
-        return False
-    low, high = sorted((one.hash, other.hash))
-    return (low, high) in dismissed
+    a_ids: npt.NDArray[np.int64],
+    b_ids: npt.NDArray[np.int64],
+    records: Mapping[int, ImageRecord],
+    dismissed: set[tuple[str, str]],
+) -> npt.NDArray[np.bool_]:
+    out = np.zeros(len(a_ids), dtype=np.bool_)
+    for row, (a, b) in enumerate(zip(a_ids.tolist(), b_ids.tolist(), strict=True)):
+        ra, rb = records.get(a), records.get(b)
+        if ra is not None and rb is not None:
+            out[row] = (min(ra.hash, rb.hash), max(ra.hash, rb.hash)) in dismissed
+    return out
 
 
 def groups_of(pairs: list[DuplicatePair]) -> list[TieredGroup]:

@@ -155,6 +155,8 @@ class _FeedRun:
         self._vectors: list[npt.NDArray[np.float32]] = []
         self._ready: list[tuple[FeedImage, Fetched]] = []
         self._doomed: list[int] = []
+        #: Perceptual hashes of decoded downloads, by content hash, until committed.
+        self._phashes: dict[str, int] = {}
         self._flush: Callable[[], None] = lambda: None
 
     def ingest(self, fetcher: Fetcher, pool: WorkerPool) -> None:
@@ -166,7 +168,9 @@ class _FeedRun:
         items = {item.key: item for item in self._plan.fetch}
         requests = (FetchRequest(item.key, item.url) for item in self._plan.fetch)
         files = self._accepted_files(fetcher.fetch(requests), items)
-        decoded = pool.decode(files, embedder.input_spec, max_pixels=self._options.max_pixels)
+        decoded = pool.decode(
+            files, embedder.input_spec, max_pixels=self._options.max_pixels, perceptual=True
+        )
         for outcome in decoded:
             item, got = self._queue.popleft()
             if outcome.pixels is None:
@@ -179,6 +183,8 @@ class _FeedRun:
                 continue
             self._pixels.append(outcome.pixels)
             self._waiting.append((item, got))
+            if outcome.phash is not None and got.sha256:
+                self._phashes[got.sha256] = outcome.phash
             if len(self._pixels) >= self._options.batch_size:
                 self._embed(embedder)
             if len(self._ready) >= self._options.commit_every:
@@ -251,7 +257,12 @@ class _FeedRun:
                 size, mtime = stat.st_size, stat.st_mtime_ns
             except OSError:  # a local file removed since: the vector is still its image's
                 size, mtime = 0, 0
-            entries.append(ImageEntry(str(got.path), size, mtime, got.sha256 or "", None))
+            digest = got.sha256 or ""
+            entries.append(
+                ImageEntry(
+                    str(got.path), size, mtime, digest, None, self._phashes.pop(digest, None)
+                )
+            )
         replaced = [item.replaces for item, _ in self._ready if item.replaces is not None]
         # The downloads are flushed in one go here, before the rows naming them are committed.
         self._flush()

@@ -1,0 +1,543 @@
+"""Calibrating the duplicate tiers: real photos and their copies of every tier among real
+distractors, embedded with the default network; thresholds chosen on one half of the photos
+(and of the distractors), precision and recall reported on the other half, beside the old
+single-threshold grouping (cosine 0.75) in the same run.
+
+Originals: scikit-image's colour photos and every other wallpaper photo (Debian wallpaper and
+background packages), long side 1,024 px; each gets the variants of
+lookalike.evaluation.duplicate_set (identical, 3 same-picture, 7 edited, 1 similar shot).
+Distractors (>= 2,000): the other wallpapers, tuxpaint stamps, Fashion-MNIST test images
+(upscaled to 224 px), scikit-image's greyscale photos and LFW faces.
+
+Usage: python benchmarks/duplicate_tiers.py [--workdir DIR] [--seed 0] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from dev_sets import PHOTO_DIRS, STAMPS_DIR, _load, wallpaper_photos
+from PIL import Image
+
+from lookalike import SearchEngine
+from lookalike.catalog_records import ImageRecord
+from lookalike.duplicates.finder import DEFAULT_TIERS, TierThresholds, find_duplicates
+from lookalike.duplicates.perceptual import hamming
+from lookalike.duplicates.report import DuplicateOptions, DuplicateReport, Tier
+from lookalike.duplicates.stored_hashes import StoredPerceptualHashes
+from lookalike.evaluation.copies import skimage_originals
+from lookalike.evaluation.datasets import FASHION_MNIST_DIR, read_idx
+from lookalike.evaluation.duplicate_set import VARIANT_TIERS, make_duplicate_set
+from lookalike.grouping import group_duplicates, pair_precision_recall
+from lookalike.store import IndexStore
+
+FASHION_COUNT = 1000
+ORIGINAL_WALLPAPERS = 40
+#: The precision the chosen thresholds must reach on the calibration half (a margin above
+#: the 99 % promised on unseen data).
+CALIBRATION_PRECISION = 0.995
+#: Same pictures and light edits (colour, heavy JPEG) share their perceptual hash; the
+#: same-picture tier is chosen for this precision among duplicate pairs.
+SAME_PICTURE_PRECISION = 0.9
+
+
+def distractor_files(staging: Path) -> list[Path]:
+    """Real images unrelated to the originals, written under ``staging`` where they need
+    converting (Fashion-MNIST, scikit-image), the stamps as they are."""
+    import skimage.data
+
+    staging.mkdir(parents=True, exist_ok=True)
+    files = sorted(STAMPS_DIR.rglob("*.png")) if STAMPS_DIR.is_dir() else []
+    images = read_idx(FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz")[:FASHION_COUNT]
+    for number, pixels in enumerate(images):
+        path = staging / f"fmnist{number:05d}.png"
+        if not path.exists():
+            Image.fromarray(pixels).resize((224, 224), Image.Resampling.BICUBIC).save(path)
+        files.append(path)
+    for name in ("camera", "coins", "moon", "page", "text", "clock", "brick", "grass", "gravel"):
+        path = staging / f"{name}.jpg"
+        Image.fromarray(getattr(skimage.data, name)()).convert("RGB").save(path, quality=92)
+        files.append(path)
+    for number, face in enumerate(skimage.data.lfw_subset()):
+        path = staging / f"face{number:03d}.jpg"
+        pixels = np.clip(face * 255.0, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).resize((100, 100), Image.Resampling.BICUBIC).save(path, quality=92)
+        files.append(path)
+    return files
+
+
+def source_of(path: str) -> str:
+    name = Path(path).name.split("-", 1)[-1]
+    for prefix, source in (
+        ("fmnist", "fashion-mnist"),
+        ("face", "lfw-face"),
+        ("wall", "wallpaper"),
+    ):
+        if name.startswith(prefix):
+            return source
+    return "stamp" if name.endswith(".png") else "skimage-grey"
+
+
+@dataclass(frozen=True)
+class Item:
+    """What one indexed image is: its family (None: a distractor), variant and split."""
+
+    family: str | None
+    variant: str
+    source: str
+    held_out: bool
+    #: False for a source image that is itself a copy of an earlier one (the same picture
+    #: shipped twice, in two packages or two folders): left out of every measurement.
+    usable: bool = True
+
+
+def truth_tier(a: Item, b: Item) -> Tier | None:
+    """The tier a pair truly is (None: not a duplicate): the weaker of the two members'
+    tiers relative to their original."""
+    if a.family is None or a.family != b.family:
+        return None
+    ranks = [0 if i.variant == "original" else VARIANT_TIERS[i.variant].rank for i in (a, b)]
+    return list(Tier)[max(ranks)]
+
+
+def subset(
+    ids: npt.NDArray[np.int64],
+    vectors: npt.NDArray[np.float32],
+    items: dict[int, Item],
+    *,
+    held_out: bool,
+    similar: bool,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    keep = np.array(
+        [
+            items[i].usable
+            and items[i].held_out == held_out
+            and (similar or items[i].variant != "shot")
+            for i in ids.tolist()
+        ]
+    )
+    return ids[keep], vectors[keep]
+
+
+def group_scores(
+    groups: Sequence[Sequence[int]], items: dict[int, Item], ids: npt.NDArray[np.int64]
+) -> tuple[float, float]:
+    truth = {i: items[i].family for i in ids.tolist() if items[i].family is not None}
+    return pair_precision_recall(groups, {k: v for k, v in truth.items() if v is not None})
+
+
+def pair_table(
+    report: DuplicateReport, items: dict[int, Item], in_run: set[int]
+) -> dict[str, dict[str, float]]:
+    """Per tier: pairs labelled with it, how many are truly that tier (precision), and the
+    recall of original-member pairs of that tier (the pair reported, with that tier)."""
+    labelled: Counter[Tier] = Counter()
+    right: Counter[Tier] = Counter()
+    direct: dict[tuple[int, int], Tier] = {}
+    for group in report.groups:
+        for pair in group.pairs:
+            labelled[pair.tier] += 1
+            right[pair.tier] += truth_tier(items[pair.first], items[pair.second]) == pair.tier
+            direct[(pair.first, pair.second)] = pair.tier
+    grouped = {i: n for n, g in enumerate(report.groups) for i in g.ids}
+    originals = {it.family: i for i, it in items.items() if it.variant == "original"}
+    wanted: Counter[Tier] = Counter()
+    tiered: Counter[Tier] = Counter()
+    found: Counter[Tier] = Counter()
+    for image_id, item in items.items():
+        if item.family is None or item.variant == "original" or image_id not in in_run:
+            continue
+        tier = VARIANT_TIERS[item.variant]
+        original = originals[item.family]
+        wanted[tier] += 1
+        key = (min(original, image_id), max(original, image_id))
+        tiered[tier] += direct.get(key) == tier
+        found[tier] += grouped.get(original, -1) == grouped.get(image_id, -2)
+    table = {}
+    for tier in Tier:
+        table[tier.value] = {
+            "labelled": labelled[tier],
+            "precision": right[tier] / labelled[tier] if labelled[tier] else 1.0,
+            "pairs_with_original": wanted[tier],
+            "recall_same_tier": tiered[tier] / wanted[tier] if wanted[tier] else 1.0,
+            "recall_grouped": found[tier] / wanted[tier] if wanted[tier] else 1.0,
+        }
+    return table
+
+
+def variant_recall(
+    report: DuplicateReport, items: dict[int, Item], in_run: set[int]
+) -> dict[str, float]:
+    """For each variant, the fraction of its files grouped with their original."""
+    grouped = {i: n for n, g in enumerate(report.groups) for i in g.ids}
+    originals = {it.family: i for i, it in items.items() if it.variant == "original"}
+    hits: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for image_id, item in items.items():
+        if item.family is None or item.variant == "original" or image_id not in in_run:
+            continue
+        total[item.variant] += 1
+        hits[item.variant] += grouped.get(originals[item.family], -1) == grouped.get(image_id, -2)
+    return {v: hits[v] / total[v] for v in total}
+
+
+def run(
+    ids: npt.NDArray[np.int64],
+    vectors: npt.NDArray[np.float32],
+    records: dict[int, ImageRecord],
+    lookup: StoredPerceptualHashes,
+    tiers: TierThresholds,
+    *,
+    include_similar: bool = False,
+    threshold: float | None = None,
+) -> DuplicateReport:
+    options = DuplicateOptions(include_similar=include_similar, threshold=threshold)
+    return find_duplicates(ids, vectors, records, options, phashes=lookup, tiers=tiers)
+
+
+#: Source images (originals, distractors) whose hashes are this close repeat an earlier one.
+REPEAT_BITS = 4
+
+
+def drop_repeated_sources(items: dict[int, Item], lookup: StoredPerceptualHashes) -> dict[str, int]:
+    """Mark source images that repeat an earlier one (and, for an original, its family) as
+    unusable; the count by source."""
+    sources = sorted(i for i, it in items.items() if it.variant in ("original", "distractor"))
+    hashes = lookup(sources)
+    kept: list[int] = []
+    gone_families: set[str] = set()
+    dropped: Counter[str] = Counter()
+    for image_id in sources:
+        value = hashes.get(image_id)
+        if value is None:
+            continue
+        if kept and int(hamming(np.array(kept), value).min()) <= REPEAT_BITS:
+            item = items[image_id]
+            items[image_id] = replace(item, usable=False)
+            dropped[item.source] += 1
+            if item.family is not None:
+                gone_families.add(item.family)
+            continue
+        kept.append(value)
+    for image_id, item in items.items():
+        if item.family in gone_families:
+            items[image_id] = replace(item, usable=False)
+    return dict(dropped)
+
+
+def drop_stamp_variants(
+    items: dict[int, Item], records: dict[int, ImageRecord], photos: list[Path], chosen: set[int]
+) -> int:
+    """Mark unusable the stamps that are copies or near-copies by construction: those the
+    package ships mirrored (``*_mirror``) and its letters and symbols (``symbols/``: glyphs
+    that differ by a stroke). Distractor files are numbered walls first, then stamps."""
+    stamps = sorted(STAMPS_DIR.rglob("*.png")) if STAMPS_DIR.is_dir() else []
+    first = len(photos) - len(chosen)
+    count = 0
+    for image_id, item in items.items():
+        if item.source != "stamp":
+            continue
+        number = int(Path(records[image_id].path).name.split("-", 1)[0]) - first
+        path = stamps[number]
+        if "symbols" in path.relative_to(STAMPS_DIR).parts or "mirror" in path.stem:
+            items[image_id] = replace(item, usable=False)
+            count += 1
+    return count
+
+
+#: Pairs scored for calibration: every candidate pair down to cosine 0.5, hashes looked up.
+PROBE = TierThresholds(0.5, 0, 1.0, 0.5, 0.5, 0, 0.5)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The calibration half's candidate pairs: ids, cosine, differing hash bits (-1: none)."""
+
+    first: npt.NDArray[np.int64]
+    second: npt.NDArray[np.int64]
+    cos: npt.NDArray[np.float64]
+    bits: npt.NDArray[np.int64]
+    identical: npt.NDArray[np.bool_]
+    truth: list[Tier | None]
+
+
+def scored_pairs(
+    ids: npt.NDArray[np.int64],
+    vectors: npt.NDArray[np.float32],
+    records: dict[int, ImageRecord],
+    items: dict[int, Item],
+    lookup: StoredPerceptualHashes,
+) -> Scored:
+    probe = run(ids, vectors, records, lookup, PROBE, include_similar=True)
+    pairs = [p for g in probe.groups for p in g.pairs]
+    known = lookup(sorted({i for p in pairs for i in (p.first, p.second)}))
+    return Scored(
+        np.array([p.first for p in pairs], dtype=np.int64),
+        np.array([p.second for p in pairs], dtype=np.int64),
+        np.array([p.score for p in pairs]),
+        np.array(
+            [
+                int(hamming(known[p.first], known[p.second]))
+                if p.first in known and p.second in known
+                else -1
+                for p in pairs
+            ],
+            dtype=np.int64,
+        ),
+        np.array([p.tier is Tier.IDENTICAL for p in pairs]),
+        [truth_tier(items[p.first], items[p.second]) for p in pairs],
+    )
+
+
+def linked_groups(
+    scored: Scored, links: npt.NDArray[np.bool_], ids: npt.NDArray[np.int64]
+) -> list[list[int]]:
+    """Connected components of the linked pairs, as id lists of two or more."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    row = {int(i): n for n, i in enumerate(ids.tolist())}
+    a = np.array([row[int(i)] for i in scored.first[links]], dtype=np.int64)
+    b = np.array([row[int(i)] for i in scored.second[links]], dtype=np.int64)
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(ids), len(ids)))
+    _, labels = connected_components(graph, directed=False)
+    members: dict[int, list[int]] = {}
+    for n, label in enumerate(labels.tolist()):
+        members.setdefault(label, []).append(int(ids[n]))
+    return [m for m in members.values() if len(m) > 1]
+
+
+def calibrate(
+    ids: npt.NDArray[np.int64],
+    vectors: npt.NDArray[np.float32],
+    records: dict[int, ImageRecord],
+    items: dict[int, Item],
+    lookup: StoredPerceptualHashes,
+) -> tuple[TierThresholds, list[str]]:
+    """Thresholds from the calibration half (the README says the rule of each)."""
+    notes: list[str] = []
+    copy_ids, copy_vectors = subset(ids, vectors, items, held_out=False, similar=False)
+    scored = scored_pairs(copy_ids, copy_vectors, records, items, lookup)
+    cos, bits, identical = scored.cos, scored.bits, scored.identical
+    agree = bits >= 0
+    # Edited copies: the cosine alone, or a lower cosine with agreeing hashes; the
+    # combination whose groups reach the precision with the highest recall (ties: the
+    # strictest).
+    best: tuple[float, float, float, int, float, float] | None = None
+    for edited in np.arange(0.80, 0.995, 0.01):
+        for agree_bits in range(0, 12, 2):
+            for agree_cos in np.arange(0.50, 0.95, 0.05):
+                links = (
+                    identical
+                    | (cos >= edited)
+                    | (agree & (bits <= agree_bits) & (cos >= agree_cos))
+                )
+                groups = linked_groups(scored, links, copy_ids)
+                precision, recall = group_scores(groups, items, copy_ids)
+                if precision < CALIBRATION_PRECISION:
+                    continue
+                key = (recall, float(edited), float(agree_cos), -agree_bits, precision, 0.0)
+                if best is None or key > best:
+                    best = key
+    assert best is not None
+    recall, edited, agree_cos, neg_bits, precision, _ = best
+    edited, agree_cos, agree_bits = round(edited, 3), round(agree_cos, 3), -neg_bits
+    notes.append(
+        f"edited_copy {edited}, or agree_cosine {agree_cos} with at most {agree_bits} bits: "
+        f"groups' pairwise precision {precision:.4f}, recall {recall:.4f}"
+    )
+    # Same picture: among non-identical candidate pairs, the bits and cosine that label the
+    # most same-picture pairs at a precision of 98 % (ties: fewer bits, higher cosine).
+    same = np.array([t is Tier.SAME_PICTURE for t in scored.truth])
+    pick: tuple[int, int, float] = (-1, 0, 1.0)
+    for b in range(0, 13):
+        for c in np.arange(0.85, 0.996, 0.005):
+            chosen = ~identical & agree & (bits <= b) & (cos >= c)
+            good = chosen.any() and same[chosen].mean() >= SAME_PICTURE_PRECISION
+            if good and int(same[chosen].sum()) > pick[0]:
+                pick = (int(same[chosen].sum()), b, round(float(c), 3))
+    found, sp_bits, sp_cos = pick
+    notes.append(
+        f"same_picture: at most {sp_bits} bits and cosine >= {sp_cos}: {found} of "
+        f"{int(same.sum())} same-picture candidate pairs at >= "
+        f"{SAME_PICTURE_PRECISION:.0%} precision"
+    )
+    alone = 1.0
+    for c in np.arange(0.995, 0.85, -0.005):
+        chosen = ~identical & (cos >= c)
+        if not chosen.any() or same[chosen].mean() < SAME_PICTURE_PRECISION:
+            break
+        alone = round(float(c), 3)
+    notes.append(f"same_picture_alone {alone}: lowest cosine keeping that precision alone")
+    # Similar shots: the lowest cosine at which the groups with shots keep 95 % precision.
+    shot_ids, shot_vectors = subset(ids, vectors, items, held_out=False, similar=True)
+    with_shots = scored_pairs(shot_ids, shot_vectors, records, items, lookup)
+    base = (
+        with_shots.identical
+        | (with_shots.cos >= edited)
+        | ((with_shots.bits >= 0) & (with_shots.bits <= agree_bits) & (with_shots.cos >= agree_cos))
+    )
+    similar = edited
+    for t in np.arange(edited, 0.5, -0.01):
+        groups = linked_groups(with_shots, base | (with_shots.cos >= t), shot_ids)
+        precision, recall = group_scores(groups, items, shot_ids)
+        if precision < 0.95:
+            break
+        similar = round(float(t), 3)
+    notes.append(f"similar_shot {similar}: lowest cosine keeping 95 % precision with shots")
+    tiers = TierThresholds(
+        sp_cos, sp_bits, max(alone, sp_cos), edited, agree_cos, agree_bits, similar
+    )
+    return tiers, notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-tiers"
+    )
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    work: Path = args.workdir
+    photos = wallpaper_photos(PHOTO_DIRS)
+    chosen = set(range(0, len(photos), 2)[:ORIGINAL_WALLPAPERS])
+    set_dir, index_dir = work / "set", work / "index"
+    if not index_dir.exists():
+        shutil.rmtree(set_dir, ignore_errors=True)
+        originals = list(skimage_originals())
+        staging = work / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        extra: list[Path] = []
+        for number, path in enumerate(photos):
+            image = _load(path, 1024)
+            if number in chosen:
+                originals.append((f"wall{number:03d}", image))
+            else:
+                target = staging / f"wall{number:03d}.jpg"
+                image.save(target, quality=92)
+                extra.append(target)
+        made = make_duplicate_set(
+            originals, extra + distractor_files(staging), set_dir, seed=args.seed
+        )
+        start = time.perf_counter()
+        with SearchEngine.create(index_dir) as engine:
+            report = engine.index_folder(set_dir)
+        print(
+            f"indexed {report.added} images ({len(made.families)} families, "
+            f"{len(made.distractors)} distractors) in {time.perf_counter() - start:.0f} s"
+        )
+    store = IndexStore.open(index_dir)
+    records = {r.id: r for r in store.catalog.all_records()}
+    ids, vectors = store.load_vectors()
+    rng = np.random.default_rng(args.seed)
+    families = sorted(
+        {Path(r.path).parent.name for r in records.values() if "/families/" in r.path}
+    )
+    held = set(rng.permutation(families)[: len(families) // 2].tolist())
+    flips = rng.random(len(ids)) < 0.5
+    items: dict[int, Item] = {}
+    for row, image_id in enumerate(ids.tolist()):
+        path = records[image_id].path
+        if "/families/" in path:
+            family = Path(path).parent.name
+            stem = Path(path).stem
+            variant = stem.split("__", 1)[1] if "__" in stem else "original"
+            items[image_id] = Item(family, variant, "family", family in held)
+        else:
+            items[image_id] = Item(None, "distractor", source_of(path), bool(flips[row]))
+    lookup = StoredPerceptualHashes(store, records)
+    stored = len(lookup(ids.tolist()))
+    repeated = drop_repeated_sources(items, lookup)
+    repeated["stamp (symbols, mirrored)"] = drop_stamp_variants(items, records, photos, chosen)
+    print(
+        f"{len(ids)} images: {sum(1 for i in items.values() if i.family)} in {len(families)} "
+        f"families ({len(held)} held out), {sum(1 for i in items.values() if not i.family)} "
+        f"distractors; perceptual hashes stored at index time: {stored - lookup.computed}, "
+        f"computed lazily: {lookup.computed}; left out as repeats within the source data "
+        f"(perceptual hash within {REPEAT_BITS} bits of an earlier source image): {repeated}"
+    )
+    tiers, notes = calibrate(ids, vectors, records, items, lookup)
+    print("calibration half:")
+    for note in notes:
+        print("  " + note)
+    print(f"chosen: {asdict(tiers)}; the library's defaults: {asdict(DEFAULT_TIERS)}")
+
+    results: dict[str, object] = {"tiers": asdict(tiers), "notes": notes}
+    for name, held_out in (("calibration", False), ("held-out", True)):
+        copy_ids, copy_vectors = subset(ids, vectors, items, held_out=held_out, similar=False)
+        start = time.perf_counter()
+        report = run(copy_ids, copy_vectors, records, lookup, tiers)
+        seconds = time.perf_counter() - start
+        precision, recall = group_scores([g.ids for g in report.groups], items, copy_ids)
+        old = group_duplicates(copy_ids, copy_vectors, threshold=0.75)
+        old_p, old_r = group_scores([g.ids for g in old], items, copy_ids)
+        same_cut = group_duplicates(copy_ids, copy_vectors, threshold=tiers.edited_copy)
+        cut_p, cut_r = group_scores([g.ids for g in same_cut], items, copy_ids)
+        table = pair_table(report, items, set(copy_ids.tolist()))
+        false = Counter(
+            items[i].source
+            for g in report.groups
+            for p in g.pairs
+            if truth_tier(items[p.first], items[p.second]) is None
+            for i in (p.first, p.second)
+        )
+        shot_ids, shot_vectors = subset(ids, vectors, items, held_out=held_out, similar=True)
+        with_shots = run(shot_ids, shot_vectors, records, lookup, tiers, include_similar=True)
+        shots = pair_table(with_shots, items, set(shot_ids.tolist()))[Tier.SIMILAR_SHOT.value]
+        sp, sr = group_scores([g.ids for g in with_shots.groups], items, shot_ids)
+        print(f"\n{name} half: {len(copy_ids)} images (similar shots left out)")
+        print(
+            f"  tiers (default):      copy pairs precision {precision:.4f}, "
+            f"recall {recall:.4f} ({seconds:.2f} s)"
+        )
+        print(f"  single cosine 0.75:   copy pairs precision {old_p:.4f}, recall {old_r:.4f}")
+        print(
+            f"  single cosine {tiers.edited_copy}:   copy pairs precision {cut_p:.4f}, "
+            f"recall {cut_r:.4f} (no perceptual hashes)"
+        )
+        print(
+            "  per tier: labelled, precision, recall (pair with its original, that tier / grouped)"
+        )
+        for tier_name, row in table.items():
+            print(
+                f"    {tier_name:13s} {row['labelled']:5.0f} {row['precision']:.3f}   "
+                f"{row['recall_same_tier']:.3f} / {row['recall_grouped']:.3f} "
+                f"of {row['pairs_with_original']:.0f}"
+            )
+        print(f"  false pairs' images by source: {dict(false)}")
+        by_variant = variant_recall(report, items, set(copy_ids.tolist()))
+        print(
+            "  grouped with the original, by variant: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in by_variant.items())
+        )
+        print(
+            f"  --include-similar (shots added): precision {sp:.4f}, recall {sr:.4f}; "
+            f"shots grouped with their original {shots['recall_grouped']:.3f}, "
+            f"labelled similar-shot {shots['recall_same_tier']:.3f}"
+        )
+        results[name] = {
+            "tiers": {"precision": precision, "recall": recall},
+            "single_0.75": {"precision": old_p, "recall": old_r},
+            "single_edited_copy": {"precision": cut_p, "recall": cut_r},
+            "per_tier": table,
+            "false_sources": dict(false),
+            "grouped_by_variant": by_variant,
+            "include_similar": {"precision": sp, "recall": sr, "shots": shots},
+        }
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

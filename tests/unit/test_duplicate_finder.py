@@ -1,0 +1,235 @@
+"""Tiered duplicate finding on real photos indexed with the fast embedder: identical files,
+same pictures (perceptual hash stored at index time), dismissed pairs, and perceptual hashes
+filled in lazily for an index without them."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike import SearchEngine
+from lookalike.duplicates.finder import DEFAULT_TIERS, find_duplicates
+from lookalike.duplicates.report import DuplicateOptions, DuplicateReport, Tier
+from lookalike.duplicates.stored_hashes import StoredPerceptualHashes
+from lookalike.errors import InvalidInputError
+from lookalike.evaluation.copies import skimage_originals
+from lookalike.evaluation.duplicate_set import VARIANT_TIERS, make_duplicate_set
+from lookalike.store import IndexStore
+from tests.conftest import FAST_EMBEDDER
+
+COPIED = ("chelsea", "coffee", "rocket")
+#: Raw pixels make unrelated photos look alike (cosine 0.75-0.95 here), so these tests start
+#: the edited-copy tier where the fast embedder tells copies from other photos.
+OPTIONS = DuplicateOptions(threshold=0.97)
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight photos; three of them also as a byte copy, a half-size copy and a PNG."""
+    root = tmp_path_factory.mktemp("archive")
+    (root / "copies").mkdir()
+    for name, image in skimage_originals():
+        image.save(root / f"{name}.jpg", quality=92)
+        if name in COPIED:
+            shutil.copyfile(root / f"{name}.jpg", root / "copies" / f"{name}-copy.jpg")
+            half = image.resize((image.width // 2, image.height // 2), Image.Resampling.LANCZOS)
+            half.save(root / "copies" / f"{name}-half.jpg", quality=90)
+            image.save(root / "copies" / f"{name}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def archive_index(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("indexes") / "archive.idx"
+    with SearchEngine.create(directory, embedder=FAST_EMBEDDER) as engine:
+        engine.index_folder(archive)
+    return directory
+
+
+def _name(report: DuplicateReport, image_id: int) -> str:
+    return Path(report.records[image_id].path).name
+
+
+def _tiers(report: DuplicateReport) -> dict[frozenset[str], Tier]:
+    return {
+        frozenset((_name(report, p.first), _name(report, p.second))): p.tier
+        for g in report.groups
+        for p in g.pairs
+    }
+
+
+def _stored_phashes(index: Path) -> int:
+    with sqlite3.connect(index / "catalog.sqlite") as db:
+        return int(db.execute("SELECT COUNT(*) FROM perceptual_hashes").fetchone()[0])
+
+
+def test_index_time_hashes_are_stored_for_every_file_content(archive_index: Path) -> None:
+    with sqlite3.connect(archive_index / "catalog.sqlite") as db:
+        contents = db.execute("SELECT COUNT(DISTINCT hash) FROM images").fetchone()[0]
+    assert contents == 8 + 2 * len(COPIED)  # byte copies share their content hash
+    assert _stored_phashes(archive_index) == contents
+
+
+def test_pairs_are_labelled_identical_and_same_picture(archive_index: Path) -> None:
+    with SearchEngine.open(archive_index) as engine:
+        report = engine.find_duplicates(OPTIONS)
+    tiers = _tiers(report)
+    for name in COPIED:
+        assert tiers[frozenset((f"{name}.jpg", f"{name}-copy.jpg"))] is Tier.IDENTICAL
+        assert tiers[frozenset((f"{name}.jpg", f"{name}-half.jpg"))] is Tier.SAME_PICTURE
+        assert tiers[frozenset((f"{name}.jpg", f"{name}.png"))] is Tier.SAME_PICTURE
+    # Each copied photo is one group of four; no pair links two different photos.
+    families = [
+        {n.split("-")[0].split(".")[0] for n in map(lambda i: _name(report, i), g.ids)}
+        for g in report.groups
+    ]
+    assert sorted(len(g.ids) for g in report.groups if len(g.ids) == 4) == [4, 4, 4]
+    assert all(len(f) == 1 for f in families)
+    assert report.dismissed_pairs == 0
+
+
+def test_dismissed_pairs_are_left_out_and_counted(archive_index: Path) -> None:
+    store = IndexStore.open(archive_index)
+    try:
+        records = {r.id: r for r in store.catalog.all_records()}
+        ids, vectors = store.load_vectors()
+        by_name = {Path(r.path).name: r for r in records.values()}
+        a, b = by_name["coffee.jpg"].hash, by_name["coffee-half.jpg"].hash
+        options = OPTIONS
+        lookup = StoredPerceptualHashes(store, records)
+        before = find_duplicates(ids, vectors, records, options, phashes=lookup)
+        after = find_duplicates(
+            ids, vectors, records, options, phashes=lookup, dismissed={(min(a, b), max(a, b))}
+        )
+    finally:
+        store.close()
+    pair = frozenset(("coffee.jpg", "coffee-half.jpg"))
+    assert pair in _tiers(before) and pair not in _tiers(after)
+    # The byte copy of coffee.jpg has the same content, so its pair with the half-size
+    # copy is the same decision and goes too.
+    assert after.dismissed_pairs == before_count(before, "coffee-half.jpg")
+    assert (
+        sum(len(g.pairs) for g in after.groups)
+        == sum(len(g.pairs) for g in before.groups) - after.dismissed_pairs
+    )
+
+
+def before_count(report: DuplicateReport, name: str) -> int:
+    """Pairs of ``name`` with a file of the other content (the original or its byte copy)."""
+    return sum(
+        1
+        for pair, _ in _tiers(report).items()
+        if name in pair and any(n in pair for n in ("coffee.jpg", "coffee-copy.jpg"))
+    )
+
+
+def test_hashes_are_computed_lazily_for_an_index_without_them(
+    archive_index: Path, tmp_path: Path
+) -> None:
+    older = tmp_path / "older.idx"
+    shutil.copytree(archive_index, older)
+    with sqlite3.connect(older / "catalog.sqlite") as db:
+        db.execute("DELETE FROM perceptual_hashes")
+    with SearchEngine.open(older) as engine:  # read-only: computed, not kept
+        read_only = _tiers(engine.find_duplicates(OPTIONS))
+    assert _stored_phashes(older) == 0
+    with SearchEngine.open(older, writable=True) as engine:
+        writable = _tiers(engine.find_duplicates(OPTIONS))
+    with SearchEngine.open(archive_index) as engine:
+        stored = _tiers(engine.find_duplicates(OPTIONS))
+    assert read_only == writable == stored
+    # Only the candidates' hashes were needed: the copied photos' three contents each.
+    assert _stored_phashes(older) == 3 * len(COPIED)
+
+
+def test_without_hashes_or_files_same_pictures_need_the_cosine_alone(
+    archive_index: Path, tmp_path: Path
+) -> None:
+    older = tmp_path / "older.idx"
+    shutil.copytree(archive_index, older)
+    with sqlite3.connect(older / "catalog.sqlite") as db:
+        db.execute("DELETE FROM perceptual_hashes")
+    store = IndexStore.open(older)
+    try:
+        ids, vectors = store.load_vectors()
+        # The files moved away since indexing: no hash can be computed.
+        records = {r.id: replace(r, path=r.path + ".gone") for r in store.catalog.all_records()}
+        lookup = StoredPerceptualHashes(store, records)
+        assert lookup(ids.tolist()) == {}
+
+        def labels(alone: float) -> set[Tier]:
+            tiers = replace(DEFAULT_TIERS, same_picture_alone=alone)
+            report = find_duplicates(ids, vectors, records, OPTIONS, phashes=lookup, tiers=tiers)
+            return {p.tier for g in report.groups for p in g.pairs}
+
+        assert labels(1.0) == {Tier.IDENTICAL, Tier.EDITED_COPY}
+        assert labels(0.97) == {Tier.IDENTICAL, Tier.SAME_PICTURE}
+    finally:
+        store.close()
+    assert lookup.computed == 0
+
+
+def test_thresholds_are_checked() -> None:
+    with pytest.raises(InvalidInputError, match="same_picture_bits"):
+        replace(DEFAULT_TIERS, same_picture_bits=65)
+    with pytest.raises(InvalidInputError, match="agree_bits"):
+        replace(DEFAULT_TIERS, agree_bits=-1)
+    with pytest.raises(InvalidInputError, match="edited_copy"):
+        replace(DEFAULT_TIERS, edited_copy=1.5)
+    assert DEFAULT_TIERS.lowest(True) <= DEFAULT_TIERS.lowest(False)
+    vectors = np.eye(3, dtype=np.float32)
+    with pytest.raises(InvalidInputError, match="threshold"):
+        find_duplicates(np.arange(3), vectors, {}, DuplicateOptions(threshold=2.0))
+
+
+@pytest.mark.heavy
+def test_default_tiers_on_real_copies_with_the_default_network(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Three photos with a copy of every tier, among the other scikit-image photos: the
+    calibrated defaults label them and never join two photos."""
+    photos = skimage_originals()
+    root = tmp_path_factory.mktemp("tiers-set")
+    made = make_duplicate_set(
+        [(n, im) for n, im in photos if n in COPIED],
+        [],
+        root / "set",
+        seed=3,
+    )
+    for name, image in photos:
+        if name not in COPIED:
+            image.save(root / "set" / f"{name}.jpg", quality=92)
+    with SearchEngine.create(root / "idx") as engine:
+        engine.index_folder(root / "set")
+        report = engine.find_duplicates()
+    family = {
+        i: Path(r.path).parent.name for i, r in report.records.items() if "families" in r.path
+    }
+    for group in report.groups:
+        assert len({family.get(i, f"other{i}") for i in group.ids}) == 1
+    tiers = _tiers(report)
+    edits = grouped = 0
+    for name, files in made.families.items():
+        original = files[0][0].name
+        members = next(
+            g.ids for g in report.groups if any(_name(report, i) == original for i in g.ids)
+        )
+        names = {_name(report, i) for i in members}
+        for path, variant in files[1:]:
+            tier = VARIANT_TIERS[variant]
+            if tier is Tier.IDENTICAL:
+                assert tiers[frozenset((original, path.name))] is Tier.IDENTICAL
+            elif tier is Tier.SAME_PICTURE:
+                assert path.name in names, (name, variant)
+            elif tier is Tier.EDITED_COPY:
+                edits += 1
+                grouped += path.name in names
+            else:  # similar shots only with include_similar
+                assert tiers.get(frozenset((original, path.name))) is None
+    assert grouped >= 0.7 * edits
