@@ -67,6 +67,7 @@ def open_image(
     """
     if name is None:
         name = "<uploaded image>" if isinstance(source, bytes) else str(source)
+    container = Container.PIL
     try:
         data = source if isinstance(source, bytes) else Path(source)
         container = container_of(read_head(data), _suffix(source, name))
@@ -109,6 +110,8 @@ def open_image(
     except UnidentifiedImageError as exc:
         size = len(source) if isinstance(source, bytes) else _file_size(name)
         what = "empty file (0 bytes)" if size == 0 else "not an image file PIL can read"
+        if size != 0 and container in _ARCHIVE_NAMES:
+            what = f"damaged or truncated {_ARCHIVE_NAMES[container]} file (cannot be parsed)"
         raise ImageError(name, what) from exc
     except Exception as exc:  # decoders of untrusted bytes raise many exception types
         raise ImageError(name, f"cannot decode: {type(exc).__name__}: {exc}") from exc
@@ -159,6 +162,7 @@ def _open_raw(
     return image.crop(box.scaled(scale_x, scale_y).pixels())
 
 
+_ARCHIVE_NAMES = {Container.HEIF: "HEIC/HEIF", Container.AVIF: "AVIF"}
 _PIL_LIMIT_LOCK = threading.Lock()
 
 
