@@ -56,9 +56,7 @@ def heic_bytes(upright: U8, *, orientation: int = 1, taken: str | None = None) -
 def avif_bytes(upright: U8, *, orientation: int = 1) -> bytes:
     """An AVIF file of the picture, stored turned with an EXIF orientation tag."""
     out = io.BytesIO()
-    stored(upright, orientation).save(
-        out, format="AVIF", quality=90, exif=exif_bytes(orientation)
-    )
+    stored(upright, orientation).save(out, format="AVIF", quality=90, exif=exif_bytes(orientation))
     return out.getvalue()
 
 
