@@ -66,12 +66,14 @@ def write_dng(
     *,
     orientation: int = 1,
     preview_side: int | None = None,
+    preview_upright: bool = False,
     taken: str | None = None,
 ) -> Path:
     """A valid DNG of the picture: its stored pixels as an RGGB Bayer mosaic, 12-bit linear,
     in a CFA TIFF with DNGVersion, ColorMatrix1, AsShotNeutral and WhiteLevel. ``preview_side``:
     IFD0 is then an 8-bit RGB preview of the whole picture, its longer side that many pixels
-    (stored turned like the mosaic), the mosaic in a SubIFD, as cameras write it."""
+    (stored turned like the mosaic; ``preview_upright``: as shown, as some cameras store it),
+    the mosaic in a SubIFD, as cameras write it."""
     import tifffile
 
     pixels = np.asarray(stored(upright, orientation))
@@ -103,7 +105,7 @@ def write_dng(
     ]
     with tifffile.TiffWriter(path) as tif:
         if preview_side is not None:
-            small = Image.fromarray(pixels)
+            small = Image.fromarray(upright if preview_upright else pixels)
             small.thumbnail((preview_side, preview_side), Image.Resampling.LANCZOS)
             tif.write(
                 np.asarray(small), photometric="rgb", subfiletype=1, subifds=1, extratags=main

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -114,9 +115,14 @@ def read_raw_header(source: Path | bytes, *, name: str) -> RawHeader:
 
 
 def _open(rawpy: Any, source: Path | bytes) -> Any:
-    if isinstance(source, bytes):
-        return rawpy.imread(io.BytesIO(source))
-    return rawpy.imread(str(source))
+    # rawpy warns in every forked process (decode workers are forked) that LibRaw's OpenMP
+    # may deadlock there. That needs OpenMP threads started in the parent before the fork;
+    # the parents that fork workers (indexing) decode no RAW themselves.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "rawpy is being used in a process", RuntimeWarning)
+        if isinstance(source, bytes):
+            return rawpy.imread(io.BytesIO(source))
+        return rawpy.imread(str(source))
 
 
 def _check_pixels(width: int, height: int, max_pixels: int, name: str) -> None:
@@ -177,8 +183,12 @@ def _preview(
     method = _TRANSPOSES.get(orientation)
     if method is None:
         return image
-    stored_landscape = image.width >= image.height
-    if orientation in _QUARTER_TURNS and stored_landscape == (full[0] >= full[1]):
+    if (
+        orientation in _QUARTER_TURNS
+        and image.width != image.height
+        and full[0] != full[1]
+        and (image.width > image.height) == (full[0] > full[1])
+    ):
         return image  # the camera stored its preview upright already
     return image.transpose(method)
 

@@ -112,6 +112,15 @@ def test_dng_preview_is_used_when_big_enough(tmp_path: Path, chelsea: U8) -> Non
     assert open_image(path, min_side=100).size == (200, 133)
 
 
+def test_dng_preview_stored_upright_is_not_turned_again(tmp_path: Path, chelsea: U8) -> None:
+    path = write_dng(
+        tmp_path / "cat.dng", chelsea, orientation=6, preview_side=200, preview_upright=True
+    )
+    picture = open_raw(path, min_side=64, max_pixels=10**8, name="cat.dng")
+    assert picture.source == "preview"
+    _upright_check(picture.image, chelsea)
+
+
 def test_dng_regions_refer_to_the_full_size(tmp_path: Path, chelsea: U8) -> None:
     path = write_dng(tmp_path / "cat.dng", chelsea, orientation=8)
     region = open_image(path, box=Box(200, 40, 420, 260))
