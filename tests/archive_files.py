@@ -5,6 +5,7 @@ or without an embedded preview), each optionally stored turned with an orientati
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -67,13 +68,16 @@ def write_dng(
     orientation: int = 1,
     preview_side: int | None = None,
     preview_upright: bool = False,
+    preview_jpeg: bool = True,
+    preview_exif: int | None = None,
     taken: str | None = None,
 ) -> Path:
     """A valid DNG of the picture: its stored pixels as an RGGB Bayer mosaic, 12-bit linear,
     in a CFA TIFF with DNGVersion, ColorMatrix1, AsShotNeutral and WhiteLevel. ``preview_side``:
     IFD0 is then an 8-bit RGB preview of the whole picture, its longer side that many pixels
-    (stored turned like the mosaic; ``preview_upright``: as shown, as some cameras store it),
-    the mosaic in a SubIFD, as cameras write it."""
+    (stored turned like the mosaic; ``preview_upright``: as shown, as some cameras store it;
+    ``preview_exif``: stored for, and tagged with, its own EXIF orientation), a JPEG
+    (``preview_jpeg``, as cameras write it) or uncompressed RGB, the mosaic in a SubIFD."""
     import tifffile
 
     pixels = np.asarray(stored(upright, orientation))
@@ -103,17 +107,58 @@ def write_dng(
         (33422, "B", 4, (0, 1, 1, 2), False),  # CFAPattern: RGGB
         (50717, "I", 1, 4095, False),  # WhiteLevel
     ]
+    small: Image.Image | None = None
+    if preview_side is not None:
+        small = stored(upright, preview_exif) if preview_exif else Image.fromarray(pixels)
+        if preview_upright:
+            small = Image.fromarray(upright)
+        small.thumbnail((preview_side, preview_side), Image.Resampling.LANCZOS)
     with tifffile.TiffWriter(path) as tif:
-        if preview_side is not None:
-            small = Image.fromarray(upright if preview_upright else pixels)
-            small.thumbnail((preview_side, preview_side), Image.Resampling.LANCZOS)
+        if small is not None:
             tif.write(
-                np.asarray(small), photometric="rgb", subfiletype=1, subifds=1, extratags=main
+                np.asarray(small),
+                photometric="rgb",
+                subfiletype=1,
+                subifds=1,
+                rowsperstrip=small.height,
+                extratags=main,
             )
             tif.write(mosaic, photometric=32803, subfiletype=0, extratags=cfa)
         else:
             tif.write(mosaic, photometric=32803, subfiletype=0, extratags=main + cfa)
+    if small is not None and preview_jpeg:
+        out = io.BytesIO()
+        exif = exif_bytes(preview_exif) if preview_exif else b""
+        small.save(out, format="JPEG", quality=90, exif=exif)
+        _make_preview_jpeg(path, out.getvalue())
     return path
+
+
+def _make_preview_jpeg(path: Path, jpeg: bytes) -> None:
+    """Turn the DNG's uncompressed preview (IFD0, one strip) into the JPEG ``jpeg``: tifffile
+    cannot write JPEG strips without imagecodecs, so its tags are pointed at the JPEG's bytes,
+    appended to the file. A JFIF block is dropped: a camera's EXIF block comes first."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        where = {
+            name: tags[name].valueoffset
+            for name in (
+                "Compression",
+                "PhotometricInterpretation",
+                "StripOffsets",
+                "StripByteCounts",
+            )
+        }
+    if jpeg[2:4] == b"\xff\xe0":  # APP0 (JFIF)
+        jpeg = jpeg[:2] + jpeg[4 + int.from_bytes(jpeg[4:6], "big") :]
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<H", data, where["Compression"], 7)  # JPEG
+    struct.pack_into("<H", data, where["PhotometricInterpretation"], 6)  # YCbCr
+    struct.pack_into("<I", data, where["StripOffsets"], len(data))
+    struct.pack_into("<I", data, where["StripByteCounts"], len(jpeg))
+    path.write_bytes(bytes(data) + jpeg)
 
 
 def correlation(a: U8, b: U8) -> float:

@@ -177,14 +177,14 @@ def _preview(
         return None
     if min(image.size) < needed:
         return None
-    if own != 1:
-        own_method = _TRANSPOSES.get(own)
-        return image.transpose(own_method) if own_method is not None else image
-    method = _TRANSPOSES.get(orientation)
+    # LibRaw hands out a JPEG preview that lacks EXIF with its own EXIF block saying the RAW's
+    # orientation; a camera's own EXIF block (first in the JPEG) is kept.
+    turn = own if own != 1 else orientation
+    method = _TRANSPOSES.get(turn)
     if method is None:
         return image
     if (
-        orientation in _QUARTER_TURNS
+        turn in _QUARTER_TURNS
         and image.width != image.height
         and full[0] != full[1]
         and (image.width > image.height) == (full[0] > full[1])

@@ -102,19 +102,36 @@ def test_dng_without_preview_is_demosaiced_upright(
 def test_dng_preview_is_used_when_big_enough(tmp_path: Path, chelsea: U8) -> None:
     path = write_dng(tmp_path / "cat.dng", chelsea, orientation=6, preview_side=200)
     small = open_raw(path, min_side=64, max_pixels=10**8, name="cat.dng")
-    assert small.source == "preview" and small.image.size == (200, 133)
+    # The 200x133 JPEG preview, decoded at half scale: its shorter side still covers 64.
+    assert small.source == "preview" and small.image.size == (100, 67)
     _upright_check(small.image, chelsea)
+    assert open_image(path, min_side=100).size == (200, 133)
     # The preview's shorter side (133) is under what the consumer needs: demosaic.
     big = open_raw(path, min_side=140, max_pixels=10**8, name="cat.dng")
     assert big.source == "demosaic" and big.image.size == (225, 150)
     _upright_check(big.image, chelsea)
     assert open_image(path).size == (225, 150)  # no min_side: all the detail there is
-    assert open_image(path, min_side=100).size == (200, 133)
 
 
-def test_dng_preview_stored_upright_is_not_turned_again(tmp_path: Path, chelsea: U8) -> None:
+PREVIEWS: list[dict[str, bool | int]] = [
+    {"preview_jpeg": False},  # uncompressed RGB, turned by the RAW's orientation
+    {"preview_exif": 3},  # the camera's own EXIF orientation wins over the RAW's
+    {"preview_upright": True},  # stored as shown: not turned again
+]
+
+
+@pytest.mark.parametrize("preview", PREVIEWS)
+def test_dng_previews_come_out_upright(
+    tmp_path: Path, chelsea: U8, preview: dict[str, bool | int]
+) -> None:
     path = write_dng(
-        tmp_path / "cat.dng", chelsea, orientation=6, preview_side=200, preview_upright=True
+        tmp_path / "cat.dng",
+        chelsea,
+        orientation=6,
+        preview_side=200,
+        preview_jpeg=bool(preview.get("preview_jpeg", True)),
+        preview_exif=int(preview["preview_exif"]) if "preview_exif" in preview else None,
+        preview_upright=bool(preview.get("preview_upright", False)),
     )
     picture = open_raw(path, min_side=64, max_pixels=10**8, name="cat.dng")
     assert picture.source == "preview"
