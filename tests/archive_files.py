@@ -41,15 +41,25 @@ def exif_bytes(orientation: int, taken: str | None = None) -> bytes:
     return exif.tobytes()
 
 
-def heic_bytes(upright: U8, *, orientation: int = 1, taken: str | None = None) -> bytes:
+def heic_bytes(
+    upright: U8,
+    *,
+    orientation: int = 1,
+    taken: str | None = None,
+    thumbnails: tuple[int, ...] = (),
+) -> bytes:
     """A HEIC file of the picture (pillow-heif turns the EXIF orientation into the HEIF
-    rotation it writes)."""
+    rotation it writes), with embedded thumbnails of those longer sides, as phones write."""
     import pillow_heif
 
     pillow_heif.register_heif_opener()
     out = io.BytesIO()
     stored(upright, orientation).save(
-        out, format="HEIF", quality=90, exif=exif_bytes(orientation, taken)
+        out,
+        format="HEIF",
+        quality=90,
+        exif=exif_bytes(orientation, taken),
+        thumbnails=list(thumbnails),
     )
     return out.getvalue()
 

@@ -86,7 +86,9 @@ def open_image(
                     f"{max_pixels:,} (a decompression bomb or an absurdly large image); "
                     "downscale it or raise max_pixels",
                 )
-            if min_side is not None and image.format == "JPEG":
+            # JPEG: decoded at a reduced scale; HEIF (pillow-heif): its embedded thumbnail,
+            # when one is large enough.
+            if min_side is not None and image.format in ("JPEG", "HEIF"):
                 scale = min_side / min(box.size if box is not None else (width, height))
                 image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
             image.seek(0)  # first frame of animations

@@ -54,6 +54,17 @@ def test_heic_comes_out_upright(tmp_path: Path, chelsea: U8, orientation: int) -
     _upright_check(open_image(path.read_bytes()), chelsea)
 
 
+def test_heic_thumbnail_is_decoded_when_big_enough(tmp_path: Path, chelsea: U8) -> None:
+    path = tmp_path / "cat.heic"
+    path.write_bytes(heic_bytes(chelsea, orientation=6, thumbnails=(160,)))
+    small = open_image(path, min_side=64)
+    assert small.size == (160, 106)  # the phone's thumbnail, upright like the picture
+    _upright_check(small, chelsea)
+    assert open_image(path, min_side=120).size == (451, 300)  # the thumbnail is too small
+    region = open_image(path, min_side=32, box=Box(200, 40, 420, 260))
+    assert correlation(np.asarray(region), chelsea[40:260, 200:420]) > 0.9
+
+
 @pytest.mark.parametrize("orientation", [3, 6, 8])
 def test_avif_comes_out_upright(tmp_path: Path, chelsea: U8, orientation: int) -> None:
     path = tmp_path / "cat.avif"
