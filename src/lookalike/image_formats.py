@@ -40,6 +40,9 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 #: Headers of RAW formats that are not plain TIFFs (Fujifilm RAF, Olympus ORF, Panasonic RW2).
 _RAW_MAGIC = (b"FUJIFILMCCD-RAW", b"IIRO", b"IIRS", b"MMOR", b"IIU\x00")
 _DNG_VERSION = 50706
+_NEW_SUBFILE_TYPE = 254
+_MAKE = 271
+_SUB_IFDS = 330
 #: Headers of common formats PIL reads itself (JPEG, PNG, GIF, BMP, WebP).
 _PIL_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF")
 
@@ -69,7 +72,7 @@ def container_of(head: bytes, suffix: str = "") -> Container:
     if head.startswith(_RAW_MAGIC):
         return Container.RAW
     if head[:4] in _TIFF_MAGIC:
-        tiff_raw = head[8:10] == b"CR" or suffix in RAW_EXTENSIONS or _is_dng(head)
+        tiff_raw = head[8:10] == b"CR" or suffix in RAW_EXTENSIONS or _is_camera_raw(head)
         return Container.RAW if tiff_raw else Container.PIL
     if head.startswith(_PIL_MAGIC):
         return Container.PIL
@@ -103,19 +106,24 @@ def _ftyp_brands(head: bytes) -> set[bytes]:
     return {head[8:12]} | {head[i : i + 4] for i in range(16, end - 3, 4)}
 
 
-def _is_dng(head: bytes) -> bool:
-    """Whether the TIFF's first directory (if it lies within ``head``) has a DNGVersion tag."""
+def _is_camera_raw(head: bytes) -> bool:
+    """Whether a TIFF is a camera's RAW, by its first directory (when it lies within
+    ``head``): a DNGVersion tag, or a camera's make on a reduced-resolution first image (the
+    preview NEF, PEF, SRW and others put before the sensor data in a sub-directory)."""
     order = "<" if head[:2] == b"II" else ">"
+    tags: dict[int, int] = {}
     try:
         (offset,) = struct.unpack_from(order + "I", head, 4)
         (count,) = struct.unpack_from(order + "H", head, offset)
         for entry in range(min(count, 512)):
-            (tag,) = struct.unpack_from(order + "H", head, offset + 2 + 12 * entry)
-            if tag == _DNG_VERSION:
-                return True
+            tag, kind, _, value = struct.unpack_from(order + "HHII", head, offset + 2 + 12 * entry)
+            if kind == 3:  # SHORT: the value sits in the entry's first two bytes
+                (value,) = struct.unpack_from(order + "H", head, offset + 10 + 12 * entry)
+            tags[tag] = value
     except struct.error:  # the directory lies beyond the head, or the file is cut short
-        return False
-    return False
+        pass
+    reduced = bool(tags.get(_NEW_SUBFILE_TYPE, 0) & 1)
+    return _DNG_VERSION in tags or (reduced and _MAKE in tags and _SUB_IFDS in tags)
 
 
 _LOCK = threading.Lock()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 
 from lookalike import image_formats
@@ -168,6 +169,17 @@ def test_raw_is_told_from_its_content(tmp_path: Path, chelsea: U8) -> None:
     head = tiff.read_bytes()[:4096]
     assert container_of(head, ".tif") is Container.PIL
     assert container_of(head, ".NEF") is Container.RAW
+    # A camera's TIFF-based RAW without DNG tags (NEF, PEF, ...): a reduced-resolution first
+    # image with the camera's make, the sensor data in a sub-directory.
+    nef = tmp_path / "unnamed"
+    make = [(271, "s", 0, "Nikon", True)]
+    with tifffile.TiffWriter(nef) as tif:
+        tif.write(chelsea[:60, :90], subfiletype=1, subifds=1, extratags=make)
+        tif.write(np.zeros((300, 450), np.uint16), subfiletype=0)
+    assert container_of(nef.read_bytes()[:4096]) is Container.RAW
+    scanner = tmp_path / "scan.tif"
+    tifffile.imwrite(scanner, chelsea, extratags=make)
+    assert container_of(scanner.read_bytes()[:4096]) is Container.PIL
 
 
 def test_pixel_limit_holds_for_raw(tmp_path: Path, chelsea: U8) -> None:
