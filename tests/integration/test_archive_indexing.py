@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,3 +162,28 @@ def test_real_network_finds_and_explains_heic_and_dng_queries(
             rows, cols = explanation.query_heatmap.shape
             assert cols > rows  # the heatmap lies on the upright picture
             assert explanation.score > 0.8
+
+
+def test_without_the_archive_extra_such_files_are_skipped_with_the_hint(
+    photos: dict[str, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simulated: importing pillow-heif and rawpy fails, as where they are not installed."""
+    from lookalike import image_formats
+
+    folder = tmp_path / "card"
+    folder.mkdir()
+    Image.fromarray(photos["coffee"]).save(folder / "cup.jpg", quality=90)
+    (folder / "cat.heic").write_bytes(heic_bytes(photos["chelsea"]))
+    write_dng(folder / "rocket.dng", photos["rocket"], preview_side=128)
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)
+    monkeypatch.setitem(sys.modules, "rawpy", None)
+    monkeypatch.setattr(image_formats, "_heif_registered", False)
+    with SearchEngine.create(tmp_path / "card.idx", embedder=FAST_EMBEDDER) as engine:
+        report = engine.index_folder(folder)
+    assert report.added == 1
+    reasons = {Path(s.path).name: s.reason for s in report.skipped}
+    hint = "install the archive extra (pip install 'lookalike[archive]')"
+    assert reasons == {
+        "cat.heic": f"HEIC/HEIF needs pillow-heif: {hint}",
+        "rocket.dng": f"camera RAW needs rawpy: {hint}",
+    }
