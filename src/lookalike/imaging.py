@@ -60,7 +60,8 @@ def open_image(
     PIL reads, and HEIC/HEIF, AVIF and camera RAW (image_formats.py, raw_images.py).
 
     ``min_side`` lets JPEG decoding skip detail a consumer will not use: the image is decoded at
-    the smallest power-of-two reduction whose shorter side is still at least ``min_side``.
+    the smallest power-of-two reduction whose shorter side is still at least ``min_side`` (a
+    HEIC's embedded thumbnail and a RAW's preview are used when they are that large).
     ``box``: only that region (pixels of the upright image at full scale), checked against the
     image's full size; ``min_side`` then bounds the region's shorter side, so a region keeps
     the detail a whole image would. ``name``: how errors call the source (default: its path).
