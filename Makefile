@@ -10,7 +10,7 @@ $(BIN)/lookalike: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of PyTorch, pinned: a looser requirement pulls several GB of CUDA wheels.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,lite12,milvus,ray,report,train,copies,feeds]'
+	$(BIN)/pip install --quiet -e '.[dev,lite12,milvus,ray,report,train,copies,feeds,archive]'
 	touch $(BIN)/lookalike
 
 setup: $(BIN)/lookalike

@@ -1,6 +1,7 @@
 """What a photo archive's rules need to know about one image file, read from its header only
 (no pixels decoded): size on disk, modification time, resolution as a viewer shows it, format,
-and when it was taken (EXIF)."""
+and when it was taken (EXIF). HEIC/HEIF and AVIF are read like JPEGs (pillow-heif, Pillow);
+camera RAW from LibRaw's metadata (rawpy)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from datetime import datetime
 from pathlib import Path
 
 from PIL import Image
+
+from lookalike.errors import ImageError
+from lookalike.image_formats import Container, container_of, prepare_container, read_head
+from lookalike.raw_images import read_raw_header
 
 _ORIENTATION = 0x0112
 _QUARTER_TURNS = {5, 6, 7, 8}
@@ -21,7 +26,9 @@ _DATE_TIME = 0x0132
 @dataclass(frozen=True)
 class ImageFacts:
     """One file's facts; ``width``/``height``/``format``/``taken`` are None when the header
-    cannot be read (the file is gone, damaged, or of a format whose reader is not installed)."""
+    cannot be read (the file is gone, damaged, or of a format whose reader is not installed).
+    ``format``: PIL's name in lower case (``jpeg``, ``png``, ``heif``, ``avif``, ...), or for a
+    camera RAW its flavour from the file name (``dng``, ``cr2``, ``nef``, ...; else ``raw``)."""
 
     path: str
     size: int
@@ -43,6 +50,12 @@ def read_facts(path: Path | str) -> ImageFacts:
     width = height = None
     fmt = taken = None
     try:
+        container = container_of(read_head(Path(path)), Path(path).suffix)
+        if container is Container.RAW:
+            raw = read_raw_header(Path(path), name=str(path))
+            width, height, fmt, taken = raw.width, raw.height, raw.format, raw.taken
+            return ImageFacts(str(path), stat.st_size, stat.st_mtime_ns, width, height, fmt, taken)
+        prepare_container(container, str(path))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as image:
@@ -52,7 +65,7 @@ def read_facts(path: Path | str) -> ImageFacts:
                 if exif.get(_ORIENTATION) in _QUARTER_TURNS:
                     width, height = height, width
                 taken = _taken(exif)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except (ImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         pass
     return ImageFacts(str(path), stat.st_size, stat.st_mtime_ns, width, height, fmt, taken)
 

@@ -23,7 +23,9 @@ import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lookalike.errors import ImageError, InvalidInputError
+from lookalike.image_formats import Container, container_of, prepare_container, read_head
 from lookalike.input_spec import InputSpec
+from lookalike.raw_images import open_raw, read_raw_header
 from lookalike.region import Box
 
 #: Refuse images with more pixels than this (a 150-megapixel photo is ~450 MB of RGB).
@@ -54,18 +56,26 @@ def open_image(
     box: Box | None = None,
     name: str | None = None,
 ) -> Image.Image:
-    """Decode ``source`` (a path or the file's bytes) into an upright RGB image.
+    """Decode ``source`` (a path or the file's bytes) into an upright RGB image. Every format
+    PIL reads, and HEIC/HEIF, AVIF and camera RAW (image_formats.py, raw_images.py).
 
     ``min_side`` lets JPEG decoding skip detail a consumer will not use: the image is decoded at
-    the smallest power-of-two reduction whose shorter side is still at least ``min_side``.
+    the smallest power-of-two reduction whose shorter side is still at least ``min_side`` (a
+    HEIC's embedded thumbnail and a RAW's preview are used when they are that large).
     ``box``: only that region (pixels of the upright image at full scale), checked against the
     image's full size; ``min_side`` then bounds the region's shorter side, so a region keeps
     the detail a whole image would. ``name``: how errors call the source (default: its path).
     """
     if name is None:
         name = "<uploaded image>" if isinstance(source, bytes) else str(source)
+    container = Container.PIL
     try:
-        fp: io.BytesIO | Path = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
+        data = source if isinstance(source, bytes) else Path(source)
+        container = container_of(read_head(data), _suffix(source, name))
+        if container is Container.RAW:
+            return _open_raw(data, min_side, max_pixels, box, name)
+        prepare_container(container, name)
+        fp = io.BytesIO(data) if isinstance(data, bytes) else data
         with _pil_limit(max_pixels), Image.open(fp) as image:
             width, height = image.size
             if width < 1 or height < 1:
@@ -77,7 +87,9 @@ def open_image(
                     f"{max_pixels:,} (a decompression bomb or an absurdly large image); "
                     "downscale it or raise max_pixels",
                 )
-            if min_side is not None and image.format == "JPEG":
+            # JPEG: decoded at a reduced scale; HEIF (pillow-heif): its embedded thumbnail,
+            # when one is large enough.
+            if min_side is not None and image.format in ("JPEG", "HEIF"):
                 scale = min_side / min(box.size if box is not None else (width, height))
                 image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
             image.seek(0)  # first frame of animations
@@ -101,11 +113,59 @@ def open_image(
     except UnidentifiedImageError as exc:
         size = len(source) if isinstance(source, bytes) else _file_size(name)
         what = "empty file (0 bytes)" if size == 0 else "not an image file PIL can read"
+        if size != 0 and container in _ARCHIVE_NAMES:
+            what = f"damaged or truncated {_ARCHIVE_NAMES[container]} file (cannot be parsed)"
         raise ImageError(name, what) from exc
     except Exception as exc:  # decoders of untrusted bytes raise many exception types
         raise ImageError(name, f"cannot decode: {type(exc).__name__}: {exc}") from exc
 
 
+def shown_size(
+    source: Path | str | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None
+) -> tuple[int, int]:
+    """(width, height) of an image as shown upright, from its header where the format allows
+    (the full-scale size a :class:`Box` refers to). Raises ``ImageError`` like
+    :func:`open_image` for files it cannot read."""
+    if name is None:
+        name = "<uploaded image>" if isinstance(source, bytes) else str(source)
+    try:
+        data = source if isinstance(source, bytes) else Path(source)
+        container = container_of(read_head(data), _suffix(source, name))
+        if container is Container.RAW:
+            header = read_raw_header(data, name=name)
+            return header.width, header.height
+        prepare_container(container, name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked on decode
+            with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
+                width, height = image.size
+                quarter = _orientation(image) in _QUARTER_TURNS
+        return (height, width) if quarter else (width, height)
+    except ImageError:
+        raise
+    except Exception:  # open_image says why the file cannot be read
+        return open_image(source, max_pixels=max_pixels, name=name).size
+
+
+def _suffix(source: Path | str | bytes, name: str) -> str:
+    """The extension that hints a file's format (an upload's: its name's, if any)."""
+    return Path(name if isinstance(source, bytes) else source).suffix
+
+
+def _open_raw(
+    data: Path | bytes, min_side: int | None, max_pixels: int, box: Box | None, name: str
+) -> Image.Image:
+    region = box.size if box is not None else None
+    picture = open_raw(data, min_side=min_side, max_pixels=max_pixels, name=name, region=region)
+    image = picture.image
+    if box is None:
+        return image
+    box.check(*picture.full, name=name)
+    scale_x, scale_y = image.width / picture.full[0], image.height / picture.full[1]
+    return image.crop(box.scaled(scale_x, scale_y).pixels())
+
+
+_ARCHIVE_NAMES = {Container.HEIF: "HEIC/HEIF", Container.AVIF: "AVIF"}
 _PIL_LIMIT_LOCK = threading.Lock()
 
 

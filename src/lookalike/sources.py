@@ -14,9 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lookalike.errors import InvalidInputError
+from lookalike.image_formats import ARCHIVE_EXTENSIONS
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
+#: What a folder scan picks up: PIL's common formats, and HEIC/HEIF, AVIF and camera RAW (read
+#: with the archive extra; without it such files are skipped with the reason).
+IMAGE_EXTENSIONS = (
+    frozenset(
+        {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
+    )
+    | ARCHIVE_EXTENSIONS
 )
 
 _HASH_CHUNK = 1 << 20

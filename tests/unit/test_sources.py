@@ -34,10 +34,12 @@ def tree(tmp_path: Path) -> Path:
         "dogs/scan.pgm",
         "dogs/scan.ppm",
         "dogs/old.jpe",
+        "dogs/phone.heic",
+        "dogs/shot.DNG",
         # not images by extension
         "readme.txt",
         "cats/list.csv",
-        "dogs/raw.heic",
+        "dogs/layers.xcf",
         "dogs/noext",
         "dogs/archive.jpg.zip",
         # hidden
@@ -70,6 +72,8 @@ def test_finds_images_recursively_with_labels(tree: Path) -> None:
         "dogs/scan.pgm": "dogs",
         "dogs/scan.ppm": "dogs",
         "dogs/old.jpe": "dogs",
+        "dogs/phone.heic": "dogs",
+        "dogs/shot.DNG": "dogs",
     }
 
 
@@ -85,9 +89,11 @@ def test_order_is_sorted_and_stable(tree: Path) -> None:
         "cats/kittens/tiny.bmp",
         "cats/kittens/deeper/deepest.tif",
         "dogs/old.jpe",
+        "dogs/phone.heic",
         "dogs/rex.tiff",
         "dogs/scan.pgm",
         "dogs/scan.ppm",
+        "dogs/shot.DNG",
     ]
     assert _relative(list(scan_folder(tree)), tree) == order
 

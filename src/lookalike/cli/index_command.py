@@ -57,8 +57,10 @@ def index(
     photos: Annotated[
         Path,
         typer.Argument(
-            help="Folder of images (searched recursively), or a product feed: a .csv, .jsonl, "
-            ".ndjson or .parquet file with a product id and image URL(s) or paths per row.",
+            help="Folder of images (searched recursively; JPEG, PNG, WebP, TIFF, ..., and with "
+            "the archive extra HEIC/HEIF and camera RAW; AVIF), or a product feed: a .csv, "
+            ".jsonl, .ndjson or .parquet file with a product id and image URL(s) or paths per "
+            "row.",
             show_default=False,
         ),
     ],

@@ -4,9 +4,7 @@ server decodes uploads in its bounded decode slots, outside the lock its searche
 
 from __future__ import annotations
 
-import io
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +15,10 @@ from PIL import Image
 from lookalike.errors import ImageError
 from lookalike.explain.heatmaps import seen_rect
 from lookalike.explain.overlays import OVERLAY_SIDE
-from lookalike.imaging import DEFAULT_MAX_PIXELS, open_image, prepare
+from lookalike.imaging import DEFAULT_MAX_PIXELS, open_image, prepare, shown_size
 from lookalike.input_spec import InputSpec
 from lookalike.query.decoding import query_name
 from lookalike.region import Box, ImageSource
-
-#: EXIF orientations that turn an image a quarter: its width and height swap when shown.
-_QUARTER_TURNS = {5, 6, 7, 8}
-_ORIENTATION_TAG = 0x0112
 
 
 @dataclass(frozen=True)
@@ -93,15 +87,7 @@ def view_image(
 
 def _shown_size(source: Path | bytes, max_pixels: int) -> tuple[int, int]:
     """(width, height) of an image file as shown, from its header (no pixels decoded)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked on decode
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-                width, height = im.size
-                orientation = im.getexif().get(_ORIENTATION_TAG)
-    except Exception:  # open_image refuses such files with the reason
-        return open_image(source, max_pixels=max_pixels).size
-    return (height, width) if orientation in _QUARTER_TURNS else (width, height)
+    return shown_size(source, max_pixels=max_pixels)
 
 
 __all__ = ["ImageView", "view_image"]
