@@ -10,7 +10,9 @@ reason that says how to install it, never a crash.
 from __future__ import annotations
 
 import enum
+import os
 import struct
+import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -155,12 +157,31 @@ def require_avif(name: str) -> None:
 
 
 def require_rawpy(name: str) -> ModuleType:
-    """The rawpy module, or refuse ``name`` saying what to install."""
-    try:
-        import rawpy
-    except ImportError as exc:
-        raise ImageError(name, f"camera RAW needs rawpy: {INSTALL_ARCHIVE}") from exc
+    """The rawpy module, or refuse ``name`` saying what to install.
+
+    rawpy's wheel carries its own OpenMP runtime (libgomp), which is not fork-safe: once a
+    process has run a parallel region, a child forked from it hangs in its first one (our
+    decode workers are forked). LibRaw is therefore loaded with OMP_NUM_THREADS=1, read by
+    that runtime once, when it is loaded, so it never starts threads; the variable is put
+    back at once, so other libraries (PyTorch's own OpenMP) are not affected."""
+    if "rawpy" in sys.modules and sys.modules["rawpy"] is not None:
+        return sys.modules["rawpy"]
+    with _RAWPY_IMPORT:
+        saved = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = "1"
+        try:
+            import rawpy
+        except ImportError as exc:
+            raise ImageError(name, f"camera RAW needs rawpy: {INSTALL_ARCHIVE}") from exc
+        finally:
+            if saved is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = saved
     return rawpy
+
+
+_RAWPY_IMPORT = threading.Lock()
 
 
 def prepare_container(container: Container, name: str) -> None:

@@ -261,3 +261,40 @@ def test_folder_scans_find_archive_files(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"x")
     found = sorted(Path(f.path).name for f in scan_folder(tmp_path))
     assert found == sorted(n for n in names if n != "notes.txt")
+
+
+def test_a_process_that_demosaiced_raw_can_still_fork_decode_workers(
+    tmp_path: Path, chelsea: U8
+) -> None:
+    """rawpy's own OpenMP runtime hangs a forked child once the parent ran a parallel
+    region: a process that decoded a RAW itself (a server, `watch`'s small batches) and then
+    forks decode workers for a rescan must not hang. Run in a child process with a timeout, so
+    a hang fails the test instead of stopping the run."""
+    import subprocess
+    import textwrap
+
+    dng = write_dng(tmp_path / "shot.dng", chelsea)
+    script = textwrap.dedent(
+        f"""
+        import multiprocessing
+        from lookalike.imaging import open_image
+
+        def size(_):
+            return open_image({str(dng)!r}, min_side=4000).size
+
+        if __name__ == "__main__":
+            print(size(0), flush=True)  # the parent demosaics first
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                print(pool.map(size, range(4)), flush=True)
+        """
+    )
+    src = Path(__file__).resolve().parents[2] / "src"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("(") == 5
