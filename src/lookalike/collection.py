@@ -55,6 +55,7 @@ class IndexInfo:
     lookalike_version: str
     reranking: dict[str, object]
     product_field: str | None = None
+    vector_dtype: str = "float32"
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -115,8 +116,8 @@ class Snapshot:
 
     @cached_property
     def vectors(self) -> ExactIndex:
-        ids, vectors = self._store.load_vectors()
-        return ExactIndex(ids, vectors, metric=self._store.manifest.metric)
+        ids, stored = self._store.load_stored()  # compact vectors stay compact in memory
+        return ExactIndex(ids, stored, metric=self._store.manifest.metric, codec=self._store.codec)
 
     @cached_property
     def table(self) -> VectorTable:
@@ -293,6 +294,7 @@ class Collection:
             lookalike_version=manifest.lookalike_version,
             reranking=manifest.reranking.to_json(),
             product_field=self.product_field(),
+            vector_dtype=manifest.vector_dtype,
         )
 
 

@@ -39,6 +39,7 @@ from lookalike.region import Box, Region
 from lookalike.rerank_settings import DEFAULT_RERANKING, RerankOverride, RerankSettings
 from lookalike.search_options import DEFAULT_VERIFY_TOP, SearchOptions
 from lookalike.store import IndexStore, check_is_index
+from lookalike.vector_codec import DEFAULT_VECTOR_DTYPE, check_same_dtype, check_vector_dtype
 from lookalike.version import __version__
 from lookalike.writer import IndexWriter
 
@@ -122,11 +123,14 @@ class SearchEngine:
         index_type: str = "auto",
         quality: str | None = None,
         reranking: RerankSettings | None = None,
+        vector_dtype: str = DEFAULT_VECTOR_DTYPE,
         threads: int | None = None,
     ) -> SearchEngine:
         """Create a new, empty index in ``directory`` (new or empty). ``quality`` (fast,
         balanced, best, classic; default balanced) sets how an EfficientNet embedder named
         by a string describes images; an ``EmbedderSpec`` is taken as written.
+        ``vector_dtype`` (float32, float16, int8): how its segments store vectors, fixed for
+        the index (see :mod:`lookalike.vector_codec`).
         ``reranking``: the query re-ranking stages its searches use (query expansion,
         hubness correction; default: the quality preset's, none for other embedders)."""
         if reranking is None:  # the stages were measured on cosine similarities only
@@ -140,6 +144,7 @@ class SearchEngine:
                 f"got metric={metric!r}"
             )
         resolve_index_type(index_type)
+        dtype = check_vector_dtype(vector_dtype)
         spec = spec_for(embedder, quality)
         model = create_embedder(spec, threads=threads)
         manifest = Manifest(
@@ -150,6 +155,7 @@ class SearchEngine:
             index_type=index_type,
             lookalike_version=__version__,
             reranking=reranking,
+            vector_dtype=dtype,
         )
         engine = cls(IndexStore.create(Path(directory), manifest), threads=threads)
         engine.model.adopt(model)
@@ -182,27 +188,32 @@ class SearchEngine:
         embedder: str | EmbedderSpec | None = None,
         metric: str | None = None,
         quality: str | None = None,
+        vector_dtype: str | None = None,
         threads: int | None = None,
     ) -> SearchEngine:
         """Open ``directory`` for writing if it is an index, else create one there.
-        ``quality``, when given for an existing index, must be the one it was made with."""
+        ``quality`` and ``vector_dtype``, when given for an existing index, must be the ones
+        it was made with."""
         path = Path(directory)
         if IndexLayout(path).is_index():
             engine = cls.open(
                 path, writable=True, embedder=embedder, metric=metric, threads=threads
             )
-            if quality is not None:
-                try:
+            try:
+                if quality is not None:
                     engine.model.check_quality(quality)
-                except BaseException:
-                    engine.close()
-                    raise
+                if vector_dtype is not None:
+                    check_same_dtype(engine.manifest.vector_dtype, vector_dtype, path)
+            except BaseException:
+                engine.close()
+                raise
             return engine
         return cls.create(
             path,
             embedder=embedder or DEFAULT_EMBEDDER,
             metric=metric or "cosine",
             quality=quality,
+            vector_dtype=vector_dtype or DEFAULT_VECTOR_DTYPE,
             threads=threads,
         )
 

@@ -1,21 +1,36 @@
-"""Exact (brute-force) search with one BLAS matrix product per batch of queries."""
+"""Exact (brute-force) search with one BLAS matrix product per batch of queries (per block of
+stored vectors when they are compact: float16 and int8 are scored in float32 blocks, never
+upcast whole)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from lookalike.errors import InvalidInputError
 from lookalike.indexes.base import FloatArray, IdArray, empty_results, euclidean_score
+from lookalike.vector_codec import SCORE_BLOCK, VectorCodec
 
 #: Queries scored at once; bounds the (queries x gallery) score matrix held in memory.
 _QUERY_BLOCK = 256
 
 
 class ExactIndex:
-    """Scores every vector for every query. The reference for approximate indexes."""
+    """Scores every vector for every query. The reference for approximate indexes.
 
-    def __init__(self, ids: IdArray, vectors: FloatArray, *, metric: str = "cosine") -> None:
+    ``vectors`` are float32, or stored by ``codec`` (float16, int8): then they stay compact in
+    memory and are scored block by block."""
+
+    def __init__(
+        self,
+        ids: IdArray,
+        vectors: npt.NDArray[Any],
+        *,
+        metric: str = "cosine",
+        codec: VectorCodec | None = None,
+    ) -> None:
         if metric not in ("cosine", "euclidean"):
             raise InvalidInputError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
         if vectors.ndim != 2 or len(ids) != len(vectors):
@@ -24,12 +39,35 @@ class ExactIndex:
             )
         self.metric = metric
         self.ids = np.ascontiguousarray(ids, dtype=np.int64)
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self._sq_norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
+        self.codec = codec or VectorCodec("float32")
+        self.stored = np.ascontiguousarray(vectors, dtype=self.codec.storage)
+        self._sq_norms: FloatArray = np.concatenate(
+            [
+                np.einsum("ij,ij->i", block, block)
+                for block in map(self.codec.decode, self._blocks())
+            ]
+            or [np.zeros(0, dtype=np.float32)]
+        )
+
+    @property
+    def vectors(self) -> FloatArray:
+        """Every vector as float32: the stored array itself when float32, else a new decoded
+        copy (what bulk readers, a graph build or the neighbour statistic, work on)."""
+        return self.codec.decode(self.stored)
+
+    def rows(self, rows: npt.NDArray[np.intp]) -> FloatArray:
+        """The float32 vectors at the given storage positions."""
+        return self.codec.decode(self.stored[rows])
 
     @property
     def dim(self) -> int:
-        return int(self.vectors.shape[1])
+        return int(self.stored.shape[1])
+
+    def _blocks(self) -> list[npt.NDArray[Any]]:
+        """The stored vectors in blocks of SCORE_BLOCK rows (one block when float32)."""
+        if self.codec.dtype == "float32":
+            return [self.stored]
+        return [self.stored[i : i + SCORE_BLOCK] for i in range(0, len(self.stored), SCORE_BLOCK)]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -61,7 +99,19 @@ class ExactIndex:
         return scores, ids
 
     def _scores(self, block: FloatArray) -> FloatArray:
-        return similarity(block, self.vectors, self.metric, self._sq_norms)
+        if self.codec.dtype == "float32":
+            return similarity(block, self.stored, self.metric, self._sq_norms)
+        dots = self.codec.dots(block)
+        sims = np.empty((len(block), len(self.stored)), dtype=np.float32)
+        start = 0
+        for part in self._blocks():
+            sims[:, start : start + len(part)] = dots(part)
+            start += len(part)
+        if self.metric == "cosine":
+            return sims
+        q_sq = np.einsum("ij,ij->i", block, block)[:, None]
+        distance = np.sqrt(np.maximum(q_sq + self._sq_norms[None, :] - 2.0 * sims, 0.0))
+        return euclidean_score(distance.astype(np.float32))
 
 
 def similarity(

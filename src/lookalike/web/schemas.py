@@ -46,6 +46,9 @@ class InfoOut(BaseModel):
     dim: int
     metric: str
     index_type: str
+    vector_dtype: str = Field(
+        "float32", description="How the index stores vectors: float32, float16 or int8."
+    )
     reranking: dict[str, object] = Field(
         default_factory=dict, description="The query re-ranking stages searches use by default."
     )
