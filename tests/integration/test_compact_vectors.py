@@ -9,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from lookalike import SearchEngine
 from lookalike.errors import InvalidInputError
 from lookalike.layout import IndexLayout
 from lookalike.store import IndexStore
 from lookalike.verification import verify
+from lookalike.web.app import create_app
+from lookalike.web.settings import ServeSettings
 from tests.conftest import FAST_EMBEDDER
 from tests.helpers import run_cli
 
@@ -114,6 +117,9 @@ def test_manifest_info_and_files_show_the_dtype(indexes: dict[str, Path]) -> Non
         assert {str(np.load(p, mmap_mode="r").dtype) for p in segments} == {dtype}
         sizes[dtype] = sum(p.stat().st_size for p in segments)
         assert (directory / IndexLayout.QUANTISER).exists() == (dtype == "int8")
+    settings = ServeSettings(index=indexes["int8"])
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        assert client.get("/api/info").json()["vector_dtype"] == "int8"
     assert sizes["float16"] < 0.51 * sizes["float32"]
     assert sizes["int8"] < 0.26 * sizes["float32"]
 
