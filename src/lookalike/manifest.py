@@ -36,6 +36,9 @@ class Manifest:
     reranking: RerankSettings = DEFAULT_RERANKING
     #: How segments store vectors (vector_codec.py); written before it existed: float32.
     vector_dtype: VectorDtype = "float32"
+    #: Segments keep float32 vectors; the compact ``vector_dtype`` is only what exact search
+    #: holds in memory, its best candidates re-scored exactly from the segments.
+    keep_float32: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -50,6 +53,7 @@ class Manifest:
             "lookalike_version": self.lookalike_version,
             "reranking": self.reranking.to_json(),
             "vector_dtype": self.vector_dtype,
+            "keep_float32": self.keep_float32,
         }
 
     def to_bytes(self) -> bytes:
@@ -96,6 +100,7 @@ class Manifest:
                     else LEGACY_RERANKING  # written before the settings existed: all off
                 ),
                 vector_dtype=check_vector_dtype(str(data.get("vector_dtype", "float32"))),
+                keep_float32=bool(data.get("keep_float32", False)),
             )
         except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
             raise IndexFormatError(f"{path}: manifest field missing or malformed ({exc})") from exc

@@ -66,7 +66,11 @@ class IndexStore:
         self._lock: WriterLock | None = _take_lock(self.layout) if writable else None
         try:
             codec = VectorCodec.load(manifest.vector_dtype, self.layout.quantiser, manifest.dim)
-            self.segment_files = SegmentFiles(self.layout, manifest.dim, codec)
+            #: How exact search holds vectors in memory: the segments' codec, or with
+            #: keep_float32 the compact one (the segments then stay float32).
+            self.search_codec = codec
+            stored = VectorCodec("float32") if manifest.keep_float32 else codec
+            self.segment_files = SegmentFiles(self.layout, manifest.dim, stored)
             self.catalog = Catalog(self.layout.catalog, read_only=not writable)
         except BaseException:
             self._release()
@@ -139,13 +143,15 @@ class IndexStore:
         Vectors that are not all finite (NaN, infinity) are refused: they would score nonsense
         against every query."""
         self._require_writable()
-        if self.codec.needs_ranges:
+        if self.search_codec.needs_ranges:
             # int8: the ranges are learned from the first vectors committed, and written
             # (durably) before any segment encoded with them.
-            learned = self.codec.learn(np.asarray(vectors, dtype=np.float32))
+            learned = self.search_codec.learn(np.asarray(vectors, dtype=np.float32))
             with writing(self.directory):
                 learned.save(self.layout.quantiser)
-            self.segment_files.codec = learned
+            self.search_codec = learned
+            if not self.manifest.keep_float32:
+                self.segment_files.codec = learned
         name, checksum = self.segment_files.write(vectors)
         self.catalog.expect_checksum(name, checksum)
         return name

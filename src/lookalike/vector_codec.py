@@ -26,6 +26,7 @@ VECTOR_DTYPES: tuple[VectorDtype, ...] = ("float32", "float16", "int8")
 DEFAULT_VECTOR_DTYPE: VectorDtype = "float32"
 
 FloatArray = npt.NDArray[np.float32]
+IdArray = npt.NDArray[np.int64]
 
 #: Gallery rows converted to float32 at once when scoring compact vectors: small enough that the
 #: copy stays in cache while BLAS reads it (measured with NumPy here, one query against 100,000
@@ -49,15 +50,31 @@ def check_vector_dtype(name: str) -> VectorDtype:
     return name
 
 
-def check_same_dtype(recorded: str, wanted: str, directory: Path) -> None:
-    """Refuse a vector dtype other than the one an index was created with (converting would
-    need the float32 vectors an int8 index no longer has)."""
-    check_vector_dtype(wanted)
-    if wanted != recorded:
+def check_storage(dtype: str, keep_float32: bool) -> VectorDtype:
+    """``dtype`` checked, and refused with ``keep_float32`` when there is nothing to keep."""
+    checked = check_vector_dtype(dtype)
+    if keep_float32 and checked == "float32":
         raise InvalidInputError(
-            f"{directory}: index stores its vectors as {recorded}, not {wanted}; the vector "
-            "dtype is fixed when an index is created: leave --vector-dtype out, or index into "
-            f"a new --index folder with --vector-dtype {wanted}"
+            "keep_float32 (--keep-float32) keeps float32 beside compact vectors: it needs "
+            "vector_dtype float16 or int8 (--vector-dtype)"
+        )
+    return checked
+
+
+def check_same_dtype(
+    recorded: str, wanted: str | None, directory: Path, *, kept: bool, keep: bool | None = None
+) -> None:
+    """Refuse a vector dtype (or keep_float32) other than the one an index was created with
+    (converting would need the float32 vectors a compact index no longer has)."""
+    if wanted is not None:
+        check_vector_dtype(wanted)
+    if (wanted is not None and wanted != recorded) or (keep is not None and keep != kept):
+        had = f"{recorded}{' keeping float32' if kept else ''}"
+        asked = f"{wanted or recorded}{' keeping float32' if keep else ''}"
+        raise InvalidInputError(
+            f"{directory}: index stores its vectors as {had}, not {asked}; the vector "
+            "storage is fixed when an index is created: leave --vector-dtype and "
+            "--keep-float32 out, or index into a new --index folder"
         )
 
 
@@ -102,6 +119,8 @@ class VectorCodec:
         """Stored vectors back as float32 (a new array, except float32 stored contiguously)."""
         if self.dtype != "int8":
             return np.ascontiguousarray(stored, dtype=np.float32)
+        if not stored.size:  # an index with nothing committed has no ranges yet
+            return np.zeros(stored.shape, dtype=np.float32)
         offset, scale = self._ranges()
         out: FloatArray = stored.astype(np.float32)
         out *= scale
@@ -127,6 +146,14 @@ class VectorCodec:
             return out
 
         return int8_dots
+
+    def encode_all(self, take: Callable[[IdArray], FloatArray], ids: IdArray) -> npt.NDArray[Any]:
+        """The vectors of ``ids`` (read as float32 by ``take``) encoded, a block at a time, so
+        the float32 copy never exceeds one block."""
+        out = np.empty((len(ids), 0 if not len(ids) else len(take(ids[:1])[0])), self.storage)
+        for start in range(0, len(ids), 65_536):
+            out[start : start + 65_536] = self.encode(take(ids[start : start + 65_536]))
+        return out
 
     def bytes_per_vector(self, dim: int) -> int:
         return dim * self.storage.itemsize
@@ -205,6 +232,7 @@ __all__ = [
     "VectorCodec",
     "VectorDtype",
     "check_same_dtype",
+    "check_storage",
     "check_vector_dtype",
     "learn_ranges",
 ]

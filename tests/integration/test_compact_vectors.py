@@ -52,6 +52,13 @@ def indexes(
             engine.add_vectors(paths[:120], vectors[:120])
             engine.add_vectors(paths[120:], vectors[120:])
         made[dtype] = directory
+    directory = root / "int8-kept.idx"
+    with SearchEngine.create(
+        directory, embedder=FAST_EMBEDDER, vector_dtype="int8", keep_float32=True
+    ) as engine:
+        engine.add_vectors(paths[:120], vectors[:120])
+        engine.add_vectors(paths[120:], vectors[120:])
+    made["int8-kept"] = directory
     return made
 
 
@@ -107,7 +114,8 @@ def test_every_reader_gets_float32_close_to_what_was_added(
 
 def test_manifest_info_and_files_show_the_dtype(indexes: dict[str, Path]) -> None:
     sizes = {}
-    for dtype, directory in indexes.items():
+    for dtype in DTYPES:
+        directory = indexes[dtype]
         manifest = json.loads((directory / "manifest.json").read_text())
         assert manifest["vector_dtype"] == dtype
         with SearchEngine.open(directory) as engine:
@@ -243,3 +251,37 @@ def test_cli_index_info_and_refusal(small_photos: Path, tmp_path: Path) -> None:
     bad = run_cli("index", small_photos, "--index", tmp_path / "b.idx", "--vector-dtype", "f8")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "float32, float16, int8" in " ".join(bad.stderr.split())
+
+
+def test_keep_float32_holds_int8_in_memory_and_answers_like_float32(
+    indexes: dict[str, Path], photo_vectors: tuple[list[str], np.ndarray]
+) -> None:
+    directory = indexes["int8-kept"]
+    queries = photo_vectors[1][:200:5]
+    truth_ids, truth_scores = _search(indexes["float32"], queries, 10)
+    ids, scores = _search(directory, queries, 10)
+    # float32's results, up to the order of ties (products of other shapes differ by ~1e-7).
+    np.testing.assert_allclose(scores, truth_scores, atol=1e-5)
+    assert (ids == truth_ids).mean() > 0.95
+    for row in range(len(queries)):
+        want = dict(zip(truth_ids[row].tolist(), truth_scores[row].tolist(), strict=True))
+        got = dict(zip(ids[row].tolist(), scores[row].tolist(), strict=True))
+        assert all(abs(got[i] - want[i]) <= 1e-5 for i in got.keys() & want.keys())
+        assert all(
+            abs(want.get(i, got.get(i, 0)) - truth_scores[row][-1]) <= 1e-5
+            for i in got.keys() ^ want.keys()
+        )
+    with SearchEngine.open(directory) as engine:
+        assert engine.vector_index().stored.dtype == np.int8
+        info = engine.info()
+    assert (info.vector_dtype, info.keep_float32) == ("int8", True)
+    segments = list((directory / "segments").glob("*.npy"))
+    assert {str(np.load(p, mmap_mode="r").dtype) for p in segments} == {"float32"}
+    assert (directory / IndexLayout.QUANTISER).exists()
+    with pytest.raises(InvalidInputError, match="stores its vectors as int8 keeping float32"):
+        SearchEngine.open_or_create(directory, keep_float32=False)
+
+
+def test_keep_float32_needs_a_compact_dtype(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="needs vector_dtype float16 or int8"):
+        SearchEngine.create(tmp_path / "x.idx", embedder=FAST_EMBEDDER, keep_float32=True)

@@ -4,7 +4,7 @@ upcast whole)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
@@ -23,13 +23,17 @@ _QUERY_BLOCK = 256
 #: products (one per block) cost several times more when BLAS threads wait on each other
 #: (measured: one query, 100,000 int8 vectors, 1,024-row blocks on a loaded 2-core machine).
 _FEW_QUERIES = 16
+#: With full vectors kept, this many candidates beyond k (at least 2k) are re-scored with them.
+_RESCORE_EXTRA = 50
 
 
 class ExactIndex:
     """Scores every vector for every query. The reference for approximate indexes.
 
     ``vectors`` are float32, or stored by ``codec`` (float16, int8): then they stay compact in
-    memory and are scored block by block."""
+    memory and are scored block by block. ``full`` (id -> float32 vectors, e.g. the float32
+    segments an index keeps with ``keep_float32``) re-scores the best compact candidates
+    exactly, so the scores and the order of the results are float32's."""
 
     def __init__(
         self,
@@ -38,6 +42,7 @@ class ExactIndex:
         *,
         metric: str = "cosine",
         codec: VectorCodec | None = None,
+        full: Callable[[IdArray], FloatArray] | None = None,
     ) -> None:
         if metric not in ("cosine", "euclidean"):
             raise InvalidInputError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
@@ -48,6 +53,7 @@ class ExactIndex:
         self.metric = metric
         self.ids = np.ascontiguousarray(ids, dtype=np.int64)
         self.codec = codec or VectorCodec("float32")
+        self._full = full
         self.stored = np.ascontiguousarray(vectors, dtype=self.codec.storage)
         self._sq_norms: FloatArray = np.concatenate(
             [
@@ -60,11 +66,16 @@ class ExactIndex:
     @property
     def vectors(self) -> FloatArray:
         """Every vector as float32: the stored array itself when float32, else a new decoded
-        copy (what bulk readers, a graph build or the neighbour statistic, work on)."""
+        copy, or the full vectors (what bulk readers, a graph build or the neighbour statistic,
+        work on)."""
+        if self._full is not None:
+            return self._full(self.ids)
         return self.codec.decode(self.stored)
 
     def rows(self, rows: npt.NDArray[np.intp]) -> FloatArray:
         """The float32 vectors at the given storage positions."""
+        if self._full is not None:
+            return self._full(self.ids[rows])
         return self.codec.decode(self.stored[rows])
 
     @property
@@ -99,12 +110,33 @@ class ExactIndex:
             sims = self._scores(block)
             if allowed is not None:
                 sims[:, ~allowed] = -np.inf
+            if self._full is not None:
+                done = slice(start, start + len(block))
+                scores[done, :kk], ids[done, :kk] = self._rescored(block, sims, kk)
+                continue
             top = _top_k(sims, kk, self.ids)
             found = np.take_along_axis(sims, top, axis=1)
             real = np.isfinite(found)
             scores[start : start + len(block), :kk] = np.where(real, found, -np.inf)
             ids[start : start + len(block), :kk] = np.where(real, self.ids[top], -1)
         return scores, ids
+
+    def _rescored(self, block: FloatArray, sims: FloatArray, k: int) -> tuple[FloatArray, IdArray]:
+        """The best ``k`` of each query's top compact candidates, scored with the full
+        vectors."""
+        assert self._full is not None
+        depth = min(len(self), max(2 * k, k + _RESCORE_EXTRA))
+        top = _top_k(sims, depth, self.ids)
+        found = np.take_along_axis(sims, top, axis=1)
+        out, out_ids = empty_results(len(block), k)
+        for row in range(len(block)):
+            candidates = self.ids[top[row][np.isfinite(found[row])]]
+            n = min(k, len(candidates))
+            if n:
+                exact = similarity(block[row : row + 1], self._full(candidates), self.metric)
+                best_scores, best_ids = best(exact, n, candidates)
+                out[row, :n], out_ids[row, :n] = best_scores[0], best_ids[0]
+        return out, out_ids
 
     def _scores(self, block: FloatArray) -> FloatArray:
         if self.codec.dtype == "float32":
