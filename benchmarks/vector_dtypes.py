@@ -36,15 +36,18 @@ from threadpoolctl import ThreadpoolController
 
 from lookalike import SearchEngine
 from lookalike.evaluation.metrics import query_scores
+from lookalike.indexes.exact import ExactIndex
 from lookalike.layout import IndexLayout
 from lookalike.vector_codec import VectorCodec, learn_ranges
 
 FIRST_COMMIT = 512  # `lookalike index`'s default --commit-every
+#: (label, vector dtype, vectors in the first commit (0: 100,000), keep float32)
 CONFIGS = (
-    ("float32", "float32", 0),
-    ("float16", "float16", 0),
-    ("int8", "int8", 0),
-    (f"int8, ranges from first {FIRST_COMMIT}", "int8", FIRST_COMMIT),
+    ("float32", "float32", 0, False),
+    ("float16", "float16", 0, False),
+    ("int8", "int8", 0, False),
+    (f"int8, ranges from first {FIRST_COMMIT}", "int8", FIRST_COMMIT, False),
+    ("int8 --keep-float32", "int8", FIRST_COMMIT, True),
 )
 
 
@@ -63,9 +66,11 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     )
 
 
-def build(folder: Path, dtype: str, data: np.ndarray, first: int) -> SearchEngine:
+def build(
+    folder: Path, dtype: str, data: np.ndarray, first: int, *, keep: bool = False
+) -> SearchEngine:
     shutil.rmtree(folder, ignore_errors=True)
-    engine = SearchEngine.create(folder, index_type="hnsw", vector_dtype=dtype)
+    engine = SearchEngine.create(folder, index_type="hnsw", vector_dtype=dtype, keep_float32=keep)
     starts = [0, *range(first, len(data), 100_000)] if first else range(0, len(data), 100_000)
     bounds = [*starts, len(data)]
     for start, stop in itertools.pairwise(bounds):
@@ -132,6 +137,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--map-images", type=int, default=3000)
     parser.add_argument("--no-graph", action="store_true", help="exact search only")
+    parser.add_argument("--only", action="append", help="rows whose label starts so (repeat)")
+    parser.add_argument("--no-map", action="store_true", help="skip the mAP and int8 timing")
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-bench"
     )
@@ -153,16 +160,17 @@ def main() -> None:
         f"{'storage':<30}{'disk B/vec':>11}{'RAM B/vec':>10}{'exact p50':>10}{'recall':>8}"
         f"{'graph p50':>10}{'recall':>8}{'clipped':>9}"
     )
-    truth: np.ndarray | None = None
-    for label, dtype, first in CONFIGS:
-        folder = args.workdir / f"dtypes-{dtype}-{first}.idx"
-        engine = build(folder, dtype, data, first)
+    # float32 exact search over the same vectors (catalog ids count from 1, in commit order)
+    truth = ExactIndex(np.arange(1, len(data) + 1), data).search(queries, 10)[1]
+    for label, dtype, first, keep in CONFIGS:
+        if args.only and not any(label.startswith(o) for o in args.only):
+            continue
+        folder = args.workdir / f"dtypes-{dtype}-{first}-{keep}.idx"
+        engine = build(folder, dtype, data, first, keep=keep)
         exact = engine.vector_index()
         disk = sum(p.stat().st_size for p in (folder / "segments").iterdir()) / len(data)
         ram = exact.stored.nbytes / len(data)
         found = exact.search(queries, 10)[1]
-        if truth is None:
-            truth = found
         exact_ms, _ = p50_ms(lambda q, index=exact: index.search(q, 10)[1][0], queries[:50])
         graph_ms, graph_recall = float("nan"), float("nan")
         if not args.no_graph:
@@ -181,6 +189,8 @@ def main() -> None:
         engine.close()
         del exact
         shutil.rmtree(folder, ignore_errors=True)
+    if args.no_map:
+        return
     print(f"Fashion-MNIST mAP, {args.map_images:,} test images (seeded subset), each vs the rest:")
     for line in fashion_map(real, labels, args.workdir, args.map_images):
         print("  " + line, flush=True)
