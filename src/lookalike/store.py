@@ -202,6 +202,14 @@ class IndexStore:
         mapped at once, for many random reads). Locations and segment list come from one
         catalog snapshot; a segment file a writer deleted after that snapshot (compaction)
         means a newer state exists, which is read instead."""
+        if self.search_codec.needs_ranges:
+            # A reader opened before an int8 index's first commit: its ranges exist now.
+            layout, manifest = self.layout, self.manifest
+            self.search_codec = VectorCodec.load(
+                manifest.vector_dtype, layout.quantiser, manifest.dim
+            )
+            if not manifest.keep_float32:
+                self.segment_files.codec = self.search_codec
         for attempt in range(8):
             where = self.catalog.vector_locations()
             used = np.unique(where.segments)  # sorted: a segment's slot is its position here

@@ -285,3 +285,17 @@ def test_keep_float32_holds_int8_in_memory_and_answers_like_float32(
 def test_keep_float32_needs_a_compact_dtype(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="needs vector_dtype float16 or int8"):
         SearchEngine.create(tmp_path / "x.idx", embedder=FAST_EMBEDDER, keep_float32=True)
+
+
+def test_a_reader_opened_before_the_first_int8_commit_reads_it(
+    photo_vectors: tuple[list[str], np.ndarray], tmp_path: Path
+) -> None:
+    paths, vectors = photo_vectors
+    directory = tmp_path / "late.idx"
+    SearchEngine.create(directory, embedder=FAST_EMBEDDER, vector_dtype="int8").close()
+    with SearchEngine.open(directory) as reader:
+        assert reader.search_vectors(vectors[:1], k=3) == [()]
+        with SearchEngine.open(directory, writable=True) as writer:
+            writer.add_vectors(paths[:50], vectors[:50])
+        found = reader.search_vectors(vectors[:1], k=3)[0]
+    assert found[0].path == paths[0] and found[0].score > 0.99
