@@ -56,6 +56,8 @@ class IndexInfo:
     lookalike_version: str
     reranking: dict[str, object]
     product_field: str | None = None
+    vector_dtype: str = "float32"
+    keep_float32: bool = False
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -116,8 +118,20 @@ class Snapshot:
 
     @cached_property
     def vectors(self) -> ExactIndex:
-        ids, vectors = self._store.load_vectors()
-        return ExactIndex(ids, vectors, metric=self._store.manifest.metric)
+        store = self._store
+        metric = store.manifest.metric
+        if not store.manifest.keep_float32:
+            ids, stored = store.load_stored()  # compact vectors stay compact in memory
+            return ExactIndex(ids, stored, metric=metric, codec=store.codec)
+        # Float32 segments kept for re-scoring: memory holds the compact codes only.
+        table = self.table
+        codec = store.search_codec
+        if codec.needs_ranges and len(table):  # ranges file lost: the segments hold the truth
+            codec = codec.learn(table.take(table.ids[:10_000]))
+        codes = codec.encode_all(table.take, table.ids) if len(table) else None
+        if codes is None:
+            codes = np.empty((0, store.manifest.dim), dtype=codec.storage)
+        return ExactIndex(table.ids, codes, metric=metric, codec=codec, full=table.take)
 
     @cached_property
     def table(self) -> VectorTable:
@@ -303,6 +317,8 @@ class Collection:
             lookalike_version=manifest.lookalike_version,
             reranking=manifest.reranking.to_json(),
             product_field=self.product_field(),
+            vector_dtype=manifest.vector_dtype,
+            keep_float32=manifest.keep_float32,
         )
 
 

@@ -43,6 +43,7 @@ from lookalike.region import Box, Region
 from lookalike.rerank_settings import DEFAULT_RERANKING, RerankOverride, RerankSettings
 from lookalike.search_options import DEFAULT_VERIFY_TOP, SearchOptions
 from lookalike.store import IndexStore, check_is_index
+from lookalike.vector_codec import DEFAULT_VECTOR_DTYPE, check_same_dtype, check_storage
 from lookalike.version import __version__
 from lookalike.writer import IndexWriter
 
@@ -126,11 +127,16 @@ class SearchEngine:
         index_type: str = "auto",
         quality: str | None = None,
         reranking: RerankSettings | None = None,
+        vector_dtype: str = DEFAULT_VECTOR_DTYPE,
+        keep_float32: bool = False,
         threads: int | None = None,
     ) -> SearchEngine:
         """Create a new, empty index in ``directory`` (new or empty). ``quality`` (fast,
         balanced, best, classic; default balanced) sets how an EfficientNet embedder named
         by a string describes images; an ``EmbedderSpec`` is taken as written.
+        ``vector_dtype`` (float32, float16, int8): how its segments store vectors, fixed for
+        the index (see :mod:`lookalike.vector_codec`); ``keep_float32``: the segments stay
+        float32 and exact search holds the compact vectors, re-scoring its best candidates.
         ``reranking``: the query re-ranking stages its searches use (query expansion,
         hubness correction; default: the quality preset's, none for other embedders)."""
         if reranking is None:  # the stages were measured on cosine similarities only
@@ -144,6 +150,7 @@ class SearchEngine:
                 f"got metric={metric!r}"
             )
         resolve_index_type(index_type)
+        dtype = check_storage(vector_dtype, keep_float32)
         spec = spec_for(embedder, quality)
         model = create_embedder(spec, threads=threads)
         manifest = Manifest(
@@ -154,6 +161,8 @@ class SearchEngine:
             index_type=index_type,
             lookalike_version=__version__,
             reranking=reranking,
+            vector_dtype=dtype,
+            keep_float32=keep_float32,
         )
         engine = cls(IndexStore.create(Path(directory), manifest), threads=threads)
         engine.model.adopt(model)
@@ -186,27 +195,40 @@ class SearchEngine:
         embedder: str | EmbedderSpec | None = None,
         metric: str | None = None,
         quality: str | None = None,
+        vector_dtype: str | None = None,
+        keep_float32: bool | None = None,
         threads: int | None = None,
     ) -> SearchEngine:
         """Open ``directory`` for writing if it is an index, else create one there.
-        ``quality``, when given for an existing index, must be the one it was made with."""
+        ``quality``, ``vector_dtype`` and ``keep_float32``, when given for an existing index,
+        must be the ones it was made with."""
         path = Path(directory)
         if IndexLayout(path).is_index():
             engine = cls.open(
                 path, writable=True, embedder=embedder, metric=metric, threads=threads
             )
-            if quality is not None:
-                try:
+            try:
+                if quality is not None:
                     engine.model.check_quality(quality)
-                except BaseException:
-                    engine.close()
-                    raise
+                manifest = engine.manifest
+                check_same_dtype(
+                    manifest.vector_dtype,
+                    vector_dtype,
+                    path,
+                    kept=manifest.keep_float32,
+                    keep=keep_float32,
+                )
+            except BaseException:
+                engine.close()
+                raise
             return engine
         return cls.create(
             path,
             embedder=embedder or DEFAULT_EMBEDDER,
             metric=metric or "cosine",
             quality=quality,
+            vector_dtype=vector_dtype or DEFAULT_VECTOR_DTYPE,
+            keep_float32=bool(keep_float32),
             threads=threads,
         )
 

@@ -5,10 +5,13 @@ INDEX_DIR/
   manifest.json       what the index is: format version, embedder spec and weights digest,
                       dim, metric, index type (written last at creation: a directory without
                       it is not an index)
+  quantiser.npy       int8 indexes: each dimension's offset and scale (vector_codec.py), written
+                      with the first committed vectors
   catalog.sqlite      images, fingerprints, labels, metadata, and where each vector lives; the
                       commit point (plus SQLite's -wal, -shm and -journal files beside it)
-  segments/*.npy      immutable float32 (n, dim) vector files; durable before any catalog row
-                      refers to them, deleted by the next writer once none does
+  segments/*.npy      immutable (n, dim) vector files (float32, or the manifest's
+                      vector_dtype); durable before any catalog row refers to them, deleted
+                      by the next writer once none does
   graph/ (ann/)       the HNSW graph searches use for big collections: graph, deleted ids and
                       PCA files, and ann.json pointing at the current ones (derived data)
   neighbours.npz      each image's nearest other images and their similarities, for the
@@ -45,10 +48,16 @@ class IndexLayout:
     SHARDS = "shards"
     DOWNLOADS = "downloads"
     LOCK = "lock"
+    QUANTISER = "quantiser.npy"
 
     @property
     def manifest(self) -> Path:
         return self.directory / self.MANIFEST
+
+    @property
+    def quantiser(self) -> Path:
+        """The int8 ranges of an index storing int8 vectors."""
+        return self.directory / self.QUANTISER
 
     @property
     def catalog(self) -> Path:
@@ -101,7 +110,7 @@ class IndexLayout:
         """Every name this layout may create at the top of the directory."""
         return frozenset(
             {p.name for p in self.catalog_files}
-            | {self.MANIFEST, self.SEGMENTS, self.GRAPH, self.NEIGHBOURS}
+            | {self.MANIFEST, self.QUANTISER, self.SEGMENTS, self.GRAPH, self.NEIGHBOURS}
             | {self.UPLOADS, self.SHARDS, self.DOWNLOADS, self.LOCK}
         )
 

@@ -1,5 +1,6 @@
 """The manifest: what an index directory says about itself (format, embedder, weights, vector
-size, metric, index type, query re-ranking settings), read from and written as ``manifest.json``."""
+size, metric, index type, query re-ranking settings, vector storage dtype), read from and
+written as ``manifest.json``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Literal, cast
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import IndexFormatError, InvalidInputError, NotAnIndexError
 from lookalike.rerank_settings import DEFAULT_RERANKING, LEGACY_RERANKING, RerankSettings
+from lookalike.vector_codec import VectorDtype, check_vector_dtype
 
 FORMAT_NAME = "lookalike-index"
 FORMAT_VERSION = 1
@@ -32,6 +34,11 @@ class Manifest:
     created: str = ""
     lookalike_version: str = ""
     reranking: RerankSettings = DEFAULT_RERANKING
+    #: How segments store vectors (vector_codec.py); written before it existed: float32.
+    vector_dtype: VectorDtype = "float32"
+    #: Segments keep float32 vectors; the compact ``vector_dtype`` is only what exact search
+    #: holds in memory, its best candidates re-scored exactly from the segments.
+    keep_float32: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -45,6 +52,8 @@ class Manifest:
             "created": self.created,
             "lookalike_version": self.lookalike_version,
             "reranking": self.reranking.to_json(),
+            "vector_dtype": self.vector_dtype,
+            "keep_float32": self.keep_float32,
         }
 
     def to_bytes(self) -> bytes:
@@ -90,6 +99,8 @@ class Manifest:
                     if "reranking" in data
                     else LEGACY_RERANKING  # written before the settings existed: all off
                 ),
+                vector_dtype=check_vector_dtype(str(data.get("vector_dtype", "float32"))),
+                keep_float32=bool(data.get("keep_float32", False)),
             )
         except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
             raise IndexFormatError(f"{path}: manifest field missing or malformed ({exc})") from exc

@@ -1,4 +1,5 @@
-"""Segment files: the immutable ``.npy`` files of float32 vectors under ``segments/``. Writing
+"""Segment files: the immutable ``.npy`` files of vectors under ``segments/`` (float32, or the
+compact dtype the manifest names: see vector_codec.py). Writing
 one (durably, with its checksum), mapping one into memory, and checking one against what the
 catalog recorded at commit. Which segments are committed is the catalog's business."""
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 import mmap
 import uuid
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,21 +19,25 @@ from lookalike.checksums import ChecksumWriter, file_checksum, is_known
 from lookalike.disk_errors import writing
 from lookalike.errors import DamagedSegmentError, InvalidInputError
 from lookalike.layout import IndexLayout
+from lookalike.vector_codec import VectorCodec
 
 
 class SegmentFiles:
-    """The segment files of one index directory, holding vectors of ``dim`` dimensions."""
+    """The segment files of one index directory, holding vectors of ``dim`` dimensions stored
+    by ``codec`` (its storage dtype is fixed for the index; int8 ranges are learned once)."""
 
-    def __init__(self, layout: IndexLayout, dim: int) -> None:
+    def __init__(self, layout: IndexLayout, dim: int, codec: VectorCodec | None = None) -> None:
         self.layout = layout
         self.dim = dim
+        self.codec = codec or VectorCodec("float32")
         #: Segment files whose checksum this process has checked (segments never change).
         self._checked: set[str] = set()
 
     def write(self, vectors: npt.NDArray[np.float32]) -> tuple[str, str]:
         """Write vectors to a new segment file; returns (its name, its checksum). Vectors that
         are not all finite (NaN, infinity) are refused: they would score nonsense against
-        every query."""
+        every query. They are stored encoded by the codec (float16 or int8 if the index says).
+        """
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise InvalidInputError(f"vectors must have shape (n, {self.dim}), got {vectors.shape}")
         block = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -42,6 +47,17 @@ class SegmentFiles:
                 f"{len(bad)} of {len(block)} vectors hold NaN or infinite values (first at row "
                 f"{int(bad[0])}); nothing was committed: fix the embedder or the vectors passed"
             )
+        return self.write_stored(self.codec.encode(block))
+
+    def write_stored(self, block: npt.NDArray[Any]) -> tuple[str, str]:
+        """Write vectors already in the storage dtype (compaction's copy) to a new segment
+        file; returns (its name, its checksum)."""
+        if block.ndim != 2 or block.shape[1] != self.dim or block.dtype != self.codec.storage:
+            raise InvalidInputError(
+                f"stored vectors must be {self.codec.storage} (n, {self.dim}), got "
+                f"{block.dtype} {block.shape}"
+            )
+        block = np.ascontiguousarray(block)
         name = f"seg-{uuid.uuid4().hex}.npy"
         writer: list[ChecksumWriter] = []
 
@@ -53,15 +69,21 @@ class SegmentFiles:
             durable.write_with(self.layout.segment(name), save)
         return name, writer[0].checksum
 
-    def open(self, segment: SegmentRecord, *, populate: bool = False) -> npt.NDArray[np.float32]:
-        """A segment's vectors, memory-mapped read-only. ``populate`` maps every page up front
-        (Linux MAP_POPULATE): one bulk step instead of a page fault on each first touch, which
-        is what random reads by id (re-scoring ANN candidates) would otherwise pay.
+    def open(self, segment: SegmentRecord, *, populate: bool = False) -> npt.NDArray[Any]:
+        """A segment's vectors as stored (the codec's dtype), memory-mapped read-only.
+        ``populate`` maps every page up front (Linux MAP_POPULATE): one bulk step instead of a
+        page fault on each first touch, which is what random reads by id (re-scoring ANN
+        candidates) would otherwise pay.
 
         The first time this process maps a segment, its checksum is checked (0.22 s for
         100,000 x 1280 vectors, about what reading them costs), so flipped bits never reach a
         score; segments written before checksums existed are checked for finite values."""
         path = self.layout.segment(segment.file)
+        if self.codec.needs_ranges:
+            raise DamagedSegmentError(
+                f"{path}: int8 codes whose ranges ({self.layout.quantiser.name}) are missing; "
+                f"{self._repair_hint}"
+            )
         try:
             if populate and hasattr(mmap, "MAP_POPULATE"):
                 data = _map_npy(path)
@@ -75,10 +97,10 @@ class SegmentFiles:
             raise DamagedSegmentError(
                 f"{path}: damaged vector segment ({exc}); {self._repair_hint}"
             ) from exc
-        if data.ndim != 2 or data.shape[1] != self.dim or data.dtype != np.float32:
+        if data.ndim != 2 or data.shape[1] != self.dim or data.dtype != self.codec.storage:
             raise DamagedSegmentError(
-                f"{path}: segment holds {data.dtype} {data.shape}, expected float32 (n, "
-                f"{self.dim}); {self._repair_hint}"
+                f"{path}: segment holds {data.dtype} {data.shape}, expected "
+                f"{self.codec.storage} (n, {self.dim}); {self._repair_hint}"
             )
         if segment.file not in self._checked:
             try:
@@ -90,20 +112,22 @@ class SegmentFiles:
             if problem:
                 raise DamagedSegmentError(f"{path}: {problem}; {self._repair_hint}")
             self._checked.add(segment.file)
-        return cast(npt.NDArray[np.float32], data)
+        return data
 
     def problem(self, segment: SegmentRecord, *, contents: bool = True) -> str | None:
         """What is wrong with a committed segment's file, or None when it is sound.
         ``contents=False`` checks only what its header says (cheap: no data is read)."""
         path = self.layout.segment(segment.file)
+        if self.codec.needs_ranges:  # int8 codes without their ranges cannot be decoded
+            return f"int8 codes whose ranges ({self.layout.quantiser.name}) are missing"
         try:
             data = np.load(path, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
             return "file missing"
         except (ValueError, OSError, EOFError) as exc:
             return f"unreadable ({exc})"
-        if data.ndim != 2 or data.shape[1] != self.dim or data.dtype != np.float32:
-            return f"holds {data.dtype} {data.shape}, expected float32 (n, {self.dim})"
+        if data.ndim != 2 or data.shape[1] != self.dim or data.dtype != self.codec.storage:
+            return f"holds {data.dtype} {data.shape}, expected {self.codec.storage} (n, {self.dim})"
         if len(data) != segment.rows:
             return f"holds {len(data)} rows, the catalog says {segment.rows}"
         return contents_problem(path, segment, data) if contents else None

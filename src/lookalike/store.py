@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,7 @@ from lookalike.locking import WriterLock
 from lookalike.manifest import METRICS, Manifest
 from lookalike.rerank_settings import RerankSettings
 from lookalike.segment_files import SegmentFiles
+from lookalike.vector_codec import VectorCodec
 from lookalike.vector_table import VectorTable
 
 #: ``Manifest`` and ``METRICS`` moved to :mod:`lookalike.manifest`; importable here as before.
@@ -62,8 +64,13 @@ class IndexStore:
         self.manifest = manifest
         self.writable = writable
         self._lock: WriterLock | None = _take_lock(self.layout) if writable else None
-        self.segment_files = SegmentFiles(self.layout, manifest.dim)
         try:
+            codec = VectorCodec.load(manifest.vector_dtype, self.layout.quantiser, manifest.dim)
+            #: How exact search holds vectors in memory: the segments' codec, or with
+            #: keep_float32 the compact one (the segments then stay float32).
+            self.search_codec = codec
+            stored = VectorCodec("float32") if manifest.keep_float32 else codec
+            self.segment_files = SegmentFiles(self.layout, manifest.dim, stored)
             self.catalog = Catalog(self.layout.catalog, read_only=not writable)
         except BaseException:
             self._release()
@@ -100,15 +107,10 @@ class IndexStore:
             for stale in layout.segments.iterdir():
                 stale.unlink()
             Catalog(layout.catalog, create=True).close()
-            stamped = Manifest(
-                embedder=manifest.embedder,
-                weights_digest=manifest.weights_digest,
-                dim=manifest.dim,
-                metric=manifest.metric,
-                index_type=manifest.index_type,
+            layout.quantiser.unlink(missing_ok=True)
+            stamped = replace(
+                manifest,
                 created=manifest.created or datetime.now(UTC).isoformat(timespec="seconds"),
-                lookalike_version=manifest.lookalike_version,
-                reranking=manifest.reranking,
             )
             cls._write_manifest(layout, stamped)
         finally:
@@ -141,6 +143,15 @@ class IndexStore:
         Vectors that are not all finite (NaN, infinity) are refused: they would score nonsense
         against every query."""
         self._require_writable()
+        if self.search_codec.needs_ranges:
+            # int8: the ranges are learned from the first vectors committed, and written
+            # (durably) before any segment encoded with them.
+            learned = self.search_codec.learn(np.asarray(vectors, dtype=np.float32))
+            with writing(self.directory):
+                learned.save(self.layout.quantiser)
+            self.search_codec = learned
+            if not self.manifest.keep_float32:
+                self.segment_files.codec = learned
         name, checksum = self.segment_files.write(vectors)
         self.catalog.expect_checksum(name, checksum)
         return name
@@ -169,10 +180,21 @@ class IndexStore:
         garbage the next writer deletes)."""
         return self.catalog.add_segment(self.write_segment(vectors), len(vectors))
 
+    @property
+    def codec(self) -> VectorCodec:
+        """How the segments store vectors (the manifest's vector dtype)."""
+        return self.segment_files.codec
+
     def load_vectors(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """(ids, vectors) of every committed image, ordered by id."""
+        """(ids, vectors) of every committed image, ordered by id, as float32."""
         table = self.vector_table()
         return table.ids, table.take(table.ids)
+
+    def load_stored(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+        """(ids, vectors) of every committed image, ordered by id, as stored (``codec``'s
+        dtype: a compact index is read without a float32 copy)."""
+        table = self.vector_table()
+        return table.ids, table.take_stored(table.ids)
 
     def vectors_for(self, ids: list[int]) -> npt.NDArray[np.float32]:
         """The vectors of the given image ids, in that order (ids must be indexed)."""
@@ -183,11 +205,20 @@ class IndexStore:
         mapped at once, for many random reads). Locations and segment list come from one
         catalog snapshot; a segment file a writer deleted after that snapshot (compaction)
         means a newer state exists, which is read instead."""
+        if self.search_codec.needs_ranges:
+            # A reader opened before an int8 index's first commit: its ranges exist now.
+            layout, manifest = self.layout, self.manifest
+            self.search_codec = VectorCodec.load(
+                manifest.vector_dtype, layout.quantiser, manifest.dim
+            )
+            if not manifest.keep_float32:
+                self.segment_files.codec = self.search_codec
         for attempt in range(8):
             where = self.catalog.vector_locations()
             used = np.unique(where.segments)  # sorted: a segment's slot is its position here
             if not len(used):
-                return VectorTable.of(where.ids, np.empty((0, self.manifest.dim), dtype=np.float32))
+                empty = np.empty((0, self.manifest.dim), dtype=self.codec.storage)
+                return VectorTable(where.ids, where.ids, where.ids, [empty], self.codec.decode)
             try:
                 missing = [int(s) for s in used.tolist() if int(s) not in where.files]
                 if missing:
@@ -204,7 +235,13 @@ class IndexStore:
                 if attempt < 7 and exc.missing and self.catalog.generation() != where.generation:
                     continue
                 raise
-            return VectorTable(where.ids, np.searchsorted(used, where.segments), where.rows, parts)
+            return VectorTable(
+                where.ids,
+                np.searchsorted(used, where.segments),
+                where.rows,
+                parts,
+                self.codec.decode,
+            )
         raise AssertionError("unreachable")
 
     def set_index_type(self, index_type: str) -> None:
@@ -255,12 +292,15 @@ class IndexStore:
         return len(files) > 8 or (written > 0 and live < 0.75 * written)
 
     def compact(self) -> None:
-        """Rewrite all live vectors into one segment and delete the old files."""
+        """Rewrite all live vectors into one segment and delete the old files. Compact vectors
+        are copied as stored (no decoding: int8 codes keep their ranges)."""
         self._require_writable()
         old = self.catalog.segments()
-        ids, vectors = self.load_vectors()
+        ids, stored = self.load_stored()
         with self.catalog.transaction():
-            segment = self._add_segment(vectors)
+            name, checksum = self.segment_files.write_stored(stored)
+            self.catalog.expect_checksum(name, checksum)
+            segment = self.catalog.add_segment(name, len(stored))
             self.catalog.relocate(
                 zip(ids.tolist(), [segment] * len(ids), range(len(ids)), strict=True)
             )

@@ -7,7 +7,8 @@ memory-mapped segments, where the operating system keeps the pages that are used
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,17 +17,29 @@ from lookalike.errors import InvalidInputError
 
 FloatArray = npt.NDArray[np.float32]
 IdArray = npt.NDArray[np.int64]
+Decode = Callable[[npt.NDArray[Any]], FloatArray]
+
+
+def _as_float32(stored: npt.NDArray[Any]) -> FloatArray:
+    return np.ascontiguousarray(stored, dtype=np.float32)
 
 
 class VectorTable:
     """Image id -> vector, over one or more (rows, dim) arrays (segments or memory).
 
     ``ids`` must be sorted; ``parts[i]`` holds the vectors of the ids whose ``part`` is ``i``,
-    at row ``row``.
+    at row ``row``, as stored (float32, float16 or int8); ``decode`` turns stored rows into
+    float32 (an index's :class:`lookalike.vector_codec.VectorCodec`), so ``take`` always gives
+    float32.
     """
 
     def __init__(
-        self, ids: IdArray, part: IdArray, row: IdArray, parts: Sequence[FloatArray]
+        self,
+        ids: IdArray,
+        part: IdArray,
+        row: IdArray,
+        parts: Sequence[npt.NDArray[Any]],
+        decode: Decode = _as_float32,
     ) -> None:
         if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
             raise InvalidInputError("vector table ids must be unique and sorted")
@@ -44,6 +57,7 @@ class VectorTable:
             self._slot = None
         self._part = part
         self._row = row
+        self._decode = decode
 
     @classmethod
     def of(cls, ids: IdArray, vectors: FloatArray) -> VectorTable:
@@ -60,7 +74,17 @@ class VectorTable:
         return len(self.ids)
 
     def take(self, ids: IdArray | Sequence[int]) -> FloatArray:
-        """The vectors of ``ids``, in that order; an id not in the table is an error."""
+        """The vectors of ``ids`` as float32, in that order; an id not in the table is an
+        error."""
+        return self._decode(self.take_stored(ids))
+
+    @property
+    def storage(self) -> np.dtype[Any]:
+        """The dtype the vectors are stored in."""
+        return self._parts[0].dtype if self._parts else np.dtype(np.float32)
+
+    def take_stored(self, ids: IdArray | Sequence[int]) -> npt.NDArray[Any]:
+        """The vectors of ``ids`` as stored (no decoding), in that order."""
         wanted = np.asarray(ids, dtype=np.int64)
         if self._slot is not None:
             inside = (wanted >= 0) & (wanted < len(self._slot))
@@ -75,8 +99,8 @@ class VectorTable:
             raise InvalidInputError(f"image ids not in the index: {missing}")
         rows = self._row[at]
         if len(self._parts) == 1:
-            return np.ascontiguousarray(self._parts[0][rows], dtype=np.float32)
-        out = np.empty((len(wanted), self.dim), dtype=np.float32)
+            return np.ascontiguousarray(self._parts[0][rows])
+        out = np.empty((len(wanted), self.dim), dtype=self.storage)
         parts = self._part[at]
         for part in np.unique(parts).tolist():
             mask = parts == part

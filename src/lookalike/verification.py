@@ -2,9 +2,10 @@
 
 :func:`verify` opens the index read-only (it works on a read-only mount) and checks, in order:
 the manifest; the catalog (SQLite's ``integrity_check``, then that every image points at a
-listed segment and at a row that segment has); every segment file (present, float32 of the
-index's dimension, the row count the catalog recorded, and its checksum, or for segments
-written before checksums existed, finite values); the HNSW graph (its files' checksums, and
+listed segment and at a row that segment has); every segment file (present, of the index's
+vector dtype and dimension, int8 ranges present where it needs them, the row count the
+catalog recorded, and its checksum, or for segments written before checksums existed, finite
+values); the HNSW graph (its files' checksums, and
 that it holds no image the catalog lacks). Each problem is reported with its file and its fix.
 
 :func:`repair` drops the graph when it is damaged or when vectors had to be replaced (derived

@@ -20,6 +20,8 @@ def index_feed(
     spec: str | EmbedderSpec | None,
     metric: str | None,
     quality: str | None,
+    vector_dtype: str | None,
+    keep_float32: bool | None,
     options: IndexOptions,
     fetch: FetchOptions,
     retry_failed: bool,
@@ -33,7 +35,12 @@ def index_feed(
 
     feed = read_feed(feed_path, image_column=image_column, id_column=id_column)
     with SearchEngine.open_or_create(
-        index_dir, embedder=spec, metric=metric, quality=quality
+        index_dir,
+        embedder=spec,
+        metric=metric,
+        quality=quality,
+        vector_dtype=vector_dtype,
+        keep_float32=keep_float32,
     ) as engine:
         with ProgressBar(err, enabled=not quiet and not as_json) as bar:
             report = engine.index_feed(

@@ -88,6 +88,25 @@ def index(
             show_default=False,
         ),
     ] = None,
+    vector_dtype: Annotated[
+        str | None,
+        typer.Option(
+            help="How vectors are stored: float32 (as embedded), float16 (half the bytes) or "
+            "int8 (a quarter: per-dimension ranges learned from the first images, values "
+            "outside clipped). Fixed when the index is created. (default: float32)",
+            show_default=False,
+        ),
+    ] = None,
+    keep_float32: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-float32/--no-keep-float32",
+            help="With --vector-dtype float16 or int8: keep float32 vectors on disk and only "
+            "the compact ones in memory; exact search re-scores its best candidates with the "
+            "float32 ones. Fixed when the index is created. (default: no)",
+            show_default=False,
+        ),
+    ] = None,
     onnx_input_size: Annotated[
         int | None, typer.Option(help="ONNX models: input size in pixels (default 224).")
     ] = None,
@@ -259,6 +278,8 @@ def index(
             spec=_embedder_spec(embedder, onnx_input_size, onnx_mean, onnx_std, onnx_output),
             metric=metric,
             quality=quality,
+            vector_dtype=vector_dtype,
+            keep_float32=keep_float32,
             options=IndexOptions(
                 workers=workers,
                 batch_size=batch_size,
@@ -299,7 +320,12 @@ def index(
         hubness=hubness,
     )
     with SearchEngine.open_or_create(
-        index_dir, embedder=spec, metric=metric, quality=quality
+        index_dir,
+        embedder=spec,
+        metric=metric,
+        quality=quality,
+        vector_dtype=vector_dtype,
+        keep_float32=keep_float32,
     ) as engine:
         show_bar = not quiet and not as_json
         with ProgressBar(err, enabled=show_bar) as bar:

@@ -339,7 +339,7 @@ def measure_recall(
         return 1.0, 0
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, size=min(queries, n), replace=False))
-    sample = exact.vectors[rows]
+    sample = exact.rows(rows)
     _, truth = exact.search(sample, k)
     _, found = ann.search(sample, k)
     hits = sum(

@@ -51,6 +51,12 @@ class InfoOut(BaseModel):
     dim: int
     metric: str
     index_type: str
+    vector_dtype: str = Field(
+        "float32", description="How the index stores vectors: float32, float16 or int8."
+    )
+    keep_float32: bool = Field(
+        False, description="Whether float32 vectors are kept beside compact ones, to re-score."
+    )
     reranking: dict[str, object] = Field(
         default_factory=dict, description="The query re-ranking stages searches use by default."
     )
