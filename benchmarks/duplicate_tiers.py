@@ -31,14 +31,19 @@ from PIL import Image
 
 from lookalike import SearchEngine
 from lookalike.catalog_records import ImageRecord
-from lookalike.duplicates.finder import DEFAULT_TIERS, TierThresholds, find_duplicates
+from lookalike.duplicates.finder import (
+    DEFAULT_TIERS,
+    TierThresholds,
+    background_similarity,
+    find_duplicates,
+)
 from lookalike.duplicates.perceptual import hamming
 from lookalike.duplicates.report import DuplicateOptions, DuplicateReport, Tier
 from lookalike.duplicates.stored_hashes import StoredPerceptualHashes
 from lookalike.evaluation.copies import skimage_originals
 from lookalike.evaluation.datasets import FASHION_MNIST_DIR, read_idx
 from lookalike.evaluation.duplicate_set import VARIANT_TIERS, make_duplicate_set
-from lookalike.grouping import group_duplicates, pair_precision_recall
+from lookalike.grouping import group_duplicates, nearest_neighbours, pair_precision_recall
 from lookalike.store import IndexStore
 
 FASHION_COUNT = 1000
@@ -256,7 +261,23 @@ def drop_stamp_variants(
 
 
 #: Pairs scored for calibration: every candidate pair down to cosine 0.5, hashes looked up.
-PROBE = TierThresholds(0.5, 0, 1.0, 0.5, 0.5, 0, 0.5)
+PROBE = TierThresholds(0.5, 0, 1.0, 0.5, 0.5, 0, 0.5, contrast=1.0)
+#: The density rule's grid: background ranks, contrasts, floors.
+BACKGROUND_RANKS = (10, 15, 20, 30)
+CONTRASTS = np.arange(0.30, 0.98, 0.02)
+CONTRAST_FLOORS = (0.6, 0.7, 0.8)
+
+
+def pair_backgrounds(
+    scored: Scored, ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32], rank: int
+) -> npt.NDArray[np.float32]:
+    """For each scored pair, the larger of its two images' background similarities."""
+    neighbours = nearest_neighbours(vectors, k=rank)
+    background = background_similarity(vectors, neighbours, rank)
+    row = {int(i): n for n, i in enumerate(ids.tolist())}
+    a = np.array([row[int(i)] for i in scored.first], dtype=np.int64)
+    b = np.array([row[int(i)] for i in scored.second], dtype=np.int64)
+    return np.maximum(background[a], background[b])
 
 
 @dataclass(frozen=True)
@@ -356,6 +377,28 @@ def calibrate(
         f"edited_copy {edited}, or agree_cosine {agree_cos} with at most {agree_bits} bits: "
         f"groups' pairwise precision {precision:.4f}, recall {recall:.4f}"
     )
+    # Density: with those links, the background rank, contrast and floor whose groups reach
+    # the precision with the highest recall (ties: the highest contrast, then floor).
+    old_links = identical | (cos >= edited) | (agree & (bits <= agree_bits) & (cos >= agree_cos))
+    dense: tuple[float, float, float, int, float] | None = None
+    for rank in BACKGROUND_RANKS:
+        background = pair_backgrounds(scored, copy_ids, copy_vectors, rank)
+        for contrast in CONTRASTS:
+            for floor in CONTRAST_FLOORS:
+                stands = (cos >= floor) & (cos - background >= contrast * (1.0 - background))
+                groups = linked_groups(scored, old_links | stands, copy_ids)
+                precision, recall = group_scores(groups, items, copy_ids)
+                if precision < CALIBRATION_PRECISION:
+                    continue
+                key = (recall, round(float(contrast), 3), floor, -rank, precision)
+                if dense is None or key > dense:
+                    dense = key
+    assert dense is not None
+    recall, contrast, floor, neg_rank, precision = dense
+    notes.append(
+        f"density: background rank {-neg_rank}, contrast {contrast}, floor {floor}: "
+        f"groups' pairwise precision {precision:.4f}, recall {recall:.4f}"
+    )
     # Same picture: among non-identical candidate pairs, the bits and cosine that label the
     # most same-picture pairs at a precision of 98 % (ties: fewer bits, higher cosine).
     same = np.array([t is Tier.SAME_PICTURE for t in scored.truth])
@@ -387,6 +430,10 @@ def calibrate(
         | (with_shots.cos >= edited)
         | ((with_shots.bits >= 0) & (with_shots.bits <= agree_bits) & (with_shots.cos >= agree_cos))
     )
+    shot_background = pair_backgrounds(with_shots, shot_ids, shot_vectors, -neg_rank)
+    base |= (with_shots.cos >= floor) & (
+        with_shots.cos - shot_background >= contrast * (1.0 - shot_background)
+    )
     similar = edited
     for t in np.arange(edited, 0.5, -0.01):
         groups = linked_groups(with_shots, base | (with_shots.cos >= t), shot_ids)
@@ -396,7 +443,16 @@ def calibrate(
         similar = round(float(t), 3)
     notes.append(f"similar_shot {similar}: lowest cosine keeping 95 % precision with shots")
     tiers = TierThresholds(
-        sp_cos, sp_bits, max(alone, sp_cos), edited, agree_cos, agree_bits, similar
+        sp_cos,
+        sp_bits,
+        max(alone, sp_cos),
+        edited,
+        agree_cos,
+        agree_bits,
+        similar,
+        background_rank=-neg_rank,
+        contrast=contrast,
+        contrast_floor=floor,
     )
     return tiers, notes
 
@@ -480,6 +536,9 @@ def main() -> None:
         report = run(copy_ids, copy_vectors, records, lookup, tiers)
         seconds = time.perf_counter() - start
         precision, recall = group_scores([g.ids for g in report.groups], items, copy_ids)
+        no_density = replace(tiers, contrast=1.0)
+        previous = run(copy_ids, copy_vectors, records, lookup, no_density)
+        prev_p, prev_r = group_scores([g.ids for g in previous.groups], items, copy_ids)
         old = group_duplicates(copy_ids, copy_vectors, threshold=0.75)
         old_p, old_r = group_scores([g.ids for g in old], items, copy_ids)
         same_cut = group_duplicates(copy_ids, copy_vectors, threshold=tiers.edited_copy)
@@ -501,6 +560,10 @@ def main() -> None:
             f"  tiers (default):      copy pairs precision {precision:.4f}, "
             f"recall {recall:.4f} ({seconds:.2f} s)"
         )
+        print(
+            f"  without the density rule (the previous defaults): copy pairs precision "
+            f"{prev_p:.4f}, recall {prev_r:.4f}"
+        )
         print(f"  single cosine 0.75:   copy pairs precision {old_p:.4f}, recall {old_r:.4f}")
         print(
             f"  single cosine {tiers.edited_copy}:   copy pairs precision {cut_p:.4f}, "
@@ -517,9 +580,10 @@ def main() -> None:
             )
         print(f"  false pairs' images by source: {dict(false)}")
         by_variant = variant_recall(report, items, set(copy_ids.tolist()))
+        by_variant_before = variant_recall(previous, items, set(copy_ids.tolist()))
         print(
-            "  grouped with the original, by variant: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in by_variant.items())
+            "  grouped with the original, by variant (without the density rule): "
+            + ", ".join(f"{k} {v:.2f} ({by_variant_before[k]:.2f})" for k, v in by_variant.items())
         )
         print(
             f"  --include-similar (shots added): precision {sp:.4f}, recall {sr:.4f}; "
@@ -528,6 +592,8 @@ def main() -> None:
         )
         results[name] = {
             "tiers": {"precision": precision, "recall": recall},
+            "without_density": {"precision": prev_p, "recall": prev_r},
+            "grouped_by_variant_without_density": by_variant_before,
             "single_0.75": {"precision": old_p, "recall": old_r},
             "single_edited_copy": {"precision": cut_p, "recall": cut_r},
             "per_tier": table,

@@ -1,6 +1,6 @@
 """Finding duplicate pairs among an index's vectors and labelling each with a tier.
 
-Candidates are each image's nearest neighbours (:func:`lookalike.grouping.neighbour_pairs`),
+Candidates are each image's nearest neighbours (:func:`lookalike.grouping.nearest_neighbours`),
 plus every pair of images with the same content hash. A pair is
 
 - ``identical`` when the two files have the same bytes (content hash), whatever the score;
@@ -9,7 +9,12 @@ plus every pair of images with the same content hash. A pair is
   missing and cannot be computed: when the cosine alone reaches ``same_picture_alone``);
 - ``edited-copy`` when its cosine reaches ``edited_copy``, or reaches ``agree_cosine`` with
   perceptual hashes within ``agree_bits`` bits (a picture whose layout survived: heavy JPEG,
-  blur, colour changes); with ``verify``, copy mode's geometric verification must confirm it;
+  blur, colour changes), or stands out from both images' neighbourhoods: its cosine reaches
+  ``contrast_floor`` and covers at least ``contrast`` of the way from the background to 1,
+  ``cos - b >= contrast * (1 - b)``, where ``b`` is the larger of the two images' cosines
+  with their ``background_rank``-th nearest neighbour (a crop or a rotation of a photo stands
+  out from everything else near it; two look-alike products or faces do not, their
+  neighbourhood is crowded); with ``verify``, copy mode's geometric verification must confirm it;
 - ``similar-shot`` (only with ``include_similar``) when its cosine reaches ``similar_shot``.
 
 The defaults were calibrated on edited copies of real photos among real distractors
@@ -34,13 +39,19 @@ from lookalike.duplicates.report import (
     TieredGroup,
 )
 from lookalike.errors import InvalidInputError
-from lookalike.grouping import PairCheck, neighbour_pairs
+from lookalike.grouping import PairCheck, nearest_neighbours, pairs_of
 
 #: Perceptual hashes of images by id, computed where they are missing and can be; an id
 #: absent from the answer has none (its pairs are then judged by the embedding alone).
 PerceptualLookup = Callable[[Sequence[int]], Mapping[int, int]]
 
-_COSINES = ("same_picture_cosine", "same_picture_alone", "edited_copy", "agree_cosine")
+_COSINES = (
+    "same_picture_cosine",
+    "same_picture_alone",
+    "edited_copy",
+    "agree_cosine",
+    "contrast_floor",
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,13 @@ class TierThresholds:
     agree_cosine: float
     agree_bits: int
     similar_shot: float
+    #: The neighbour (1 = nearest) whose cosine is an image's background similarity; larger
+    #: than a typical copy family.
+    background_rank: int = 15
+    #: How far above the background, as a fraction of the way to 1, an edited copy stands
+    #: (1: the rule is off, and no neighbours beyond ``k`` are searched).
+    contrast: float = 0.74
+    contrast_floor: float = 0.8
 
     def __post_init__(self) -> None:
         for name in (*_COSINES, "similar_shot"):
@@ -65,10 +83,21 @@ class TierThresholds:
             value = getattr(self, name)
             if not 0 <= value <= 64:
                 raise InvalidInputError(f"{name} counts bits of a 64-bit hash (0..64), got {value}")
+        if self.background_rank < 1:
+            raise InvalidInputError(
+                f"background_rank is a neighbour's rank (1 = nearest), got {self.background_rank}"
+            )
+        if not 0.0 <= self.contrast <= 1.0:
+            raise InvalidInputError(
+                f"contrast is a fraction of the way from the background to 1 (0..1), "
+                f"got {self.contrast}"
+            )
 
     def lowest(self, include_similar: bool) -> float:
         """The lowest cosine at which any tier asked for can start."""
-        low = min(self.edited_copy, self.agree_cosine, self.same_picture_cosine)
+        low = min(
+            self.edited_copy, self.agree_cosine, self.same_picture_cosine, self.contrast_floor
+        )
         return min(low, self.similar_shot) if include_similar else low
 
     def with_threshold(self, threshold: float) -> TierThresholds:
@@ -81,6 +110,7 @@ class TierThresholds:
             same_picture_alone=max(self.same_picture_alone, threshold),
             edited_copy=threshold,
             agree_cosine=max(self.agree_cosine, threshold),
+            contrast_floor=max(self.contrast_floor, threshold),
             similar_shot=min(self.similar_shot, threshold),
         )
 
@@ -119,18 +149,29 @@ def find_duplicates(
         raise InvalidInputError(f"k must be at least 1, got {options.k}")
     if options.threshold is not None:
         tiers = tiers.with_threshold(options.threshold)
-    first, second = _candidates(ids, vectors, records, options.k)
+    density = tiers.contrast < 1.0
+    wanted = max(options.k, tiers.background_rank) if density else options.k
+    neighbours = nearest_neighbours(vectors, k=wanted)
+    first, second = _candidates(ids, neighbours[:, : options.k], records)
     scores = np.einsum("ij,ij->i", vectors[first], vectors[second])
+    background = (
+        background_similarity(vectors, neighbours, tiers.background_rank)
+        if density
+        else np.ones(len(vectors), dtype=np.float32)
+    )
+    pair_background = np.maximum(background[first], background[second])
     a_ids, b_ids = ids[first], ids[second]
     same = _same_bytes(a_ids, b_ids, records)
     keep = same | (scores >= tiers.lowest(options.include_similar))
     a_ids, b_ids, scores, same = a_ids[keep], b_ids[keep], scores[keep], same[keep]
+    pair_background = pair_background[keep]
 
     dismissed_count = 0
     if dismissed and len(a_ids):
         gone = _dismissed(a_ids, b_ids, records, set(dismissed))
         dismissed_count = int(gone.sum())
         a_ids, b_ids, scores, same = a_ids[~gone], b_ids[~gone], scores[~gone], same[~gone]
+        pair_background = pair_background[~gone]
 
     look = ~same & (scores >= min(tiers.same_picture_cosine, tiers.agree_cosine))
     bits = _bits(a_ids, b_ids, look, phashes)
@@ -139,8 +180,14 @@ def find_duplicates(
         (known & (bits <= tiers.same_picture_bits))
         | (~known & (scores >= tiers.same_picture_alone))
     )
-    edited = (scores >= tiers.edited_copy) | (
-        known & (bits <= tiers.agree_bits) & (scores >= tiers.agree_cosine)
+    edited = (
+        (scores >= tiers.edited_copy)
+        | (known & (bits <= tiers.agree_bits) & (scores >= tiers.agree_cosine))
+        | (
+            density
+            & (scores >= tiers.contrast_floor)
+            & (scores - pair_background >= tiers.contrast * (1.0 - pair_background))
+        )
     )
     similar = scores >= tiers.similar_shot if options.include_similar else np.zeros_like(same)
     tier = np.full(len(a_ids), -1, dtype=np.int64)
@@ -197,15 +244,37 @@ def _bits(
     return out
 
 
+#: Rows re-scored at a time (a block's neighbours' vectors are gathered in memory).
+_BLOCK = 2048
+
+
+def background_similarity(
+    vectors: npt.NDArray[np.float32], neighbours: npt.NDArray[np.int64], rank: int
+) -> npt.NDArray[np.float32]:
+    """Each row's cosine with its ``rank``-th nearest neighbour (1 = nearest), re-scored with
+    the full vectors (the neighbours of a large collection come from a reduced space); 1.0
+    for a row with fewer neighbours than that, so no pair of it stands out."""
+    n = len(vectors)
+    out = np.ones(n, dtype=np.float32)
+    if n == 0 or neighbours.shape[1] < rank:
+        return out
+    for start in range(0, n, _BLOCK):
+        found = neighbours[start : start + _BLOCK, :rank]
+        block = vectors[start : start + _BLOCK]
+        sims = np.einsum("ij,ikj->ik", block, vectors[np.maximum(found, 0)])
+        full = (found >= 0).all(axis=1)
+        out[start : start + _BLOCK][full] = sims[full].min(axis=1)
+    return out
+
+
 def _candidates(
     ids: npt.NDArray[np.int64],
-    vectors: npt.NDArray[np.float32],
+    neighbours: npt.NDArray[np.int64],
     records: Mapping[int, ImageRecord],
-    k: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Row pairs (i < j): nearest neighbours, and rows whose files have the same bytes (each
     linked to the first of them, so many copies of one file cost no quadratic list)."""
-    first, second = neighbour_pairs(vectors, k=k)
+    first, second = pairs_of(neighbours)
     by_hash: dict[str, int] = {}
     extra_a: list[int] = []
     extra_b: list[int] = []
