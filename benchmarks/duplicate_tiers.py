@@ -269,11 +269,16 @@ CONTRAST_FLOORS = (0.6, 0.7, 0.8)
 
 
 def pair_backgrounds(
-    scored: Scored, ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32], rank: int
+    scored: Scored,
+    ids: npt.NDArray[np.int64],
+    vectors: npt.NDArray[np.float32],
+    rank: int,
+    near_identical: float,
 ) -> npt.NDArray[np.float32]:
-    """For each scored pair, the larger of its two images' background similarities."""
-    neighbours = nearest_neighbours(vectors, k=rank)
-    background = background_similarity(vectors, neighbours, rank)
+    """For each scored pair, the larger of its two images' background similarities (as the
+    finder computes them)."""
+    neighbours = nearest_neighbours(vectors, k=2 * rank)
+    background = background_similarity(vectors, neighbours, rank, near_identical=near_identical)
     row = {int(i): n for n, i in enumerate(ids.tolist())}
     a = np.array([row[int(i)] for i in scored.first], dtype=np.int64)
     b = np.array([row[int(i)] for i in scored.second], dtype=np.int64)
@@ -377,28 +382,6 @@ def calibrate(
         f"edited_copy {edited}, or agree_cosine {agree_cos} with at most {agree_bits} bits: "
         f"groups' pairwise precision {precision:.4f}, recall {recall:.4f}"
     )
-    # Density: with those links, the background rank, contrast and floor whose groups reach
-    # the precision with the highest recall (ties: the highest contrast, then floor).
-    old_links = identical | (cos >= edited) | (agree & (bits <= agree_bits) & (cos >= agree_cos))
-    dense: tuple[float, float, float, int, float] | None = None
-    for rank in BACKGROUND_RANKS:
-        background = pair_backgrounds(scored, copy_ids, copy_vectors, rank)
-        for contrast in CONTRASTS:
-            for floor in CONTRAST_FLOORS:
-                stands = (cos >= floor) & (cos - background >= contrast * (1.0 - background))
-                groups = linked_groups(scored, old_links | stands, copy_ids)
-                precision, recall = group_scores(groups, items, copy_ids)
-                if precision < CALIBRATION_PRECISION:
-                    continue
-                key = (recall, round(float(contrast), 3), floor, -rank, precision)
-                if dense is None or key > dense:
-                    dense = key
-    assert dense is not None
-    recall, contrast, floor, neg_rank, precision = dense
-    notes.append(
-        f"density: background rank {-neg_rank}, contrast {contrast}, floor {floor}: "
-        f"groups' pairwise precision {precision:.4f}, recall {recall:.4f}"
-    )
     # Same picture: among non-identical candidate pairs, the bits and cosine that label the
     # most same-picture pairs at a precision of 98 % (ties: fewer bits, higher cosine).
     same = np.array([t is Tier.SAME_PICTURE for t in scored.truth])
@@ -422,6 +405,28 @@ def calibrate(
             break
         alone = round(float(c), 3)
     notes.append(f"same_picture_alone {alone}: lowest cosine keeping that precision alone")
+    # Density: with those links, the background rank, contrast and floor whose groups reach
+    # the precision with the highest recall (ties: the highest contrast, then floor).
+    old_links = identical | (cos >= edited) | (agree & (bits <= agree_bits) & (cos >= agree_cos))
+    dense: tuple[float, float, float, int, float] | None = None
+    for rank in BACKGROUND_RANKS:
+        background = pair_backgrounds(scored, copy_ids, copy_vectors, rank, sp_cos)
+        for contrast in CONTRASTS:
+            for floor in CONTRAST_FLOORS:
+                stands = (cos >= floor) & (cos - background >= contrast * (1.0 - background))
+                groups = linked_groups(scored, old_links | stands, copy_ids)
+                precision, recall = group_scores(groups, items, copy_ids)
+                if precision < CALIBRATION_PRECISION:
+                    continue
+                key = (recall, round(float(contrast), 3), floor, -rank, precision)
+                if dense is None or key > dense:
+                    dense = key
+    assert dense is not None
+    recall, contrast, floor, neg_rank, precision = dense
+    notes.append(
+        f"density: background rank {-neg_rank}, contrast {contrast}, floor {floor}: "
+        f"groups' pairwise precision {precision:.4f}, recall {recall:.4f}"
+    )
     # Similar shots: the lowest cosine at which the groups with shots keep 95 % precision.
     shot_ids, shot_vectors = subset(ids, vectors, items, held_out=False, similar=True)
     with_shots = scored_pairs(shot_ids, shot_vectors, records, items, lookup)
@@ -430,7 +435,7 @@ def calibrate(
         | (with_shots.cos >= edited)
         | ((with_shots.bits >= 0) & (with_shots.bits <= agree_bits) & (with_shots.cos >= agree_cos))
     )
-    shot_background = pair_backgrounds(with_shots, shot_ids, shot_vectors, -neg_rank)
+    shot_background = pair_backgrounds(with_shots, shot_ids, shot_vectors, -neg_rank, sp_cos)
     base |= (with_shots.cos >= floor) & (
         with_shots.cos - shot_background >= contrast * (1.0 - shot_background)
     )
@@ -455,6 +460,96 @@ def calibrate(
         contrast_floor=floor,
     )
     return tiers, notes
+
+
+#: Extra same-picture copies per held-out family for the large-family check: (scale, JPEG
+#: quality; 0 = PNG). With the family's 11 copies, 19 copies of one photo: more than the
+#: background rank, so the family crowds its own neighbourhood.
+EXTRA_COPIES = (
+    (0.3, 90),
+    (0.4, 85),
+    (0.6, 80),
+    (0.75, 95),
+    (0.9, 60),
+    (1.0, 50),
+    (0.8, 0),
+    (0.5, 0),
+)
+#: Ids of the extra copies' index are shifted by this much (they are numbered from 1 too).
+EXTRA_ID_OFFSET = 1_000_000
+
+
+def large_families(
+    work: Path,
+    ids: npt.NDArray[np.int64],
+    vectors: npt.NDArray[np.float32],
+    records: dict[int, ImageRecord],
+    items: dict[int, Item],
+    lookup: StoredPerceptualHashes,
+    tiers: TierThresholds,
+) -> dict[str, object]:
+    """The held-out half again, each family grown by :data:`EXTRA_COPIES` resized and
+    re-encoded copies of its original (indexed into ``work/extra-index`` once): precision,
+    recall and recall by variant with the density rule and without."""
+    extra_dir, extra_index = work / "extra", work / "extra-index"
+    originals = {
+        it.family: records[i] for i, it in items.items() if it.variant == "original" and it.held_out
+    }
+    if not extra_index.exists():
+        for family, record in originals.items():
+            folder = extra_dir / family
+            folder.mkdir(parents=True, exist_ok=True)
+            with Image.open(record.path) as image:
+                rgb = image.convert("RGB")
+            for number, (scale, quality) in enumerate(EXTRA_COPIES):
+                size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+                copy = rgb.resize(size, Image.Resampling.LANCZOS)
+                if quality:
+                    copy.save(folder / f"{family}__extra{number}.jpg", quality=quality)
+                else:
+                    copy.save(folder / f"{family}__extra{number}.png")
+        with SearchEngine.create(extra_index) as engine:
+            engine.index_folder(extra_dir)
+    store = IndexStore.open(extra_index)
+    extra_records = {
+        r.id + EXTRA_ID_OFFSET: replace(r, id=r.id + EXTRA_ID_OFFSET)
+        for r in store.catalog.all_records()
+    }
+    extra_ids, extra_vectors = store.load_vectors()
+    extra_ids = extra_ids + EXTRA_ID_OFFSET
+    extra_lookup = StoredPerceptualHashes(
+        store, {r.id - EXTRA_ID_OFFSET: r for r in extra_records.values()}
+    )
+
+    def both(wanted: Sequence[int]) -> dict[int, int]:
+        mine = [i for i in wanted if i < EXTRA_ID_OFFSET]
+        theirs = [i - EXTRA_ID_OFFSET for i in wanted if i >= EXTRA_ID_OFFSET]
+        found = dict(lookup(mine))
+        found.update({i + EXTRA_ID_OFFSET: h for i, h in extra_lookup(theirs).items()})
+        return found
+
+    all_items = dict(items)
+    for image_id, record in extra_records.items():
+        all_items[image_id] = Item(Path(record.path).parent.name, "extra", "family", True)
+    held_ids, held_vectors = subset(ids, vectors, items, held_out=True, similar=False)
+    grown_ids = np.concatenate([held_ids, extra_ids])
+    grown_vectors = np.concatenate([held_vectors, extra_vectors])
+    grown_records = records | extra_records
+    out: dict[str, object] = {}
+    for name, chosen in (("with density", tiers), ("without", replace(tiers, contrast=1.0))):
+        options = DuplicateOptions()
+        report = find_duplicates(
+            grown_ids, grown_vectors, grown_records, options, phashes=both, tiers=chosen
+        )
+        precision, recall = group_scores([g.ids for g in report.groups], all_items, grown_ids)
+        by_variant = variant_recall(report, all_items, set(grown_ids.tolist()))
+        out[name] = {"precision": precision, "recall": recall, "grouped_by_variant": by_variant}
+        print(
+            f"  {name}: precision {precision:.4f}, recall {recall:.4f}; by variant: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in by_variant.items() if v < 1.0)
+        )
+    store.close()
+    return out
 
 
 def main() -> None:
@@ -601,6 +696,11 @@ def main() -> None:
             "grouped_by_variant": by_variant,
             "include_similar": {"precision": sp, "recall": sr, "shots": shots},
         }
+    print(
+        f"\nheld-out half, each family grown by {len(EXTRA_COPIES)} same-picture copies "
+        f"({12 + len(EXTRA_COPIES) - 1} copies of one photo; variants below 1.00 shown):"
+    )
+    results["large_families"] = large_families(work, ids, vectors, records, items, lookup, tiers)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -12,9 +12,11 @@ plus every pair of images with the same content hash. A pair is
   blur, colour changes), or stands out from both images' neighbourhoods: its cosine reaches
   ``contrast_floor`` and covers at least ``contrast`` of the way from the background to 1,
   ``cos - b >= contrast * (1 - b)``, where ``b`` is the larger of the two images' cosines
-  with their ``background_rank``-th nearest neighbour (a crop or a rotation of a photo stands
-  out from everything else near it; two look-alike products or faces do not, their
-  neighbourhood is crowded); with ``verify``, copy mode's geometric verification must confirm it;
+  with their ``background_rank``-th nearest neighbour (near-identical pictures, cosine >=
+  ``same_picture_cosine``, counted once, so that many copies do not hide an edited one). A
+  crop or a rotation of a photo stands out from everything else near it; two look-alike
+  products or faces do not (their neighbourhood is crowded). With ``verify``, copy mode's
+  geometric verification must confirm the pair;
 - ``similar-shot`` (only with ``include_similar``) when its cosine reaches ``similar_shot``.
 
 The defaults were calibrated on edited copies of real photos among real distractors
@@ -70,7 +72,8 @@ class TierThresholds:
     #: than a typical copy family.
     background_rank: int = 15
     #: How far above the background, as a fraction of the way to 1, an edited copy stands
-    #: (1: the rule is off, and no neighbours beyond ``k`` are searched).
+    #: (1: the rule is off, and no neighbours beyond ``k`` are searched; otherwise twice
+    #: ``background_rank`` are).
     contrast: float = 0.74
     contrast_floor: float = 0.8
 
@@ -150,12 +153,15 @@ def find_duplicates(
     if options.threshold is not None:
         tiers = tiers.with_threshold(options.threshold)
     density = tiers.contrast < 1.0
-    wanted = max(options.k, tiers.background_rank) if density else options.k
+    # Twice the background rank: room for near-identical copies, which count once.
+    wanted = max(options.k, 2 * tiers.background_rank) if density else options.k
     neighbours = nearest_neighbours(vectors, k=wanted)
     first, second = _candidates(ids, neighbours[:, : options.k], records)
     scores = np.einsum("ij,ij->i", vectors[first], vectors[second])
     background = (
-        background_similarity(vectors, neighbours, tiers.background_rank)
+        background_similarity(
+            vectors, neighbours, tiers.background_rank, near_identical=tiers.same_picture_cosine
+        )
         if density
         else np.ones(len(vectors), dtype=np.float32)
     )
@@ -249,22 +255,62 @@ _BLOCK = 2048
 
 
 def background_similarity(
-    vectors: npt.NDArray[np.float32], neighbours: npt.NDArray[np.int64], rank: int
+    vectors: npt.NDArray[np.float32],
+    neighbours: npt.NDArray[np.int64],
+    rank: int,
+    *,
+    near_identical: float = 1.0,
 ) -> npt.NDArray[np.float32]:
     """Each row's cosine with its ``rank``-th nearest neighbour (1 = nearest), re-scored with
-    the full vectors (the neighbours of a large collection come from a reduced space); 1.0
-    for a row with fewer neighbours than that, so no pair of it stands out."""
+    the full vectors (the neighbours of a large collection come from a reduced space), where
+    near-identical pictures (chains of cosines >= ``near_identical``) count once and the
+    row's own such pictures not at all: twenty resized copies of a photo do not crowd it or
+    its crop. 1.0 for a row with fewer neighbours than that, so no pair of it stands out."""
     n = len(vectors)
     out = np.ones(n, dtype=np.float32)
     if n == 0 or neighbours.shape[1] < rank:
         return out
+    valid = neighbours >= 0
+    safe = np.maximum(neighbours, 0)
+    sims = np.empty(neighbours.shape, dtype=np.float32)
     for start in range(0, n, _BLOCK):
-        found = neighbours[start : start + _BLOCK, :rank]
-        block = vectors[start : start + _BLOCK]
-        sims = np.einsum("ij,ikj->ik", block, vectors[np.maximum(found, 0)])
-        full = (found >= 0).all(axis=1)
-        out[start : start + _BLOCK][full] = sims[full].min(axis=1)
+        block = slice(start, start + _BLOCK)
+        sims[block] = np.einsum("ij,ikj->ik", vectors[block], vectors[safe[block]])
+    sims[~valid] = -np.inf
+    near = valid & (sims >= near_identical)
+    rows = np.repeat(np.arange(n, dtype=np.int64), neighbours.shape[1])
+    cluster = _components(n, rows[near.ravel()], neighbours[near])
+    order = np.argsort(-sims, axis=1, kind="stable")
+    sims = np.take_along_axis(sims, order, axis=1)
+    labels = cluster[np.take_along_axis(safe, order, axis=1)]
+    width = labels.shape[1]
+    earlier = np.tril(np.ones((width, width), dtype=np.bool_), k=-1)  # [j, i]: i before j
+    for start in range(0, n, _BLOCK):
+        block = slice(start, start + _BLOCK)
+        lab = labels[block]
+        repeated = ((lab[:, :, None] == lab[:, None, :]) & earlier).any(axis=2)
+        counted = np.isfinite(sims[block]) & ~repeated & (lab != cluster[block, None])
+        position = np.cumsum(counted, axis=1)
+        hit = counted & (position == rank)
+        found = hit.any(axis=1)
+        out[block][found] = sims[block][hit]
     return out
+
+
+def _components(
+    n: int, first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Connected components of ``n`` rows linked by the pairs: each row's smallest member."""
+    label = np.arange(n, dtype=np.int64)
+    while len(first):
+        low = np.minimum(label[first], label[second])
+        before = label.copy()
+        np.minimum.at(label, first, low)
+        np.minimum.at(label, second, low)
+        label = label[label]
+        if np.array_equal(label, before):
+            break
+    return label
 
 
 def _candidates(
