@@ -36,6 +36,7 @@ from lookalike.duplicates.finder import (
     TierThresholds,
     background_similarity,
     find_duplicates,
+    near_identical_clusters,
 )
 from lookalike.duplicates.perceptual import hamming
 from lookalike.duplicates.report import DuplicateOptions, DuplicateReport, Tier
@@ -43,7 +44,12 @@ from lookalike.duplicates.stored_hashes import StoredPerceptualHashes
 from lookalike.evaluation.copies import skimage_originals
 from lookalike.evaluation.datasets import FASHION_MNIST_DIR, read_idx
 from lookalike.evaluation.duplicate_set import VARIANT_TIERS, make_duplicate_set
-from lookalike.grouping import group_duplicates, nearest_neighbours, pair_precision_recall
+from lookalike.grouping import (
+    group_duplicates,
+    nearest_neighbours,
+    pair_precision_recall,
+    pairs_of,
+)
 from lookalike.store import IndexStore
 
 FASHION_COUNT = 1000
@@ -278,7 +284,10 @@ def pair_backgrounds(
     """For each scored pair, the larger of its two images' background similarities (as the
     finder computes them)."""
     neighbours = nearest_neighbours(vectors, k=2 * rank)
-    background = background_similarity(vectors, neighbours, rank, near_identical=near_identical)
+    first, second = pairs_of(neighbours[:, :10])
+    scores = np.einsum("ij,ij->i", vectors[first], vectors[second])
+    clusters = near_identical_clusters(len(vectors), first, second, scores, near_identical)
+    background = background_similarity(vectors, neighbours, rank, clusters=clusters)
     row = {int(i): n for n, i in enumerate(ids.tolist())}
     a = np.array([row[int(i)] for i in scored.first], dtype=np.int64)
     b = np.array([row[int(i)] for i in scored.second], dtype=np.int64)

@@ -158,13 +158,19 @@ def find_duplicates(
     neighbours = nearest_neighbours(vectors, k=wanted)
     first, second = _candidates(ids, neighbours[:, : options.k], records)
     scores = np.einsum("ij,ij->i", vectors[first], vectors[second])
-    background = (
-        background_similarity(
-            vectors, neighbours, tiers.background_rank, near_identical=tiers.same_picture_cosine
+    background = np.ones(len(vectors), dtype=np.float32)
+    if density:
+        # Only images in a pair that no cosine tier decides need their background.
+        band = (scores >= tiers.contrast_floor) & (scores < tiers.edited_copy)
+        background = background_similarity(
+            vectors,
+            neighbours,
+            tiers.background_rank,
+            clusters=near_identical_clusters(
+                len(vectors), first, second, scores, tiers.same_picture_cosine
+            ),
+            rows=np.unique(np.concatenate([first[band], second[band]])),
         )
-        if density
-        else np.ones(len(vectors), dtype=np.float32)
-    )
     pair_background = np.maximum(background[first], background[second])
     a_ids, b_ids = ids[first], ids[second]
     same = _same_bytes(a_ids, b_ids, records)
@@ -259,42 +265,50 @@ def background_similarity(
     neighbours: npt.NDArray[np.int64],
     rank: int,
     *,
-    near_identical: float = 1.0,
+    clusters: npt.NDArray[np.int64] | None = None,
+    rows: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.float32]:
     """Each row's cosine with its ``rank``-th nearest neighbour (1 = nearest), re-scored with
     the full vectors (the neighbours of a large collection come from a reduced space), where
-    near-identical pictures (chains of cosines >= ``near_identical``) count once and the
-    row's own such pictures not at all: twenty resized copies of a photo do not crowd it or
-    its crop. 1.0 for a row with fewer neighbours than that, so no pair of it stands out."""
+    pictures of one of ``clusters`` (a label per row: near-identical pictures) count once and
+    the row's own cluster not at all, so twenty resized copies of a photo crowd neither it nor
+    its crop. Only ``rows`` (default: all) are computed; 1.0 for the others and for a row with
+    too few neighbours, so no pair of it stands out."""
     n = len(vectors)
     out = np.ones(n, dtype=np.float32)
     if n == 0 or neighbours.shape[1] < rank:
         return out
-    valid = neighbours >= 0
-    safe = np.maximum(neighbours, 0)
-    sims = np.empty(neighbours.shape, dtype=np.float32)
-    for start in range(0, n, _BLOCK):
-        block = slice(start, start + _BLOCK)
-        sims[block] = np.einsum("ij,ikj->ik", vectors[block], vectors[safe[block]])
-    sims[~valid] = -np.inf
-    near = valid & (sims >= near_identical)
-    rows = np.repeat(np.arange(n, dtype=np.int64), neighbours.shape[1])
-    cluster = _components(n, rows[near.ravel()], neighbours[near])
-    order = np.argsort(-sims, axis=1, kind="stable")
-    sims = np.take_along_axis(sims, order, axis=1)
-    labels = cluster[np.take_along_axis(safe, order, axis=1)]
-    width = labels.shape[1]
+    cluster = np.arange(n, dtype=np.int64) if clusters is None else clusters
+    wanted = np.arange(n, dtype=np.int64) if rows is None else rows
+    width = neighbours.shape[1]
     earlier = np.tril(np.ones((width, width), dtype=np.bool_), k=-1)  # [j, i]: i before j
-    for start in range(0, n, _BLOCK):
-        block = slice(start, start + _BLOCK)
-        lab = labels[block]
-        repeated = ((lab[:, :, None] == lab[:, None, :]) & earlier).any(axis=2)
-        counted = np.isfinite(sims[block]) & ~repeated & (lab != cluster[block, None])
-        position = np.cumsum(counted, axis=1)
-        hit = counted & (position == rank)
-        found = hit.any(axis=1)
-        out[block][found] = sims[block][hit]
+    for start in range(0, len(wanted), _BLOCK):
+        block = wanted[start : start + _BLOCK]
+        found = neighbours[block]
+        safe = np.maximum(found, 0)
+        sims = np.einsum("ij,ikj->ik", vectors[block], vectors[safe])
+        sims[found < 0] = -np.inf
+        order = np.argsort(-sims, axis=1, kind="stable")
+        sims = np.take_along_axis(sims, order, axis=1)
+        labels = cluster[np.take_along_axis(safe, order, axis=1)]
+        repeated = ((labels[:, :, None] == labels[:, None, :]) & earlier).any(axis=2)
+        counted = np.isfinite(sims) & ~repeated & (labels != cluster[block, None])
+        hit = counted & (np.cumsum(counted, axis=1) == rank)
+        reached = hit.any(axis=1)
+        out[block[reached]] = sims[hit]
     return out
+
+
+def near_identical_clusters(
+    n: int,
+    first: npt.NDArray[np.int64],
+    second: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+    threshold: float,
+) -> npt.NDArray[np.int64]:
+    """A label per row: rows linked by pairs scoring at least ``threshold`` share one."""
+    near = scores >= threshold
+    return _components(n, first[near], second[near])
 
 
 def _components(
