@@ -31,14 +31,25 @@ from PIL import Image
 
 from lookalike import SearchEngine
 from lookalike.catalog_records import ImageRecord
-from lookalike.duplicates.finder import DEFAULT_TIERS, TierThresholds, find_duplicates
+from lookalike.duplicates.finder import (
+    DEFAULT_TIERS,
+    TierThresholds,
+    background_similarity,
+    find_duplicates,
+    near_identical_clusters,
+)
 from lookalike.duplicates.perceptual import hamming
 from lookalike.duplicates.report import DuplicateOptions, DuplicateReport, Tier
 from lookalike.duplicates.stored_hashes import StoredPerceptualHashes
 from lookalike.evaluation.copies import skimage_originals
 from lookalike.evaluation.datasets import FASHION_MNIST_DIR, read_idx
 from lookalike.evaluation.duplicate_set import VARIANT_TIERS, make_duplicate_set
-from lookalike.grouping import group_duplicates, pair_precision_recall
+from lookalike.grouping import (
+    group_duplicates,
+    nearest_neighbours,
+    pair_precision_recall,
+    pairs_of,
+)
 from lookalike.store import IndexStore
 
 FASHION_COUNT = 1000
@@ -256,7 +267,31 @@ def drop_stamp_variants(
 
 
 #: Pairs scored for calibration: every candidate pair down to cosine 0.5, hashes looked up.
-PROBE = TierThresholds(0.5, 0, 1.0, 0.5, 0.5, 0, 0.5)
+PROBE = TierThresholds(0.5, 0, 1.0, 0.5, 0.5, 0, 0.5, contrast=1.0)
+#: The density rule's grid: background ranks, contrasts, floors.
+BACKGROUND_RANKS = (10, 15, 20, 30)
+CONTRASTS = np.arange(0.30, 0.98, 0.02)
+CONTRAST_FLOORS = (0.6, 0.7, 0.8)
+
+
+def pair_backgrounds(
+    scored: Scored,
+    ids: npt.NDArray[np.int64],
+    vectors: npt.NDArray[np.float32],
+    rank: int,
+    near_identical: float,
+) -> npt.NDArray[np.float32]:
+    """For each scored pair, the larger of its two images' background similarities (as the
+    finder computes them)."""
+    neighbours = nearest_neighbours(vectors, k=2 * rank)
+    first, second = pairs_of(neighbours[:, :10])
+    scores = np.einsum("ij,ij->i", vectors[first], vectors[second])
+    clusters = near_identical_clusters(len(vectors), first, second, scores, near_identical)
+    background = background_similarity(vectors, neighbours, rank, clusters=clusters)
+    row = {int(i): n for n, i in enumerate(ids.tolist())}
+    a = np.array([row[int(i)] for i in scored.first], dtype=np.int64)
+    b = np.array([row[int(i)] for i in scored.second], dtype=np.int64)
+    return np.maximum(background[a], background[b])
 
 
 @dataclass(frozen=True)
@@ -379,6 +414,28 @@ def calibrate(
             break
         alone = round(float(c), 3)
     notes.append(f"same_picture_alone {alone}: lowest cosine keeping that precision alone")
+    # Density: with those links, the background rank, contrast and floor whose groups reach
+    # the precision with the highest recall (ties: the highest contrast, then floor).
+    old_links = identical | (cos >= edited) | (agree & (bits <= agree_bits) & (cos >= agree_cos))
+    dense: tuple[float, float, float, int, float] | None = None
+    for rank in BACKGROUND_RANKS:
+        background = pair_backgrounds(scored, copy_ids, copy_vectors, rank, sp_cos)
+        for contrast in CONTRASTS:
+            for floor in CONTRAST_FLOORS:
+                stands = (cos >= floor) & (cos - background >= contrast * (1.0 - background))
+                groups = linked_groups(scored, old_links | stands, copy_ids)
+                precision, recall = group_scores(groups, items, copy_ids)
+                if precision < CALIBRATION_PRECISION:
+                    continue
+                key = (recall, round(float(contrast), 3), floor, -rank, precision)
+                if dense is None or key > dense:
+                    dense = key
+    assert dense is not None
+    recall, contrast, floor, neg_rank, precision = dense
+    notes.append(
+        f"density: background rank {-neg_rank}, contrast {contrast}, floor {floor}: "
+        f"groups' pairwise precision {precision:.4f}, recall {recall:.4f}"
+    )
     # Similar shots: the lowest cosine at which the groups with shots keep 95 % precision.
     shot_ids, shot_vectors = subset(ids, vectors, items, held_out=False, similar=True)
     with_shots = scored_pairs(shot_ids, shot_vectors, records, items, lookup)
@@ -386,6 +443,10 @@ def calibrate(
         with_shots.identical
         | (with_shots.cos >= edited)
         | ((with_shots.bits >= 0) & (with_shots.bits <= agree_bits) & (with_shots.cos >= agree_cos))
+    )
+    shot_background = pair_backgrounds(with_shots, shot_ids, shot_vectors, -neg_rank, sp_cos)
+    base |= (with_shots.cos >= floor) & (
+        with_shots.cos - shot_background >= contrast * (1.0 - shot_background)
     )
     similar = edited
     for t in np.arange(edited, 0.5, -0.01):
@@ -396,9 +457,108 @@ def calibrate(
         similar = round(float(t), 3)
     notes.append(f"similar_shot {similar}: lowest cosine keeping 95 % precision with shots")
     tiers = TierThresholds(
-        sp_cos, sp_bits, max(alone, sp_cos), edited, agree_cos, agree_bits, similar
+        sp_cos,
+        sp_bits,
+        max(alone, sp_cos),
+        edited,
+        agree_cos,
+        agree_bits,
+        similar,
+        background_rank=-neg_rank,
+        contrast=contrast,
+        contrast_floor=floor,
     )
     return tiers, notes
+
+
+#: Extra same-picture copies per held-out family for the large-family check: (scale, JPEG
+#: quality; 0 = PNG). With the family's 11 copies, 19 copies of one photo: more than the
+#: background rank, so the family crowds its own neighbourhood.
+EXTRA_COPIES = (
+    (0.3, 90),
+    (0.4, 85),
+    (0.6, 80),
+    (0.75, 95),
+    (0.9, 60),
+    (1.0, 50),
+    (0.8, 0),
+    (0.5, 0),
+)
+#: Ids of the extra copies' index are shifted by this much (they are numbered from 1 too).
+EXTRA_ID_OFFSET = 1_000_000
+
+
+def large_families(
+    work: Path,
+    ids: npt.NDArray[np.int64],
+    vectors: npt.NDArray[np.float32],
+    records: dict[int, ImageRecord],
+    items: dict[int, Item],
+    lookup: StoredPerceptualHashes,
+    tiers: TierThresholds,
+) -> dict[str, object]:
+    """The held-out half again, each family grown by :data:`EXTRA_COPIES` resized and
+    re-encoded copies of its original (indexed into ``work/extra-index`` once): precision,
+    recall and recall by variant with the density rule and without."""
+    extra_dir, extra_index = work / "extra", work / "extra-index"
+    originals = {
+        it.family: records[i] for i, it in items.items() if it.variant == "original" and it.held_out
+    }
+    if not extra_index.exists():
+        for family, record in originals.items():
+            folder = extra_dir / family
+            folder.mkdir(parents=True, exist_ok=True)
+            with Image.open(record.path) as image:
+                rgb = image.convert("RGB")
+            for number, (scale, quality) in enumerate(EXTRA_COPIES):
+                size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+                copy = rgb.resize(size, Image.Resampling.LANCZOS)
+                if quality:
+                    copy.save(folder / f"{family}__extra{number}.jpg", quality=quality)
+                else:
+                    copy.save(folder / f"{family}__extra{number}.png")
+        with SearchEngine.create(extra_index) as engine:
+            engine.index_folder(extra_dir)
+    store = IndexStore.open(extra_index)
+    extra_records = {
+        r.id + EXTRA_ID_OFFSET: replace(r, id=r.id + EXTRA_ID_OFFSET)
+        for r in store.catalog.all_records()
+    }
+    extra_ids, extra_vectors = store.load_vectors()
+    extra_ids = extra_ids + EXTRA_ID_OFFSET
+    extra_lookup = StoredPerceptualHashes(
+        store, {r.id - EXTRA_ID_OFFSET: r for r in extra_records.values()}
+    )
+
+    def both(wanted: Sequence[int]) -> dict[int, int]:
+        mine = [i for i in wanted if i < EXTRA_ID_OFFSET]
+        theirs = [i - EXTRA_ID_OFFSET for i in wanted if i >= EXTRA_ID_OFFSET]
+        found = dict(lookup(mine))
+        found.update({i + EXTRA_ID_OFFSET: h for i, h in extra_lookup(theirs).items()})
+        return found
+
+    all_items = dict(items)
+    for image_id, record in extra_records.items():
+        all_items[image_id] = Item(Path(record.path).parent.name, "extra", "family", True)
+    held_ids, held_vectors = subset(ids, vectors, items, held_out=True, similar=False)
+    grown_ids = np.concatenate([held_ids, extra_ids])
+    grown_vectors = np.concatenate([held_vectors, extra_vectors])
+    grown_records = records | extra_records
+    out: dict[str, object] = {}
+    for name, chosen in (("with density", tiers), ("without", replace(tiers, contrast=1.0))):
+        options = DuplicateOptions()
+        report = find_duplicates(
+            grown_ids, grown_vectors, grown_records, options, phashes=both, tiers=chosen
+        )
+        precision, recall = group_scores([g.ids for g in report.groups], all_items, grown_ids)
+        by_variant = variant_recall(report, all_items, set(grown_ids.tolist()))
+        out[name] = {"precision": precision, "recall": recall, "grouped_by_variant": by_variant}
+        print(
+            f"  {name}: precision {precision:.4f}, recall {recall:.4f}; by variant: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in by_variant.items() if v < 1.0)
+        )
+    store.close()
+    return out
 
 
 def main() -> None:
@@ -480,6 +640,9 @@ def main() -> None:
         report = run(copy_ids, copy_vectors, records, lookup, tiers)
         seconds = time.perf_counter() - start
         precision, recall = group_scores([g.ids for g in report.groups], items, copy_ids)
+        no_density = replace(tiers, contrast=1.0)
+        previous = run(copy_ids, copy_vectors, records, lookup, no_density)
+        prev_p, prev_r = group_scores([g.ids for g in previous.groups], items, copy_ids)
         old = group_duplicates(copy_ids, copy_vectors, threshold=0.75)
         old_p, old_r = group_scores([g.ids for g in old], items, copy_ids)
         same_cut = group_duplicates(copy_ids, copy_vectors, threshold=tiers.edited_copy)
@@ -496,10 +659,19 @@ def main() -> None:
         with_shots = run(shot_ids, shot_vectors, records, lookup, tiers, include_similar=True)
         shots = pair_table(with_shots, items, set(shot_ids.tolist()))[Tier.SIMILAR_SHOT.value]
         sp, sr = group_scores([g.ids for g in with_shots.groups], items, shot_ids)
+        in_shots = set(shot_ids.tolist())
+        shots_by_default = {
+            label: variant_recall(run(shot_ids, shot_vectors, records, lookup, t), items, in_shots)
+            for label, t in (("with", tiers), ("without", no_density))
+        }
         print(f"\n{name} half: {len(copy_ids)} images (similar shots left out)")
         print(
             f"  tiers (default):      copy pairs precision {precision:.4f}, "
             f"recall {recall:.4f} ({seconds:.2f} s)"
+        )
+        print(
+            f"  without the density rule (the previous defaults): copy pairs precision "
+            f"{prev_p:.4f}, recall {prev_r:.4f}"
         )
         print(f"  single cosine 0.75:   copy pairs precision {old_p:.4f}, recall {old_r:.4f}")
         print(
@@ -517,17 +689,25 @@ def main() -> None:
             )
         print(f"  false pairs' images by source: {dict(false)}")
         by_variant = variant_recall(report, items, set(copy_ids.tolist()))
+        by_variant_before = variant_recall(previous, items, set(copy_ids.tolist()))
         print(
-            "  grouped with the original, by variant: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in by_variant.items())
+            "  grouped with the original, by variant (without the density rule): "
+            + ", ".join(f"{k} {v:.2f} ({by_variant_before[k]:.2f})" for k, v in by_variant.items())
         )
         print(
             f"  --include-similar (shots added): precision {sp:.4f}, recall {sr:.4f}; "
             f"shots grouped with their original {shots['recall_grouped']:.3f}, "
             f"labelled similar-shot {shots['recall_same_tier']:.3f}"
         )
+        print(
+            "  another shot grouped with its original by default (no --include-similar): "
+            f"{shots_by_default['with']['shot']:.2f} "
+            f"({shots_by_default['without']['shot']:.2f} without the density rule)"
+        )
         results[name] = {
             "tiers": {"precision": precision, "recall": recall},
+            "without_density": {"precision": prev_p, "recall": prev_r},
+            "grouped_by_variant_without_density": by_variant_before,
             "single_0.75": {"precision": old_p, "recall": old_r},
             "single_edited_copy": {"precision": cut_p, "recall": cut_r},
             "per_tier": table,
@@ -535,6 +715,11 @@ def main() -> None:
             "grouped_by_variant": by_variant,
             "include_similar": {"precision": sp, "recall": sr, "shots": shots},
         }
+    print(
+        f"\nheld-out half, each family grown by {len(EXTRA_COPIES)} same-picture copies "
+        f"({12 + len(EXTRA_COPIES) - 1} copies of one photo; variants below 1.00 shown):"
+    )
+    results["large_families"] = large_families(work, ids, vectors, records, items, lookup, tiers)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

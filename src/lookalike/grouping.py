@@ -40,7 +40,12 @@ class DuplicateGroup:
 def neighbour_pairs(
     vectors: FloatArray, *, k: int = 10
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Row pairs (i < j) where j is among i's k nearest neighbours (or i among j's).
+    """Row pairs (i < j) where j is among i's k nearest neighbours (or i among j's)."""
+    return pairs_of(nearest_neighbours(vectors, k=k))
+
+
+def nearest_neighbours(vectors: FloatArray, *, k: int) -> IdArray:
+    """Each row's k nearest other rows, best first (-1 where fewer were found).
 
     Small collections are searched exactly; large ones through an HNSW graph built on a 64-d
     PCA projection, which finds near-duplicates' neighbours just as well at a fraction of the
@@ -48,7 +53,7 @@ def neighbour_pairs(
     """
     n = len(vectors)
     if n < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.full((n, k), -1, dtype=np.int64)
     kk = min(k, n - 1)
     rows = np.arange(n, dtype=np.int64)
     index: ExactIndex | HnswIndex
@@ -56,14 +61,24 @@ def neighbour_pairs(
         index = ExactIndex(rows, vectors)
     else:
         index = HnswIndex.build(rows, vectors, metric="cosine", params=_graph_params(vectors, kk))
-    # One more than k: each row usually finds itself first, and is dropped below.
-    _, neighbours = index.search(vectors, kk + 1)
-    a = np.repeat(rows, neighbours.shape[1])
+    # One more than k: each row usually finds itself first, and is dropped here.
+    _, found = index.search(vectors, kk + 1)
+    found[found == rows[:, None]] = -1
+    found = np.take_along_axis(found, np.argsort(found < 0, axis=1, kind="stable"), axis=1)
+    out = np.full((n, k), -1, dtype=np.int64)
+    out[:, :kk] = found[:, :kk]
+    return out
+
+
+def pairs_of(neighbours: IdArray) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Row pairs (i < j), each once, from each row's neighbour rows (-1: none)."""
+    n = len(neighbours)
+    a = np.repeat(np.arange(n, dtype=np.int64), neighbours.shape[1])
     b = neighbours.ravel()
-    valid = (b >= 0) & (a != b)
+    valid = b >= 0
     low, high = np.minimum(a[valid], b[valid]), np.maximum(a[valid], b[valid])
     pairs = np.unique(low * n + high)
-    return pairs // n, pairs % n
+    return pairs // max(n, 1), pairs % max(n, 1)
 
 
 def _graph_params(vectors: FloatArray, k: int) -> HnswParams:

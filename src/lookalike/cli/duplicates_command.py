@@ -100,10 +100,12 @@ def duplicates(
     plan of what to do with them.
 
     Groups come from each image's nearest neighbours (never an all-pairs matrix): each pair
-    is labelled identical (same bytes), same-picture, edited-copy or (with --include-similar)
-    similar-shot, and linked images form a group. Each group's keeper is chosen by the --keep
-    rules; --plan writes that plan for `apply`. Pairs marked with `not-duplicates` never come
-    back. --against OTHER_INDEX instead lists which images of --index OTHER_INDEX already holds.
+    is labelled identical (same bytes), same-picture, edited-copy (also a pair that stands out
+    from both images' neighbourhoods, e.g. a crop among unrelated photos) or (with
+    --include-similar) similar-shot, and linked images form a group. Each group's keeper is
+    chosen by the --keep rules; --plan writes that plan for `apply`. Pairs marked with
+    `not-duplicates` never come back. --against OTHER_INDEX instead lists which images of
+    --index OTHER_INDEX already holds.
     """
     if ctx.invoked_subcommand is not None:
         return

@@ -1,6 +1,6 @@
 """Finding duplicate pairs among an index's vectors and labelling each with a tier.
 
-Candidates are each image's nearest neighbours (:func:`lookalike.grouping.neighbour_pairs`),
+Candidates are each image's nearest neighbours (:func:`lookalike.grouping.nearest_neighbours`),
 plus every pair of images with the same content hash. A pair is
 
 - ``identical`` when the two files have the same bytes (content hash), whatever the score;
@@ -9,7 +9,14 @@ plus every pair of images with the same content hash. A pair is
   missing and cannot be computed: when the cosine alone reaches ``same_picture_alone``);
 - ``edited-copy`` when its cosine reaches ``edited_copy``, or reaches ``agree_cosine`` with
   perceptual hashes within ``agree_bits`` bits (a picture whose layout survived: heavy JPEG,
-  blur, colour changes); with ``verify``, copy mode's geometric verification must confirm it;
+  blur, colour changes), or stands out from both images' neighbourhoods: its cosine reaches
+  ``contrast_floor`` and covers at least ``contrast`` of the way from the background to 1,
+  ``cos - b >= contrast * (1 - b)``, where ``b`` is the larger of the two images' cosines
+  with their ``background_rank``-th nearest neighbour (near-identical pictures, cosine >=
+  ``same_picture_cosine``, counted once, so that many copies do not hide an edited one). A
+  crop or a rotation of a photo stands out from everything else near it; two look-alike
+  products or faces do not (their neighbourhood is crowded). With ``verify``, copy mode's
+  geometric verification must confirm the pair;
 - ``similar-shot`` (only with ``include_similar``) when its cosine reaches ``similar_shot``.
 
 The defaults were calibrated on edited copies of real photos among real distractors
@@ -34,13 +41,19 @@ from lookalike.duplicates.report import (
     TieredGroup,
 )
 from lookalike.errors import InvalidInputError
-from lookalike.grouping import PairCheck, neighbour_pairs
+from lookalike.grouping import PairCheck, nearest_neighbours, pairs_of
 
 #: Perceptual hashes of images by id, computed where they are missing and can be; an id
 #: absent from the answer has none (its pairs are then judged by the embedding alone).
 PerceptualLookup = Callable[[Sequence[int]], Mapping[int, int]]
 
-_COSINES = ("same_picture_cosine", "same_picture_alone", "edited_copy", "agree_cosine")
+_COSINES = (
+    "same_picture_cosine",
+    "same_picture_alone",
+    "edited_copy",
+    "agree_cosine",
+    "contrast_floor",
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,14 @@ class TierThresholds:
     agree_cosine: float
     agree_bits: int
     similar_shot: float
+    #: The neighbour (1 = nearest) whose cosine is an image's background similarity; larger
+    #: than a typical copy family.
+    background_rank: int = 15
+    #: How far above the background, as a fraction of the way to 1, an edited copy stands
+    #: (1: the rule is off, and no neighbours beyond ``k`` are searched; otherwise twice
+    #: ``background_rank`` are).
+    contrast: float = 0.74
+    contrast_floor: float = 0.8
 
     def __post_init__(self) -> None:
         for name in (*_COSINES, "similar_shot"):
@@ -65,10 +86,21 @@ class TierThresholds:
             value = getattr(self, name)
             if not 0 <= value <= 64:
                 raise InvalidInputError(f"{name} counts bits of a 64-bit hash (0..64), got {value}")
+        if self.background_rank < 1:
+            raise InvalidInputError(
+                f"background_rank is a neighbour's rank (1 = nearest), got {self.background_rank}"
+            )
+        if not 0.0 <= self.contrast <= 1.0:
+            raise InvalidInputError(
+                f"contrast is a fraction of the way from the background to 1 (0..1), "
+                f"got {self.contrast}"
+            )
 
     def lowest(self, include_similar: bool) -> float:
         """The lowest cosine at which any tier asked for can start."""
-        low = min(self.edited_copy, self.agree_cosine, self.same_picture_cosine)
+        low = min(
+            self.edited_copy, self.agree_cosine, self.same_picture_cosine, self.contrast_floor
+        )
         return min(low, self.similar_shot) if include_similar else low
 
     def with_threshold(self, threshold: float) -> TierThresholds:
@@ -81,6 +113,7 @@ class TierThresholds:
             same_picture_alone=max(self.same_picture_alone, threshold),
             edited_copy=threshold,
             agree_cosine=max(self.agree_cosine, threshold),
+            contrast_floor=max(self.contrast_floor, threshold),
             similar_shot=min(self.similar_shot, threshold),
         )
 
@@ -119,18 +152,38 @@ def find_duplicates(
         raise InvalidInputError(f"k must be at least 1, got {options.k}")
     if options.threshold is not None:
         tiers = tiers.with_threshold(options.threshold)
-    first, second = _candidates(ids, vectors, records, options.k)
+    density = tiers.contrast < 1.0
+    # Twice the background rank: room for near-identical copies, which count once.
+    wanted = max(options.k, 2 * tiers.background_rank) if density else options.k
+    neighbours = nearest_neighbours(vectors, k=wanted)
+    first, second = _candidates(ids, neighbours[:, : options.k], records)
     scores = np.einsum("ij,ij->i", vectors[first], vectors[second])
+    background = np.ones(len(vectors), dtype=np.float32)
+    if density:
+        # Only images in a pair that no cosine tier decides need their background.
+        band = (scores >= tiers.contrast_floor) & (scores < tiers.edited_copy)
+        background = background_similarity(
+            vectors,
+            neighbours,
+            tiers.background_rank,
+            clusters=near_identical_clusters(
+                len(vectors), first, second, scores, tiers.same_picture_cosine
+            ),
+            rows=np.unique(np.concatenate([first[band], second[band]])),
+        )
+    pair_background = np.maximum(background[first], background[second])
     a_ids, b_ids = ids[first], ids[second]
     same = _same_bytes(a_ids, b_ids, records)
     keep = same | (scores >= tiers.lowest(options.include_similar))
     a_ids, b_ids, scores, same = a_ids[keep], b_ids[keep], scores[keep], same[keep]
+    pair_background = pair_background[keep]
 
     dismissed_count = 0
     if dismissed and len(a_ids):
         gone = _dismissed(a_ids, b_ids, records, set(dismissed))
         dismissed_count = int(gone.sum())
         a_ids, b_ids, scores, same = a_ids[~gone], b_ids[~gone], scores[~gone], same[~gone]
+        pair_background = pair_background[~gone]
 
     look = ~same & (scores >= min(tiers.same_picture_cosine, tiers.agree_cosine))
     bits = _bits(a_ids, b_ids, look, phashes)
@@ -139,8 +192,14 @@ def find_duplicates(
         (known & (bits <= tiers.same_picture_bits))
         | (~known & (scores >= tiers.same_picture_alone))
     )
-    edited = (scores >= tiers.edited_copy) | (
-        known & (bits <= tiers.agree_bits) & (scores >= tiers.agree_cosine)
+    edited = (
+        (scores >= tiers.edited_copy)
+        | (known & (bits <= tiers.agree_bits) & (scores >= tiers.agree_cosine))
+        | (
+            density
+            & (scores >= tiers.contrast_floor)
+            & (scores - pair_background >= tiers.contrast * (1.0 - pair_background))
+        )
     )
     similar = scores >= tiers.similar_shot if options.include_similar else np.zeros_like(same)
     tier = np.full(len(a_ids), -1, dtype=np.int64)
@@ -197,15 +256,85 @@ def _bits(
     return out
 
 
+#: Rows re-scored at a time (a block's neighbours' vectors are gathered in memory).
+_BLOCK = 2048
+
+
+def background_similarity(
+    vectors: npt.NDArray[np.float32],
+    neighbours: npt.NDArray[np.int64],
+    rank: int,
+    *,
+    clusters: npt.NDArray[np.int64] | None = None,
+    rows: npt.NDArray[np.int64] | None = None,
+) -> npt.NDArray[np.float32]:
+    """Each row's cosine with its ``rank``-th nearest neighbour (1 = nearest), re-scored with
+    the full vectors (the neighbours of a large collection come from a reduced space), where
+    pictures of one of ``clusters`` (a label per row: near-identical pictures) count once and
+    the row's own cluster not at all, so twenty resized copies of a photo crowd neither it nor
+    its crop. Only ``rows`` (default: all) are computed; 1.0 for the others and for a row with
+    too few neighbours, so no pair of it stands out."""
+    n = len(vectors)
+    out = np.ones(n, dtype=np.float32)
+    if n == 0 or neighbours.shape[1] < rank:
+        return out
+    cluster = np.arange(n, dtype=np.int64) if clusters is None else clusters
+    wanted = np.arange(n, dtype=np.int64) if rows is None else rows
+    width = neighbours.shape[1]
+    earlier = np.tril(np.ones((width, width), dtype=np.bool_), k=-1)  # [j, i]: i before j
+    for start in range(0, len(wanted), _BLOCK):
+        block = wanted[start : start + _BLOCK]
+        found = neighbours[block]
+        safe = np.maximum(found, 0)
+        sims = np.einsum("ij,ikj->ik", vectors[block], vectors[safe])
+        sims[found < 0] = -np.inf
+        order = np.argsort(-sims, axis=1, kind="stable")
+        sims = np.take_along_axis(sims, order, axis=1)
+        labels = cluster[np.take_along_axis(safe, order, axis=1)]
+        repeated = ((labels[:, :, None] == labels[:, None, :]) & earlier).any(axis=2)
+        counted = np.isfinite(sims) & ~repeated & (labels != cluster[block, None])
+        hit = counted & (np.cumsum(counted, axis=1) == rank)
+        reached = hit.any(axis=1)
+        out[block[reached]] = sims[hit]
+    return out
+
+
+def near_identical_clusters(
+    n: int,
+    first: npt.NDArray[np.int64],
+    second: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+    threshold: float,
+) -> npt.NDArray[np.int64]:
+    """A label per row: rows linked by pairs scoring at least ``threshold`` share one."""
+    near = scores >= threshold
+    return _components(n, first[near], second[near])
+
+
+def _components(
+    n: int, first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Connected components of ``n`` rows linked by the pairs: each row's smallest member."""
+    label = np.arange(n, dtype=np.int64)
+    while len(first):
+        low = np.minimum(label[first], label[second])
+        before = label.copy()
+        np.minimum.at(label, first, low)
+        np.minimum.at(label, second, low)
+        label = label[label]
+        if np.array_equal(label, before):
+            break
+    return label
+
+
 def _candidates(
     ids: npt.NDArray[np.int64],
-    vectors: npt.NDArray[np.float32],
+    neighbours: npt.NDArray[np.int64],
     records: Mapping[int, ImageRecord],
-    k: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Row pairs (i < j): nearest neighbours, and rows whose files have the same bytes (each
     linked to the first of them, so many copies of one file cost no quadratic list)."""
-    first, second = neighbour_pairs(vectors, k=k)
+    first, second = pairs_of(neighbours)
     by_hash: dict[str, int] = {}
     extra_a: list[int] = []
     extra_b: list[int] = []
