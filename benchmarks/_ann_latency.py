@@ -48,7 +48,9 @@ def main() -> None:
     for q in queries[:50]:  # warm up: the graph's and the rows' pages, the catalog
         engine.search_vectors(q, k=10)
     settings = (
-        [(0, 128), (50, 64), (64, 64), (100, 100), (100, 128), (200, 200)] if args.grid else []
+        [(0, 128), (50, 64), (64, 64), (80, 80), (100, 100), (100, 128), (200, 200)]
+        if args.grid
+        else []
     )
     for rerank, ef in settings:
         graph.params = replace(base, rerank=rerank, ef_search=ef)
