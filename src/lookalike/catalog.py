@@ -106,6 +106,27 @@ class Catalog:
                 found[row[0]] = ImageRecord(*row)
         return found
 
+    def found(
+        self, ids: Sequence[int]
+    ) -> tuple[dict[int, ImageRecord], dict[int, dict[str, object]]]:
+        """Records and metadata of ``ids`` in one query (a search's results: one SQLite round
+        trip per batch instead of two)."""
+        records: dict[int, ImageRecord] = {}
+        metadata: dict[int, dict[str, object]] = {}
+        columns = ", ".join(f"images.{name}" for name in _COLUMNS.split(", "))
+        for start in range(0, len(ids), 500):
+            chunk = [int(i) for i in ids[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            for *row, fields in self._db.execute(
+                f"SELECT {columns}, metadata.fields FROM images LEFT JOIN metadata "
+                f"ON metadata.image_id = images.id WHERE images.id IN ({marks})",
+                chunk,
+            ):
+                records[row[0]] = ImageRecord(*row)
+                if fields is not None:
+                    metadata[row[0]] = json.loads(fields)
+        return records, metadata
+
     def under(self, folder: str) -> dict[str, ImageRecord]:
         """Every record whose path lies inside ``folder`` (an absolute path), by path."""
         prefix = folder.rstrip("/") + "/"

@@ -146,6 +146,15 @@ class Snapshot:
     def metadata(self) -> dict[int, dict[str, object]]:
         return self._store.catalog.metadata()
 
+    # Asked on every search: counting a million rows costs more than a graph search.
+    @cached_property
+    def count(self) -> int:
+        return self._store.catalog.count()
+
+    @cached_property
+    def product_field(self) -> str | None:
+        return self._store.catalog.setting(PRODUCT_FIELD_SETTING)
+
 
 class Collection:
     """The indexed images of one index directory, as the catalog last committed them."""
@@ -167,7 +176,7 @@ class Collection:
         return self.snapshot().vectors
 
     def count(self) -> int:
-        return self._store.catalog.count()
+        return self.snapshot().count
 
     def vectors_for(self, image_ids: list[int]) -> npt.NDArray[np.float32]:
         """The stored vectors of indexed images, in that order."""
@@ -215,7 +224,7 @@ class Collection:
 
     def product_field(self) -> str | None:
         """The metadata field naming products, in an index made from a feed (else None)."""
-        return self._store.catalog.setting(PRODUCT_FIELD_SETTING)
+        return self.snapshot().product_field
 
     def record_by_path(self, path: str) -> ImageRecord:
         record = self._store.catalog.by_path(path)

@@ -112,7 +112,7 @@ class SearchEngine:
             self.model,
             self.collection,
             self._candidates,
-            MatchBuilder(store.catalog, store.manifest.metric),
+            MatchBuilder(store.catalog, store.manifest.metric, self.collection.product_field),
             index_stages=lambda override: default_rerankers(store.manifest, override),
         )
         self.explainer = Explainer(self.model, self.collection)

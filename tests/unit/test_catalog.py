@@ -189,6 +189,16 @@ def test_metadata_is_stored_read_back_and_deleted_with_the_image(
     assert catalog.by_hash("same") == [catalog.get(ids[3])]
 
 
+def test_found_reads_records_and_metadata_in_one_query(filled: tuple[Catalog, list[int]]) -> None:
+    catalog, ids = filled
+    with catalog.transaction():
+        catalog.set_metadata([(ids[1], {"price": 7})])
+    wanted = [ids[0], ids[1], ids[2], 10_000]  # an id the catalog does not hold is left out
+    records, metadata = catalog.found(wanted)
+    assert records == catalog.by_ids(wanted) and len(records) == 3
+    assert metadata == catalog.metadata(wanted) == {ids[1]: {"price": 7}}
+
+
 def test_generation_counts_commits_and_a_failed_transaction_changes_nothing(
     filled: tuple[Catalog, list[int]],
 ) -> None:

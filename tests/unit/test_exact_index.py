@@ -197,3 +197,23 @@ def test_float64_inputs_are_accepted() -> None:
     s64, f64 = index64.search(queries.astype(np.float64), 4)
     assert np.array_equal(f32, f64)
     assert np.allclose(s32, s64)
+
+
+def test_one_row_top_k_orders_ties_by_id_as_a_batch_does() -> None:
+    """The single-query road of ``best`` settles equal scores at the k-th place by id, like
+    the batch road, and agrees with it row by row on seeded random scores."""
+    from lookalike.indexes.exact import best
+
+    ids = np.array([40, 7, 33, 12, 5, 90], dtype=np.int64)
+    tied = np.array([[0.5, 0.9, 0.5, 0.5, 0.1, 0.5]], dtype=np.float32)
+    scores, found = best(tied, 3, ids)
+    assert found.tolist() == [[7, 12, 33]]
+    np.testing.assert_allclose(scores, [[0.9, 0.5, 0.5]])
+    rng = np.random.default_rng(5)
+    sims = rng.integers(0, 6, size=(30, 40)).astype(np.float32)  # many ties
+    many = rng.permutation(1000)[:40].astype(np.int64)
+    batch_scores, batch_ids = best(sims, 7, many)
+    for row in range(30):
+        row_scores, row_ids = best(sims[row : row + 1], 7, many)
+        np.testing.assert_array_equal(row_ids[0], batch_ids[row])
+        np.testing.assert_array_equal(row_scores[0], batch_scores[row])

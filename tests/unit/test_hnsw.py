@@ -224,3 +224,21 @@ def test_projection_fit_is_seeded_unit_length_and_whitening_spreads_variance(
 def test_bad_parameters_are_refused(kwargs: dict[str, int | bool], message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         HnswParams(**kwargs)  # type: ignore[arg-type]
+
+
+def test_queries_are_projected_and_searched_one_at_a_time_as_in_a_batch(
+    data: tuple[npt.NDArray[np.int64], F32, F32],
+) -> None:
+    """A single query takes the short roads (one product for the projection, one thread, one
+    row's top k); its answers are the batch's answers, scores included."""
+    ids, vectors, queries = data
+    graph = HnswIndex.build(ids, vectors, metric="cosine", params=HnswParams(pca_dim=8))
+    assert graph.projection is not None
+    batch = graph.projection(queries)  # 200 rows: the blocked road
+    singles = np.concatenate([graph.projection(q[None]) for q in queries])
+    np.testing.assert_allclose(singles, batch, atol=1e-5)
+    scores, found = graph.search(queries, 10)
+    for row, q in enumerate(queries[:50]):
+        one_scores, one_found = graph.search(q[None], 10)
+        np.testing.assert_array_equal(one_found[0], found[row])
+        np.testing.assert_allclose(one_scores[0], scores[row], atol=1e-6)

@@ -182,10 +182,24 @@ def similarity(
     return euclidean_score(distance.astype(np.float32))
 
 
+def _top_k_row(row: FloatArray, k: int, ids: IdArray) -> npt.NDArray[np.intp]:
+    """:func:`_top_k` of one row (a single query: the common case, without the per-row
+    index arrays ``take_along_axis`` builds)."""
+    top = np.argpartition(-row, k - 1)[:k]
+    top = top[np.lexsort((ids[top], -row[top]))]
+    threshold = row[top[-1]]
+    if int(np.count_nonzero(row >= threshold)) > k:  # rare: ties at the boundary
+        candidates = np.flatnonzero(row >= threshold)
+        top = candidates[np.lexsort((ids[candidates], -row[candidates]))[:k]]
+    return top
+
+
 def best(sims: FloatArray, k: int, ids: IdArray) -> tuple[FloatArray, IdArray]:
     """The k best (scores, ids) of each row of ``sims`` (columns named by ``ids``), best first,
     equal scores ordered by id; k must not exceed the number of columns."""
     top = _top_k(sims, k, ids)
+    if len(sims) == 1:
+        return sims[:, top[0]], ids[top]
     return np.take_along_axis(sims, top, axis=1), ids[top]
 
 
@@ -193,6 +207,8 @@ def _top_k(sims: FloatArray, k: int, ids: IdArray) -> npt.NDArray[np.intp]:
     """Column positions of the k best scores per row, ordered by score then by id, so results
     never depend on storage order, even when equal scores straddle the k-th place."""
     n, width = sims.shape
+    if n == 1 and k < width:
+        return _top_k_row(sims[0], k, ids)[None, :]
     if k < width:
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
     else:

@@ -103,6 +103,9 @@ class Projection:
     def __init__(self, mean: FloatArray, axes: FloatArray) -> None:
         self.mean = mean
         self.axes = axes  # (dim_in, dim_out)
+        # (x - mean) @ axes == x @ axes - mean @ axes: a query batch is projected without a
+        # centred copy (a single query's projection cost more than its graph search).
+        self._shift = (mean @ axes).astype(np.float32)
 
     @classmethod
     def fit(
@@ -123,6 +126,11 @@ class Projection:
         return cls(mean.astype(np.float32), np.ascontiguousarray(axes, dtype=np.float32))
 
     def __call__(self, vectors: FloatArray) -> FloatArray:
+        if len(vectors) <= 64:  # queries: one product, no blocks
+            small = np.asarray(vectors, dtype=np.float32) @ self.axes
+            small -= self._shift
+            small /= np.maximum(np.sqrt(np.einsum("ij,ij->i", small, small)), 1e-12)[:, None]
+            return small
         out = np.empty((len(vectors), self.axes.shape[1]), dtype=np.float32)
         for start in range(0, len(vectors), 65_536):  # bounded temporaries for big collections
             block = (vectors[start : start + 65_536] - self.mean) @ self.axes
@@ -160,6 +168,7 @@ class HnswIndex:
         self.deleted = deleted
         #: The full vectors by id, for re-scoring the candidates of a PCA graph.
         self.table = table
+        self._ef = -1  # the search breadth last given to hnswlib
 
     @property
     def reranks(self) -> bool:
@@ -228,12 +237,19 @@ class HnswIndex:
         space = self.projection(queries) if self.projection else queries
         table = self.table if self.reranks else None
         wanted = min(max(self.params.rerank, kk), len(self)) if table is not None else kk
-        self.graph.set_ef(max(self.params.ef_search, wanted))
-        labels, distances = self.graph.knn_query(space, k=wanted)
+        ef = max(self.params.ef_search, wanted)
+        if ef != self._ef:
+            self.graph.set_ef(ef)
+            self._ef = ef
+        # One query gains nothing from hnswlib's thread pool but the hand-off.
+        threads = 1 if len(queries) == 1 else -1
+        labels, distances = self.graph.knn_query(space, k=wanted, num_threads=threads)
         labels = labels.astype(np.int64)
         if table is not None:
+            # Every row's candidates read in one gather, scored row by row against them.
+            rows = table.take(labels.ravel()).reshape(len(labels), wanted, -1)
             for row, candidates in enumerate(labels):
-                sims = similarity(queries[row : row + 1], table.take(candidates), self.metric)
+                sims = similarity(queries[row : row + 1], rows[row], self.metric)
                 found_scores, found_ids = best(sims, kk, candidates)
                 scores[row, :kk], ids[row, :kk] = found_scores[0], found_ids[0]
             return scores, ids

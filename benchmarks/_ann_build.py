@@ -1,0 +1,100 @@
+"""A benchmark collection built once and reused: vectors from the mixture fitted to real lite0
+vectors committed to an index directory, the HNSW graph synced with the defaults, and held-out
+queries with their exact top 10 (over the full vectors), all kept in a work folder so that
+later runs time searches on the same built index without rebuilding it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from _vectors import gaussian_like, mixture_like, real_embeddings
+
+from lookalike import SearchEngine
+
+
+def built_index(
+    workdir: Path,
+    vectors: int,
+    *,
+    queries: int = 1000,
+    distribution: str = "mixture",
+    vector_dtype: str = "float32",
+    keep_float32: bool = False,
+) -> tuple[Path, np.ndarray, np.ndarray, dict[str, float]]:
+    """(index folder, queries, exact top-10 ids, build figures), built on the first call."""
+    tag = f"{distribution}-{vectors}-{vector_dtype}{'-keep' if keep_float32 else ''}"
+    folder = workdir / f"ann-{tag}.idx"
+    done = workdir / f"ann-{tag}.json"
+    if done.exists():
+        figures = json.loads(done.read_text())
+        return (
+            folder,
+            np.load(workdir / f"ann-{tag}.queries.npy"),
+            np.load(workdir / f"ann-{tag}.truth.npy"),
+            figures,
+        )
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    real = real_embeddings(workdir)
+    make = mixture_like if distribution == "mixture" else gaussian_like
+    data = make(real, vectors + queries, seed=0)
+    held_out = data[vectors:].copy()
+    start = time.perf_counter()
+    engine = SearchEngine.create(
+        folder, index_type="hnsw", vector_dtype=vector_dtype, keep_float32=keep_float32
+    )
+    added: list[int] = []
+    for first in range(0, vectors, 100_000):
+        stop = min(first + 100_000, vectors)
+        added += engine.add_vectors([f"v{i}" for i in range(first, stop)], data[first:stop])
+    commit_s = time.perf_counter() - start
+    # Exact truth over the float32 vectors, in blocks (never a second full copy).
+    truth_scores = np.full((queries, 10), -np.inf, dtype=np.float32)
+    truth = np.full((queries, 10), -1, dtype=np.int64)
+    ids = np.asarray(added, dtype=np.int64)
+    for first in range(0, vectors, 100_000):
+        block = data[first : first + 100_000]
+        sims = held_out @ block.T
+        top = np.argpartition(-sims, 10, axis=1)[:, :10]
+        both_s = np.concatenate([truth_scores, np.take_along_axis(sims, top, 1)], axis=1)
+        both_i = np.concatenate([truth, ids[first : first + 100_000][top]], axis=1)
+        keep = np.argsort(-both_s, axis=1)[:, :10]
+        truth_scores = np.take_along_axis(both_s, keep, 1)
+        truth = np.take_along_axis(both_i, keep, 1)
+    del data
+    start = time.perf_counter()
+    info = engine.sync_ann()
+    build_s = time.perf_counter() - start
+    engine.close()
+    figures = {
+        "commit_s": commit_s,
+        "graph_build_s": build_s,
+        "recorded_recall_at_10": info.recall_at_10,
+    }
+    np.save(workdir / f"ann-{tag}.queries.npy", held_out)
+    np.save(workdir / f"ann-{tag}.truth.npy", truth)
+    done.write_text(json.dumps(figures))
+    return folder, held_out, truth, figures
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="build a benchmark index once")
+    parser.add_argument("--vectors", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--vector-dtype", default="float32")
+    parser.add_argument("--keep-float32", action="store_true")
+    args = parser.parse_args()
+    print(
+        built_index(
+            args.workdir,
+            args.vectors,
+            vector_dtype=args.vector_dtype,
+            keep_float32=args.keep_float32,
+        )[3]
+    )
