@@ -112,7 +112,9 @@ def duplicates(
     Groups come from each image's nearest neighbours (never an all-pairs matrix): each pair
     is labelled identical (same bytes), same-picture, edited-copy (also a pair that stands out
     from both images' neighbourhoods, e.g. a crop among unrelated photos) or (with
-    --include-similar) similar-shot, and linked images form a group. Each group's keeper is
+    --include-similar) similar-shot, and linked images form a group; the few undecided pairs
+    (e.g. rotated copies) are linked when geometric verification of the files confirms them
+    (--no-verify-undecided: never, and no file is read). Each group's keeper is
     chosen by the --keep rules; --plan writes that plan for `apply`. Pairs marked with
     `not-duplicates` never come back. --against OTHER_INDEX instead lists which images of
     --index OTHER_INDEX already holds.
