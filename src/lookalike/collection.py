@@ -109,6 +109,32 @@ class _PairVerification:
         return self._verifier.is_copy(self._verifier.pair_inliers(one.path, other.path))
 
 
+class _UndecidedVerification:
+    """Settles undecided duplicate pairs by a strict geometric verification of their files
+    (:class:`SimilarityAcceptance`); a pair whose file cannot be read is not linked."""
+
+    def __init__(self, verifier: GeometricVerifier, records: dict[int, ImageRecord]) -> None:
+        from lookalike.query.geometry import SimilarityAcceptance
+
+        self._verifier = verifier
+        self._records = records
+        self._accept = SimilarityAcceptance()
+
+    def __call__(
+        self, first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.bool_]:
+        return np.array(
+            [self._settles(a, b) for a, b in zip(first.tolist(), second.tolist(), strict=True)],
+            dtype=np.bool_,
+        )
+
+    def _settles(self, first: int, second: int) -> bool:
+        one, other = self._records.get(first), self._records.get(second)
+        if one is None or other is None:
+            return False
+        return self._accept.accepts(self._verifier.pair_geometry(one.path, other.path))
+
+
 class Snapshot:
     """The catalog's bulk reads at one generation, each made on first use."""
 
@@ -271,9 +297,14 @@ class Collection:
         )
 
     def find_duplicates(
-        self, options: DuplicateOptions, *, verify: GeometricVerifier | None = None
+        self,
+        options: DuplicateOptions,
+        *,
+        verify: GeometricVerifier | None = None,
+        settle: GeometricVerifier | None = None,
     ) -> DuplicateReport:
-        """Tiered duplicate pairs and groups (see :mod:`lookalike.duplicates.finder`)."""
+        """Tiered duplicate pairs and groups (see :mod:`lookalike.duplicates.finder`);
+        ``verify`` confirms edited copies, ``settle`` checks the undecided pairs."""
         if self._store.manifest.metric != "cosine":
             raise InvalidInputError(
                 "duplicate grouping needs a cosine index (its thresholds are cosine similarities)"
@@ -288,6 +319,7 @@ class Collection:
             snapshot.records,
             options,
             confirm=check,
+            settle=_UndecidedVerification(settle, snapshot.records) if settle else None,
             dismissed=dismissed,
             phashes=StoredPerceptualHashes(self._store, snapshot.records),
         )

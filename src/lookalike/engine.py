@@ -483,10 +483,12 @@ class SearchEngine:
 
     def find_duplicates(self, options: DuplicateOptions | None = None) -> DuplicateReport:
         """Duplicate pairs labelled by tier (identical file, same picture, edited copy, and
-        with ``include_similar`` similar shot) and their groups, largest first."""
+        with ``include_similar`` similar shot) and their groups, largest first; with
+        ``verify_undecided`` (the default) the few undecided pairs are checked geometrically."""
         options = options or DuplicateOptions()
         verifier = self.pipeline.verifier if options.verify else None
-        return self.collection.find_duplicates(options, verify=verifier)
+        settle = self.pipeline.verifier if options.verify_undecided else None
+        return self.collection.find_duplicates(options, verify=verifier, settle=settle)
 
     def duplicate_plan(
         self,

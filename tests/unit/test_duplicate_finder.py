@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import skimage.data
 from PIL import Image
@@ -22,6 +23,7 @@ from lookalike.duplicates.stored_hashes import StoredPerceptualHashes
 from lookalike.errors import InvalidInputError
 from lookalike.evaluation.copies import make_copy_set, skimage_originals
 from lookalike.evaluation.duplicate_set import VARIANT_TIERS, make_duplicate_set
+from lookalike.query.geometry import GeometricVerifier, SimilarityAcceptance
 from lookalike.store import IndexStore
 from tests.conftest import FAST_EMBEDDER
 
@@ -188,6 +190,10 @@ def test_thresholds_are_checked() -> None:
         replace(DEFAULT_TIERS, contrast=1.5)
     with pytest.raises(InvalidInputError, match="contrast_floor"):
         replace(DEFAULT_TIERS, contrast_floor=-2.0)
+    with pytest.raises(InvalidInputError, match="undecided_contrast"):
+        replace(DEFAULT_TIERS, undecided_contrast=-0.1)
+    with pytest.raises(InvalidInputError, match="undecided_floor"):
+        replace(DEFAULT_TIERS, undecided_floor=1.2)
     with pytest.raises(InvalidInputError, match="background_rank"):
         replace(DEFAULT_TIERS, background_rank=0)
     assert DEFAULT_TIERS.lowest(True) <= DEFAULT_TIERS.lowest(False)
@@ -348,3 +354,53 @@ def test_default_tiers_on_real_copies_with_the_default_network(
     # rotations): all 21 here, against 17 without it.
     assert grouped >= 0.95 * edits
     assert grouped_without < grouped
+
+
+#: Only undecided pairs can be linked: no cosine, hash or density tier reaches any pair.
+UNDECIDED_ONLY = replace(DENSITY_ONLY, contrast=1.0, undecided_floor=0.6, undecided_contrast=0.0)
+
+
+def test_undecided_pairs_are_linked_only_when_the_files_are_the_same_picture(
+    crowded_index: Path, tmp_path: Path
+) -> None:
+    store = IndexStore.open(crowded_index)
+    try:
+        records = {r.id: r for r in store.catalog.all_records()}
+        ids, vectors = store.load_vectors()
+    finally:
+        store.close()
+    verifier, accept = GeometricVerifier(), SimilarityAcceptance()
+    asked: list[int] = []
+
+    def settle(
+        first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.bool_]:
+        asked.append(len(first))
+        return np.array(
+            [
+                accept.accepts(verifier.pair_geometry(chosen[a].path, chosen[b].path))
+                for a, b in zip(first.tolist(), second.tolist(), strict=True)
+            ]
+        )
+
+    chosen = records
+    report = find_duplicates(
+        ids, vectors, records, DuplicateOptions(), tiers=UNDECIDED_ONLY, settle=settle
+    )
+    assert report.undecided_pairs == sum(asked) > report.settled_pairs > 0
+    stem = {i: Path(r.path).stem.split("__")[0] for i, r in records.items()}
+    pairs = [p for g in report.groups for p in g.pairs]
+    assert all(p.tier is Tier.EDITED_COPY for p in pairs)
+    assert all(stem[p.first] == stem[p.second] for p in pairs)  # never two pictures, no faces
+    photos = {stem[p.first] for p in pairs}
+    assert len(photos) >= 6
+    # Without the check, or with every file gone, undecided pairs are not linked.
+    plain = find_duplicates(ids, vectors, records, DuplicateOptions(), tiers=UNDECIDED_ONLY)
+    assert plain.groups == [] and plain.undecided_pairs == 0
+    chosen = {
+        i: replace(r, path=str(tmp_path / "gone" / Path(r.path).name)) for i, r in records.items()
+    }
+    gone = find_duplicates(
+        ids, vectors, chosen, DuplicateOptions(), tiers=UNDECIDED_ONLY, settle=settle
+    )
+    assert gone.groups == [] and gone.undecided_pairs == report.undecided_pairs

@@ -93,6 +93,16 @@ def duplicates(
             "features, mirror-aware) and drop pairs that are not the same picture.",
         ),
     ] = False,
+    verify_undecided: Annotated[
+        bool,
+        typer.Option(
+            "--verify-undecided/--no-verify-undecided",
+            help="Check the few pairs no tier decides (cosine 0.7-0.92, standing out somewhat "
+            "from their neighbourhoods, e.g. rotated copies) by a strict geometric "
+            "verification of the two files, and link those that are the same picture "
+            "(default on; off: such pairs are not linked, and no file is read).",
+        ),
+    ] = True,
 ) -> None:
     """Group exact duplicates, edited copies and near-duplicates of the index.
 
@@ -102,7 +112,9 @@ def duplicates(
     Groups come from each image's nearest neighbours (never an all-pairs matrix): each pair
     is labelled identical (same bytes), same-picture, edited-copy (also a pair that stands out
     from both images' neighbourhoods, e.g. a crop among unrelated photos) or (with
-    --include-similar) similar-shot, and linked images form a group. Each group's keeper is
+    --include-similar) similar-shot, and linked images form a group; the few undecided pairs
+    (e.g. rotated copies) are linked when geometric verification of the files confirms them
+    (--no-verify-undecided: never, and no file is read). Each group's keeper is
     chosen by the --keep rules; --plan writes that plan for `apply`. Pairs marked with
     `not-duplicates` never come back. --against OTHER_INDEX instead lists which images of
     --index OTHER_INDEX already holds.
@@ -120,7 +132,11 @@ def duplicates(
     if k < 1:
         fail(f"-k must be at least 1, got {k}")
     options = DuplicateOptions(
-        k=k, include_similar=include_similar, verify=verify, threshold=threshold
+        k=k,
+        include_similar=include_similar,
+        verify=verify,
+        threshold=threshold,
+        verify_undecided=verify_undecided,
     )
     if against is not None:
         if plan_out is not None or keep:

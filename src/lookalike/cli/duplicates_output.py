@@ -79,6 +79,11 @@ def print_groups(report: DuplicateReport, plan: Plan, views: list[GroupView]) ->
             f"verified {report.verified_pairs} pairs: {report.dropped_pairs} dropped "
             "as not the same picture."
         )
+    if report.undecided_pairs:
+        out.print(
+            f"checked {report.undecided_pairs} undecided pairs geometrically: "
+            f"{report.settled_pairs} linked as the same picture."
+        )
     if report.dismissed_pairs:
         out.print(f"{report.dismissed_pairs} pairs left out: marked as not duplicates.")
     out.print(f"keep rules: {', '.join(r.text() for r in plan.rules)}")
@@ -132,6 +137,8 @@ def groups_json(
         "verified_pairs": report.verified_pairs if verify else None,
         "dropped_pairs": report.dropped_pairs if verify else None,
         "dismissed_pairs": report.dismissed_pairs,
+        "undecided_pairs": report.undecided_pairs,
+        "settled_pairs": report.settled_pairs,
         "rules": [r.text() for r in plan.rules],
         "groups": [
             {

@@ -16,7 +16,11 @@ plus every pair of images with the same content hash. A pair is
   ``same_picture_cosine``, counted once, so that many copies do not hide an edited one). A
   crop or a rotation of a photo stands out from everything else near it; two look-alike
   products or faces do not (their neighbourhood is crowded). With ``verify``, copy mode's
-  geometric verification must confirm the pair;
+  geometric verification must confirm the pair. A pair no tier decides whose cosine reaches
+  ``undecided_floor`` and that covers ``undecided_contrast`` of the way from its background
+  to 1 (a looser contrast) is *undecided*: with a ``settle`` check (geometric verification
+  with a strict acceptance) it is an edited copy when the check confirms it, otherwise not
+  linked. Pairs whose images are already grouped together are not checked;
 - ``similar-shot`` (only with ``include_similar``) when its cosine reaches ``similar_shot``.
 
 The defaults were calibrated on edited copies of real photos among real distractors
@@ -53,6 +57,7 @@ _COSINES = (
     "edited_copy",
     "agree_cosine",
     "contrast_floor",
+    "undecided_floor",
 )
 
 
@@ -76,6 +81,10 @@ class TierThresholds:
     #: ``background_rank`` are).
     contrast: float = 0.74
     contrast_floor: float = 0.8
+    #: Undecided pairs (checked geometrically when asked): cosine from ``undecided_floor``
+    #: below ``edited_copy``, standing ``undecided_contrast`` of the way above the background.
+    undecided_floor: float = 0.7
+    undecided_contrast: float = 0.3
 
     def __post_init__(self) -> None:
         for name in (*_COSINES, "similar_shot"):
@@ -90,11 +99,12 @@ class TierThresholds:
             raise InvalidInputError(
                 f"background_rank is a neighbour's rank (1 = nearest), got {self.background_rank}"
             )
-        if not 0.0 <= self.contrast <= 1.0:
-            raise InvalidInputError(
-                f"contrast is a fraction of the way from the background to 1 (0..1), "
-                f"got {self.contrast}"
-            )
+        for name in ("contrast", "undecided_contrast"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise InvalidInputError(
+                    f"{name} is a fraction of the way from the background to 1 (0..1), got {value}"
+                )
 
     def lowest(self, include_similar: bool) -> float:
         """The lowest cosine at which any tier asked for can start."""
@@ -114,6 +124,7 @@ class TierThresholds:
             edited_copy=threshold,
             agree_cosine=max(self.agree_cosine, threshold),
             contrast_floor=max(self.contrast_floor, threshold),
+            undecided_floor=max(self.undecided_floor, threshold),
             similar_shot=min(self.similar_shot, threshold),
         )
 
@@ -137,6 +148,7 @@ def find_duplicates(
     options: DuplicateOptions,
     *,
     confirm: PairCheck | None = None,
+    settle: PairCheck | None = None,
     dismissed: Collection[tuple[str, str]] = (),
     phashes: PerceptualLookup | None = None,
     tiers: TierThresholds = DEFAULT_TIERS,
@@ -145,14 +157,15 @@ def find_duplicates(
     ``ids``, unit length).
 
     ``options.threshold``, when given, replaces the edited-copy threshold. ``confirm`` checks
-    the edited-copy pairs (geometric verification). ``dismissed``: content-hash pairs
+    the edited-copy pairs (geometric verification); ``settle`` the undecided pairs (a strict
+    geometric verification; without it they are not linked). ``dismissed``: content-hash pairs
     (a < b) a user said are not duplicates; they are left out and counted. ``phashes``: the
     images' perceptual hashes (None: same pictures are judged by the embedding alone)."""
     if options.k < 1:
         raise InvalidInputError(f"k must be at least 1, got {options.k}")
     if options.threshold is not None:
         tiers = tiers.with_threshold(options.threshold)
-    density = tiers.contrast < 1.0
+    density = tiers.contrast < 1.0 or settle is not None
     # Twice the background rank: room for near-identical copies, which count once.
     wanted = max(options.k, 2 * tiers.background_rank) if density else options.k
     neighbours = nearest_neighbours(vectors, k=wanted)
@@ -161,7 +174,8 @@ def find_duplicates(
     background = np.ones(len(vectors), dtype=np.float32)
     if density:
         # Only images in a pair that no cosine tier decides need their background.
-        band = (scores >= tiers.contrast_floor) & (scores < tiers.edited_copy)
+        low = min(tiers.contrast_floor, tiers.undecided_floor if settle else 1.0)
+        band = (scores >= low) & (scores < tiers.edited_copy)
         background = background_similarity(
             vectors,
             neighbours,
@@ -174,16 +188,17 @@ def find_duplicates(
     pair_background = np.maximum(background[first], background[second])
     a_ids, b_ids = ids[first], ids[second]
     same = _same_bytes(a_ids, b_ids, records)
-    keep = same | (scores >= tiers.lowest(options.include_similar))
+    lowest = tiers.lowest(options.include_similar)
+    keep = same | (scores >= (min(lowest, tiers.undecided_floor) if settle else lowest))
     a_ids, b_ids, scores, same = a_ids[keep], b_ids[keep], scores[keep], same[keep]
-    pair_background = pair_background[keep]
+    pair_background, first, second = pair_background[keep], first[keep], second[keep]
 
     dismissed_count = 0
     if dismissed and len(a_ids):
         gone = _dismissed(a_ids, b_ids, records, set(dismissed))
         dismissed_count = int(gone.sum())
         a_ids, b_ids, scores, same = a_ids[~gone], b_ids[~gone], scores[~gone], same[~gone]
-        pair_background = pair_background[~gone]
+        pair_background, first, second = pair_background[~gone], first[~gone], second[~gone]
 
     look = ~same & (scores >= min(tiers.same_picture_cosine, tiers.agree_cosine))
     bits = _bits(a_ids, b_ids, look, phashes)
@@ -196,7 +211,7 @@ def find_duplicates(
         (scores >= tiers.edited_copy)
         | (known & (bits <= tiers.agree_bits) & (scores >= tiers.agree_cosine))
         | (
-            density
+            (tiers.contrast < 1.0)
             & (scores >= tiers.contrast_floor)
             & (scores - pair_background >= tiers.contrast * (1.0 - pair_background))
         )
@@ -212,6 +227,22 @@ def find_duplicates(
         check = tier == Tier.EDITED_COPY.rank
         if check.any():
             tier[np.flatnonzero(check)[~confirm(a_ids[check], b_ids[check])]] = -1
+    undecided = settled = 0
+    if settle is not None:
+        grouped = _components(len(vectors), first[tier >= 0], second[tier >= 0])
+        open_ = (
+            (tier < 0)
+            & (scores >= tiers.undecided_floor)
+            & (scores < tiers.edited_copy)
+            & (scores - pair_background >= tiers.undecided_contrast * (1.0 - pair_background))
+            & (grouped[first] != grouped[second])
+        )
+        undecided = int(open_.sum())
+        if undecided:
+            rows = np.flatnonzero(open_)
+            confirmed = rows[settle(a_ids[rows], b_ids[rows])]
+            tier[confirmed] = Tier.EDITED_COPY.rank
+            settled = len(confirmed)
     linked = tier >= 0
     a_ids, b_ids, scores, tier = a_ids[linked], b_ids[linked], scores[linked], tier[linked]
 
@@ -229,6 +260,8 @@ def find_duplicates(
         images=len(ids),
         options=options,
         dismissed_pairs=dismissed_count,
+        undecided_pairs=undecided,
+        settled_pairs=settled,
     )
 
 

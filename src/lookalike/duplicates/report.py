@@ -25,12 +25,16 @@ class Tier(StrEnum):
 
 @dataclass(frozen=True)
 class DuplicateOptions:
-    """What a duplicate scan asks for. ``threshold`` None: the calibrated tier thresholds."""
+    """What a duplicate scan asks for. ``threshold`` None: the calibrated tier thresholds.
+    ``verify``: every edited-copy pair confirmed geometrically. ``verify_undecided``: the few
+    pairs no tier decides but that stand out somewhat from their neighbourhoods are checked
+    geometrically (strictly) and linked when the files are the same picture."""
 
     k: int = 10
     include_similar: bool = False
     verify: bool = False
     threshold: float | None = None
+    verify_undecided: bool = True
 
 
 @dataclass(frozen=True)
@@ -69,3 +73,6 @@ class DuplicateReport:
     dismissed_pairs: int = 0
     verified_pairs: int = 0
     dropped_pairs: int = 0
+    #: Undecided pairs checked geometrically, and how many of them were linked.
+    undecided_pairs: int = 0
+    settled_pairs: int = 0

@@ -91,6 +91,80 @@ def load_grey(
     return grey_image(image, side)
 
 
+@dataclass(frozen=True)
+class PairGeometry:
+    """What matching two images found: matches passing the ratio test, the inliers of the
+    best homography among them, and that homography (None: none found), fitted between
+    images of long side ``side``."""
+
+    matches: int
+    inliers: int
+    homography: npt.NDArray[np.float64] | None
+    side: int
+
+    @property
+    def inlier_ratio(self) -> float:
+        return self.inliers / self.matches if self.matches else 0.0
+
+    def distortion(self) -> float:
+        """How far the homography is from a similarity transform (rotation, uniform scale,
+        shift): the larger of its anisotropy (1 - the ratio of the linear part's singular
+        values: shear or a stretch) and its perspective (how much the scale changes across
+        the image); infinity without a homography or with a reflection."""
+        h = self.homography
+        if h is None or abs(float(h[2, 2])) < 1e-12:
+            return float("inf")
+        h = h / h[2, 2]
+        linear = h[:2, :2]
+        if float(np.linalg.det(linear)) <= 0.0:
+            return float("inf")
+        low, high = np.linalg.svd(linear, compute_uv=False)[::-1]
+        anisotropy = 1.0 - float(low) / float(high) if high > 0 else float("inf")
+        perspective = float(np.hypot(h[2, 0], h[2, 1])) * self.side
+        return max(anisotropy, perspective)
+
+    def scale(self) -> float:
+        """The homography's scale (the square root of its linear part's determinant)."""
+        h = self.homography
+        if h is None or abs(float(h[2, 2])) < 1e-12:
+            return 0.0
+        return float(np.sqrt(max(float(np.linalg.det(h[:2, :2] / h[2, 2])), 0.0)))
+
+
+@dataclass(frozen=True)
+class SimilarityAcceptance:
+    """A stricter "same picture" than copy mode's inlier count, for pairs the embedding
+    leaves undecided: enough inliers, most matches among them, and a homography near a
+    similarity transform (rotation, uniform scale, shift: what a rotation or a crop does;
+    chance matches on faces, stamps or products fit a distorted one, or few of their
+    matches fit any). Calibrated by benchmarks/duplicate_tiers.py on its calibration half."""
+
+    min_inliers: int = 20
+    min_inlier_ratio: float = 0.85
+    max_distortion: float = 0.75
+
+    def __post_init__(self) -> None:
+        if self.min_inliers < 4:
+            raise InvalidInputError(f"min_inliers must be at least 4, got {self.min_inliers}")
+        if not 0.0 <= self.min_inlier_ratio <= 1.0:
+            raise InvalidInputError(
+                f"min_inlier_ratio is a fraction (0..1), got {self.min_inlier_ratio}"
+            )
+        if self.max_distortion < 0.0:
+            raise InvalidInputError(
+                f"max_distortion must not be negative, got {self.max_distortion}"
+            )
+
+    def accepts(self, found: PairGeometry | None) -> bool:
+        """Whether a pair's geometry says "the same picture" (None: unreadable, never)."""
+        return (
+            found is not None
+            and found.inliers >= self.min_inliers
+            and found.inlier_ratio >= self.min_inlier_ratio
+            and found.distortion() <= self.max_distortion
+        )
+
+
 class GeometricVerifier:
     """Counts the inliers of a RANSAC homography between a query and candidate images.
 
@@ -183,8 +257,13 @@ class GeometricVerifier:
 
     def match(self, query: Features, candidate: Features) -> int:
         """Inliers of the best homography mapping ``query``'s features onto ``candidate``'s."""
+        return self.fit(query, candidate).inliers
+
+    def fit(self, query: Features, candidate: Features) -> PairGeometry:
+        """The best homography mapping ``query``'s features onto ``candidate``'s, with its
+        inliers among the matches that passed the ratio test."""
         if len(query) < 4 or len(candidate) < 4:
-            return 0
+            return PairGeometry(0, 0, None, self.side)
         cv2 = _cv2()
         matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
         pairs = matcher.knnMatch(query.descriptors, candidate.descriptors, k=2)
@@ -197,7 +276,7 @@ class GeometricVerifier:
         # One match per candidate keypoint: a candidate with few distinct features (a tiny,
         # blurred image) would otherwise "match" hundreds of query features onto a few points.
         if len(best) < 4:
-            return 0
+            return PairGeometry(len(best), 0, None, self.side)
         source = query.points[[q for _, q in best.values()]]
         target = candidate.points[list(best)]
         # 1 % of the long side: a copy's features land within a few pixels of where H says.
@@ -206,8 +285,8 @@ class GeometricVerifier:
         # cost on unrelated pairs (classic RANSAC runs its full 2,000 iterations on them).
         homography, mask = cv2.findHomography(source, target, cv2.USAC_FAST, threshold)
         if homography is None or mask is None:
-            return 0
-        return int(mask.sum())
+            return PairGeometry(len(best), 0, None, self.side)
+        return PairGeometry(len(best), int(mask.sum()), np.asarray(homography), self.side)
 
     def inliers(self, query: QueryFeatures, path: str) -> int | None:
         """Inliers between a query and an indexed file, the mirror image's count if better;
@@ -231,6 +310,20 @@ class GeometricVerifier:
             mirror = self.file_features(first, mirrored=True)
             count = max(count, self.match(mirror, other)) if mirror is not None else count
         return count
+
+    def pair_geometry(self, first: str, second: str) -> PairGeometry | None:
+        """The homography between two indexed files, or between the first's mirror image and
+        the second when that has more inliers; ``None`` when either cannot be read."""
+        one, other = self.file_features(first), self.file_features(second)
+        if one is None or other is None:
+            return None
+        found = self.fit(one, other)
+        if self.mirror:
+            mirror = self.file_features(first, mirrored=True)
+            if mirror is not None:
+                flipped = self.fit(mirror, other)
+                found = flipped if flipped.inliers > found.inliers else found
+        return found
 
     def is_copy(self, inliers: int | None) -> bool:
         """Whether a verification's count says "the same picture"."""
@@ -295,7 +388,9 @@ __all__ = [
     "DEFAULT_VERIFY_TOP",
     "Features",
     "GeometricVerifier",
+    "PairGeometry",
     "QueryFeatures",
+    "SimilarityAcceptance",
     "grey_decode_side",
     "grey_image",
     "load_grey",
