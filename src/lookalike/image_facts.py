@@ -14,10 +14,9 @@ from PIL import Image
 
 from lookalike.errors import ImageError
 from lookalike.image_formats import Container, container_of, prepare_container, read_head
+from lookalike.orientation import ORIENTATION_TAG, QUARTER_TURNS
 from lookalike.raw_images import read_raw_header
 
-_ORIENTATION = 0x0112
-_QUARTER_TURNS = {5, 6, 7, 8}
 _EXIF_IFD = 0x8769
 _DATE_TIME_ORIGINAL = 0x9003
 _DATE_TIME = 0x0132
@@ -62,7 +61,7 @@ def read_facts(path: Path | str) -> ImageFacts:
                 width, height = image.size
                 fmt = (image.format or "").lower() or None
                 exif = image.getexif()
-                if exif.get(_ORIENTATION) in _QUARTER_TURNS:
+                if exif.get(ORIENTATION_TAG) in QUARTER_TURNS:
                     width, height = height, width
                 taken = _taken(exif)
     except (ImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):

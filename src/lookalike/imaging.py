@@ -25,6 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from lookalike.errors import ImageError, InvalidInputError
 from lookalike.image_formats import Container, container_of, prepare_container, read_head
 from lookalike.input_spec import InputSpec
+from lookalike.orientation import ORIENTATION_TAG, QUARTER_TURNS, TRANSPOSES
 from lookalike.raw_images import open_raw, read_raw_header
 from lookalike.region import Box
 
@@ -33,19 +34,6 @@ DEFAULT_MAX_PIXELS = 150_000_000
 
 _TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _HIGH_DEPTH_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
-#: The EXIF orientation tag, its values that turn the picture a quarter (width <-> height),
-#: and the transposition that shows each one upright (as ``ImageOps.exif_transpose`` does).
-_ORIENTATION = 0x0112
-_QUARTER_TURNS = {5, 6, 7, 8}
-_TRANSPOSES = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 
 def open_image(
@@ -139,7 +127,7 @@ def shown_size(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked on decode
             with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
                 width, height = image.size
-                quarter = _orientation(image) in _QUARTER_TURNS
+                quarter = _orientation(image) in QUARTER_TURNS
         return (height, width) if quarter else (width, height)
     except ImageError:
         raise
@@ -205,7 +193,7 @@ def _upright(image: Image.Image) -> Image.Image:
 def _orientation(image: Image.Image) -> int:
     """The image's EXIF orientation (1, as stored, when it has none or a damaged one)."""
     try:
-        return int(image.getexif().get(_ORIENTATION, 1))
+        return int(image.getexif().get(ORIENTATION_TAG, 1))
     except Exception:
         return 1
 
@@ -219,7 +207,7 @@ def _upright_region(
     The region is cut from the stored pixels first and only it is turned upright, so a
     small region of a large photo costs no copy of the whole decoded image."""
     orientation = _orientation(image)
-    quarter = orientation in _QUARTER_TURNS
+    quarter = orientation in QUARTER_TURNS
     full = (stored[1], stored[0]) if quarter else stored
     box.check(*full, name=name)
     w, h = image.size
@@ -236,7 +224,7 @@ def _upright_region(
         8: (w - y1, x0, w - y0, x1),
     }.get(orientation, (x0, y0, x1, y1))
     region = image.crop(rect)
-    method = _TRANSPOSES.get(orientation)
+    method = TRANSPOSES.get(orientation)
     return region.transpose(method) if method is not None else region
 
 

@@ -20,20 +20,10 @@ from PIL import Image
 
 from lookalike.errors import ImageError
 from lookalike.image_formats import RAW_EXTENSIONS, require_rawpy
+from lookalike.orientation import ORIENTATION_TAG, QUARTER_TURNS, TRANSPOSES
 
-_ORIENTATION = 0x0112
-_QUARTER_TURNS = {5, 6, 7, 8}
 #: LibRaw's ``flip`` (dcraw's bits: 1 mirror, 2 upside down, 4 transpose) as an EXIF orientation.
 _FLIP_TO_ORIENTATION = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}
-_TRANSPOSES = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 #: Cameras without a clock write 0 (1970); such a date says nothing.
 _NO_DATE_BEFORE = datetime(1971, 1, 1)
 
@@ -83,7 +73,7 @@ def open_raw(
             width, height = int(sizes.width), int(sizes.height)
             _check_pixels(width, height, max_pixels, name)
             orientation = _FLIP_TO_ORIENTATION.get(int(sizes.flip), 1)
-            full = (height, width) if orientation in _QUARTER_TURNS else (width, height)
+            full = (height, width) if orientation in QUARTER_TURNS else (width, height)
             half_short = min(width, height) // 2
             needed = half_short
             if min_side is not None:
@@ -107,7 +97,7 @@ def read_raw_header(source: Path | bytes, *, name: str) -> RawHeader:
         with _open(rawpy, source) as raw:
             sizes = raw.sizes
             width, height = int(sizes.width), int(sizes.height)
-            if _FLIP_TO_ORIENTATION.get(int(sizes.flip), 1) in _QUARTER_TURNS:
+            if _FLIP_TO_ORIENTATION.get(int(sizes.flip), 1) in QUARTER_TURNS:
                 width, height = height, width
             return RawHeader(width, height, raw_format(name), _taken(raw))
     except rawpy.LibRawError as exc:
@@ -171,7 +161,7 @@ def _preview(
                 scale = needed / min(image.size)
                 wanted = (math.ceil(image.width * scale), math.ceil(image.height * scale))
                 image.draft("RGB", wanted)
-            own = int(image.getexif().get(_ORIENTATION, 1))
+            own = int(image.getexif().get(ORIENTATION_TAG, 1))
             image = image.convert("RGB")
     except Exception:  # a damaged preview: the RAW data itself may still be fine
         return None
@@ -180,11 +170,11 @@ def _preview(
     # LibRaw hands out a JPEG preview that lacks EXIF with its own EXIF block saying the RAW's
     # orientation; a camera's own EXIF block (first in the JPEG) is kept.
     turn = own if own != 1 else orientation
-    method = _TRANSPOSES.get(turn)
+    method = TRANSPOSES.get(turn)
     if method is None:
         return image
     if (
-        turn in _QUARTER_TURNS
+        turn in QUARTER_TURNS
         and image.width != image.height
         and full[0] != full[1]
         and (image.width > image.height) == (full[0] > full[1])
