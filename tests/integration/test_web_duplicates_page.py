@@ -10,7 +10,6 @@ keeper (mouse and keyboard) and download a plan that names it, and forget a pair
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from PIL import Image
 
 from lookalike import SearchEngine
 from lookalike.evaluation.copies import skimage_originals
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, served_copy, wait_until
+from tests.helpers import CHROMIUM, served_copy, wait_until
 
 pytestmark = [
     pytest.mark.heavy,
@@ -83,23 +82,6 @@ def server(archive_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """Read-only, as `serve` is by default."""
     with served_copy(archive_index, tmp_path_factory.mktemp("served")) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("LOOKALIKE_ARTIFACTS", tmp_path))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _expected() -> list[list[str]]:

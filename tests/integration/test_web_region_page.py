@@ -8,7 +8,6 @@ environment variable LOOKALIKE_ARTIFACTS if it is set, else in each test's pytes
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from lookalike.evaluation.copies import skimage_originals
 from lookalike.region import Box
 from tests.composites import CANVAS
 from tests.composites import composite as composite_with
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, served_copy, wait_until
+from tests.helpers import CHROMIUM, served_copy, wait_until
 
 pytestmark = [
     pytest.mark.heavy,
@@ -55,23 +54,6 @@ def composite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Box]:
 def server(gallery_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with served_copy(gallery_index, tmp_path_factory.mktemp("served")) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("LOOKALIKE_ARTIFACTS", tmp_path))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 class Requests:
