@@ -82,7 +82,7 @@ def print_groups(report: DuplicateReport, plan: Plan, views: list[GroupView]) ->
     if report.undecided_pairs:
         out.print(
             f"checked {report.undecided_pairs} undecided pairs geometrically: "
-            f"{report.settled_pairs} linked as the same picture."
+            f"{report.settled_pairs} confirmed by their local features and linked as edited copies."
         )
     if report.dismissed_pairs:
         out.print(f"{report.dismissed_pairs} pairs left out: marked as not duplicates.")
