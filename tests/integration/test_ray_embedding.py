@@ -4,6 +4,7 @@ every path comes back exactly once, and the shards on disk load without pickle."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_local_ray_with_two_actors_matches_local_embedding(
     with pytest.raises(ImageError) as local_failure:
         load_prepared(bad, create_embedder(SPEC).input_spec)
 
-    # Start embedding only once both actors are up, so both must take batches.
+    # Start embedding only once both actors are up (they may still not both take blocks).
     context = ray_data.DataContext.get_current()
     monkeypatch.setattr(context, "wait_for_min_actors_s", 120, raising=False)
     shard_dir = tmp_path / "shards"
@@ -93,7 +94,7 @@ def test_local_ray_with_two_actors_matches_local_embedding(
     assert distributed.dtype == np.float32 and distributed.shape == expected.shape
     np.testing.assert_allclose(distributed, expected, atol=1e-5, rtol=0)
 
-    # The shards on disk hold the same rows, load without pickle, and came from both actors.
+    # The shards on disk hold the same rows, load without pickle, and came from the actors.
     metas = sorted(shard_dir.glob("shard-*.json"))
     assert len(metas) == 6  # 41 files in blocks of at most 8
     rows_on_disk: list[int] = []
@@ -108,4 +109,7 @@ def test_local_ray_with_two_actors_matches_local_embedding(
         rows_on_disk += [*shard.rows.tolist(), *(row for row, _ in shard.errors)]
         writers.add(meta["writer"]["pid"])
     assert sorted(rows_on_disk) == list(range(len(paths)))
-    assert len(writers) == 2, f"expected both embedding actors to write shards, got {writers}"
+    # Written by the pool's actors, never by this (the driver's) process. Which actor takes a
+    # block is Ray's choice: with six small blocks one actor, always free first, may take them
+    # all (seen in CI), so the test does not ask for both.
+    assert 1 <= len(writers) <= 2 and os.getpid() not in writers, writers
