@@ -184,6 +184,20 @@ def require_rawpy(name: str) -> ModuleType:
 _RAWPY_IMPORT = threading.Lock()
 
 
+def check_pixels(width: int, height: int, max_pixels: int, name: str, *, kind: str) -> None:
+    """Refuse ``name`` (a ``kind`` of file: "image", "camera RAW") with no pixels, or with more
+    than ``max_pixels`` (a decompression bomb), before its pixels are decoded."""
+    if width < 1 or height < 1:
+        raise ImageError(name, f"{kind} has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageError(
+            name,
+            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (a decompression bomb or an absurdly large image); "
+            "downscale it or raise max_pixels",
+        )
+
+
 def prepare_container(container: Container, name: str) -> None:
     """Make sure the library ``container`` needs is there (RAW is checked when it is read)."""
     if container is Container.HEIF:
@@ -199,6 +213,7 @@ __all__ = [
     "INSTALL_ARCHIVE",
     "RAW_EXTENSIONS",
     "Container",
+    "check_pixels",
     "container_of",
     "prepare_container",
     "read_head",

@@ -23,7 +23,13 @@ import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lookalike.errors import ImageError, InvalidInputError
-from lookalike.image_formats import Container, container_of, prepare_container, read_head
+from lookalike.image_formats import (
+    Container,
+    check_pixels,
+    container_of,
+    prepare_container,
+    read_head,
+)
 from lookalike.input_spec import InputSpec
 from lookalike.orientation import ORIENTATION_TAG, QUARTER_TURNS, TRANSPOSES
 from lookalike.raw_images import open_raw, read_raw_header
@@ -66,15 +72,7 @@ def open_image(
         fp = io.BytesIO(data) if isinstance(data, bytes) else data
         with _pil_limit(max_pixels), Image.open(fp) as image:
             width, height = image.size
-            if width < 1 or height < 1:
-                raise ImageError(name, f"image has no pixels ({width}x{height})")
-            if width * height > max_pixels:
-                raise ImageError(
-                    name,
-                    f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
-                    f"{max_pixels:,} (a decompression bomb or an absurdly large image); "
-                    "downscale it or raise max_pixels",
-                )
+            check_pixels(width, height, max_pixels, name, kind="image")
             # JPEG: decoded at a reduced scale; HEIF (pillow-heif): its embedded thumbnail,
             # when one is large enough.
             if min_side is not None and image.format in ("JPEG", "HEIF"):

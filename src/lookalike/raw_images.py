@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike.errors import ImageError
-from lookalike.image_formats import RAW_EXTENSIONS, require_rawpy
+from lookalike.image_formats import RAW_EXTENSIONS, check_pixels, require_rawpy
 from lookalike.orientation import ORIENTATION_TAG, QUARTER_TURNS, TRANSPOSES
 
 #: LibRaw's ``flip`` (dcraw's bits: 1 mirror, 2 upside down, 4 transpose) as an EXIF orientation.
@@ -71,7 +71,7 @@ def open_raw(
         with _open(rawpy, source) as raw:
             sizes = raw.sizes
             width, height = int(sizes.width), int(sizes.height)
-            _check_pixels(width, height, max_pixels, name)
+            check_pixels(width, height, max_pixels, name, kind="camera RAW")
             orientation = _FLIP_TO_ORIENTATION.get(int(sizes.flip), 1)
             full = (height, width) if orientation in QUARTER_TURNS else (width, height)
             half_short = min(width, height) // 2
@@ -113,18 +113,6 @@ def _open(rawpy: Any, source: Path | bytes) -> Any:
         if isinstance(source, bytes):
             return rawpy.imread(io.BytesIO(source))
         return rawpy.imread(str(source))
-
-
-def _check_pixels(width: int, height: int, max_pixels: int, name: str) -> None:
-    if width < 1 or height < 1:
-        raise ImageError(name, f"camera RAW has no pixels ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageError(
-            name,
-            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (a decompression bomb or an absurdly large image); "
-            "downscale it or raise max_pixels",
-        )
 
 
 def _libraw_reason(exc: Exception) -> str:
