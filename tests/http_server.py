@@ -17,6 +17,7 @@ import contextlib
 import email.utils
 import hashlib
 import http.server
+import os
 import socket
 import ssl
 import struct
@@ -79,13 +80,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def send_file(self, path: Path, *, content_type: str = "image/jpeg") -> None:
-        body = path.read_bytes()
-        etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
-        modified = email.utils.formatdate(path.stat().st_mtime, usegmt=True)
+        """The file as a static file server sends it: its ETag computed once per version of
+        the file, the body handed to the kernel (sendfile), not copied through Python."""
+        stat = path.stat()
+        etag = self.server.owner.etag(path, stat)
+        modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
         if self.headers.get("If-None-Match") == etag:
             self.send(304, headers={"ETag": etag, "Last-Modified": modified})
             return
-        self.send(200, body, {"ETag": etag, "Last-Modified": modified}, content_type=content_type)
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(stat.st_size))
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", modified)
+        self.end_headers()
+        with path.open("rb") as fh:
+            self.connection.sendfile(fh)
 
     def send_folder_file(self, path: str) -> None:
         folder = self.server.owner.folder
@@ -134,6 +144,7 @@ class ImageServer:
         self.routes: dict[str, Route] = {}
         self.requests: list[LoggedRequest] = []
         self._counts: dict[str, int] = {}
+        self._etags: dict[tuple[str, int, int], str] = {}
         self.stopping = threading.Event()
         self.max_in_flight = 0
         self._in_flight = 0
@@ -156,6 +167,17 @@ class ImageServer:
 
     def url(self, path: str) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+
+    def etag(self, path: Path, stat: os.stat_result) -> str:
+        """The file's ETag (a hash of its bytes), remembered per path, size and mtime."""
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            known = self._etags.get(key)
+        if known is None:
+            known = f'"{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"'
+            with self._lock:
+                self._etags[key] = known
+        return known
 
     def count(self, path: str) -> int:
         with self._lock:

@@ -1,9 +1,11 @@
 """The download cache's deferred flushing (``sync_each=False``), on real JPEG bodies: files are
-in place at once, made durable and recorded only by ``flush``, and a body cut short by a power
-cut before its flush is written again rather than trusted."""
+in place at once and synced in the background, recorded only by ``flush``, which returns when
+every file and folder is durable; a failed sync is raised by the flush; and a body cut short by
+a power cut before its flush is written again rather than trusted."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from pathlib import Path
@@ -41,21 +43,42 @@ def test_deferred_files_are_flushed_and_recorded_only_by_flush(
     kept = [cache.keep(f"http://shop.test/{i}.jpg", b, "jpg") for i, b in enumerate(bodies)]
     files = {str(k.path) for k in kept}
     assert [k.path.read_bytes() for k in kept] == bodies  # in place at once
-    assert not files & set(synced)  # but not flushed yet
     assert cache.lookup("http://shop.test/0.jpg") == kept[0]  # this cache knows it already
     other = DownloadCache(tmp_path)
     assert other.lookup("http://shop.test/0.jpg") is None  # not recorded before the flush
     other.close()
 
-    synced.clear()
     cache.flush()
-    assert files <= set(synced)  # every file, and each folder once, after the files
+    synced = [s for s in synced if s != str(tmp_path)]  # the root: its new fan-out folders
+    assert files <= set(synced)  # every file (synced in the background), then each folder once
     folders = {str(k.path.parent) for k in kept}
     assert folders <= set(synced) and len(synced) == len(files) + len(folders)
     assert max(synced.index(f) for f in files) < min(synced.index(f) for f in folders)
     cache.close()
     reopened = DownloadCache(tmp_path)
     assert [reopened.lookup(f"http://shop.test/{i}.jpg") for i in range(3)] == kept
+    reopened.close()
+
+
+def test_a_file_that_fails_to_sync_fails_the_flush_and_records_nothing(
+    bodies: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fsync = os.fsync
+
+    def failing(fd: int) -> None:
+        if str(Path(f"/proc/self/fd/{fd}").readlink()).endswith(".jpg"):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    cache = DownloadCache(tmp_path, sync_each=False)
+    monkeypatch.setattr(download_cache.os, "fsync", failing)
+    cache.keep("http://shop.test/0.jpg", bodies[0], "jpg")
+    with pytest.raises(OSError, match="Input/output"):
+        cache.flush()
+    monkeypatch.setattr(download_cache.os, "fsync", real_fsync)
+    cache.close()
+    reopened = DownloadCache(tmp_path)
+    assert reopened.lookup("http://shop.test/0.jpg") is None  # never recorded: fetched again
     reopened.close()
 
 

@@ -5,19 +5,23 @@ CACHE_DIR/
   urls.sqlite          per URL: the SHA-256 and format of its last body, its ETag and
                        Last-Modified (for conditional requests)
   ab/abcdef....jpg     one file per distinct body: <sha256[:2]>/<sha256>.<sniffed format>
-  .*.tmp               bodies being downloaded (deleted when the cache is opened again)
+                       (the 256 folders are made with the cache)
+  .*.tmp, ab/.*.tmp    bodies being downloaded or stored (deleted when the cache is opened
+                       again)
 ```
 
 Files are written through ``lookalike.durable``; two URLs with the same bytes share one file.
-With ``sync_each=False`` a stored body is renamed into place at once but flushed to disk (and
-its URL recorded) only by ``flush``, many files at a time: the caller flushes before it commits
-anything that names those files.
+With ``sync_each=False`` a stored body is renamed into place at once and flushed to disk by a
+background thread while the caller goes on (decoding, embedding); its URL is recorded only by
+``flush``, which returns once every file stored before it is durable: the caller flushes before
+it commits anything that names those files, and rarely waits there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import sqlite3
 import threading
 import time
@@ -26,6 +30,7 @@ from pathlib import Path
 
 from lookalike.durable import commit_file, fsync_dir, remove_temporaries, temporary_name
 from lookalike.errors import IndexFormatError
+from lookalike.feeds.background import background
 from lookalike.feeds.sniffing import SNIFF_BYTES
 
 URL_TABLE = "urls.sqlite"
@@ -59,12 +64,20 @@ class DownloadCache:
     def __init__(self, folder: Path, *, sync_each: bool = True) -> None:
         self.folder = Path(folder)
         self.sync_each = sync_each
-        #: Files renamed into place but not yet flushed, and their URLs' rows (sync_each=False).
-        self._unsynced: list[Path] = []
+        #: Folders of files renamed into place since the last flush, and their URLs' rows,
+        #: recorded by the next flush (sync_each=False); the files sync in the background.
+        self._unsynced: set[Path] = set()
+        self._syncer = _Syncer()
         self._unrecorded: dict[str, tuple[str, str, str | None, str | None, float]] = {}
         self._flushing = threading.Lock()
         self.folder.mkdir(parents=True, exist_ok=True)
         remove_temporaries(self.folder)
+        if not (self.folder / _FAN_OUT[-1]).is_dir():  # made once, not one by one
+            for name in _FAN_OUT:
+                (self.folder / name).mkdir(exist_ok=True)
+            fsync_dir(self.folder)
+        for name in _FAN_OUT:
+            remove_temporaries(self.folder / name)
         table = self.folder / URL_TABLE
         self._lock = threading.Lock()
         try:
@@ -135,19 +148,22 @@ class DownloadCache:
             if isinstance(body, Path):
                 body.unlink(missing_ok=True)
         else:
-            if not target.parent.is_dir():
+            if not target.parent.is_dir():  # removed by hand since the cache was opened
                 target.parent.mkdir(exist_ok=True)
                 fsync_dir(self.folder)
-            staged = body if isinstance(body, Path) else self.staging_file()
+            # bytes are staged beside their target: the rename stays within one folder
+            staged = body if isinstance(body, Path) else temporary_name(target)
             try:
                 if isinstance(body, bytes):
-                    staged.write_bytes(body)
+                    with staged.open("xb") as fh:
+                        fh.write(body)
                 if self.sync_each:
                     commit_file(staged, target)
                 else:
                     staged.replace(target)
                     with self._lock:
-                        self._unsynced.append(target)
+                        self._unsynced.add(target.parent)
+                    self._syncer.submit(target)
             finally:
                 staged.unlink(missing_ok=True)
         if self.sync_each:
@@ -158,20 +174,16 @@ class DownloadCache:
         return CachedUrl(url, sha256, target, etag, last_modified)
 
     def flush(self) -> None:
-        """Make the files stored since the last flush durable (each file, then each folder
-        once), then record their URLs in one transaction. Blocking; a no-op with nothing
-        pending (and always with ``sync_each``)."""
+        """Make the files stored since the last flush durable (waiting for the background
+        syncing of each file, then each folder once), then record their URLs in one
+        transaction. Blocking; a no-op with nothing pending (and always with ``sync_each``).
+        Raises the OSError that syncing a file met (a full or failing disk)."""
         with self._flushing:
             with self._lock:
-                files, self._unsynced = self._unsynced, []
+                folders, self._unsynced = self._unsynced, set()
                 rows, self._unrecorded = self._unrecorded, {}
-            for path in files:
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            for folder in {path.parent for path in files}:
+            self._syncer.wait()
+            for folder in folders:
                 fsync_dir(folder)
             if rows:
                 with self._lock, self._db:
@@ -189,9 +201,13 @@ class DownloadCache:
         try:
             self.flush()
         finally:
+            self._syncer.stop()
             with self._lock:
                 self._db.close()
 
+
+#: The cache's fan-out folders, one per first byte of the content hash.
+_FAN_OUT = tuple(f"{i:02x}" for i in range(256))
 
 _UPSERT = (
     "INSERT INTO urls (url, sha256, ext, etag, last_modified, fetched_at) "
@@ -208,6 +224,65 @@ def _holds(target: Path, size: int) -> bool:
         return target.stat().st_size == size
     except OSError:
         return False
+
+
+class _Syncer:
+    """A thread that fsyncs stored files one by one as they come, so that a flush finds them
+    durable already (fsync waits for the disk, which costs the machine's cores nothing).
+    Started with the first file; ``wait`` returns when every file submitted before it is
+    synced, and raises the first error met since the last wait."""
+
+    def __init__(self) -> None:
+        self._files: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._changed = threading.Condition()
+        self._submitted = self._synced = 0
+        self._error: OSError | None = None
+        self._thread: threading.Thread | None = None
+
+    def submit(self, path: Path) -> None:
+        with self._changed:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="lookalike-fsync", daemon=True
+                )
+                self._thread.start()
+            self._submitted += 1
+        self._files.put(path)
+
+    def wait(self) -> None:
+        with self._changed:
+            target = self._submitted
+            self._changed.wait_for(lambda: self._synced >= target)
+            error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def stop(self) -> None:
+        with self._changed:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._files.put(None)
+            thread.join()
+
+    def _run(self) -> None:
+        background()
+        while (path := self._files.get()) is not None:
+            error: OSError | None = None
+            try:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except FileNotFoundError:
+                pass  # replaced or removed since: nothing of it to make durable
+            except OSError as exc:
+                error = exc
+            with self._changed:
+                self._synced += 1
+                if error is not None and self._error is None:
+                    self._error = error
+                self._changed.notify_all()
 
 
 class StagedFile:

@@ -8,16 +8,19 @@ Example:
     ...         print(result.key, result.path or result.failure)
 
 The downloads run on an asyncio loop in a thread of their own. ``fetch`` hands requests to it in
-small batches, at most ``concurrency`` in flight, and results wait in a bounded queue: when the
-caller is slower than the network, downloading pauses, so memory stays bounded however long
-the feed. Bodies stream to disk, never into memory.
+small batches, at most ``concurrency`` in flight, and results wait in a bounded hand-off the
+caller takes them from without waking the loop: when the caller is slower than the network,
+downloading pauses, so memory stays bounded however long the feed. A body is held in memory
+only up to a few MiB; a larger one streams to disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
+import queue
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,6 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from lookalike.errors import FetchCancelledError, InvalidInputError, MissingDependencyError
+from lookalike.feeds.background import background
 from lookalike.feeds.download_cache import DownloadCache
 from lookalike.feeds.downloading import Downloader, count_request
 from lookalike.feeds.fetch_types import (
@@ -41,6 +45,58 @@ if TYPE_CHECKING:
 
 _BATCH = 256
 _END = object()
+_CLOSED = object()
+#: The consumer gives room back to the download loop this many results at a time (and
+#: always before it waits): one wake-up of the loop per batch, not per image.
+_ROOM_BATCH = 16
+
+
+class _Handoff:
+    """Results passed from the download loop to the thread that consumes them.
+
+    The consumer takes ready results straight from a thread-safe queue: a result waiting for
+    it is taken at once, without a round trip through the loop thread (which, on a machine
+    whose cores are busy embedding, costs a scheduling delay per image). At most ``room``
+    results wait; the loop waits for room before it hands one over, so downloads pause while
+    the consumer is slower than the network."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, room: int) -> None:
+        self._items: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._loop = loop
+        self._room = asyncio.Semaphore(room)
+        self._owed = 0
+
+    async def put(self, item: object) -> None:
+        """On the loop: hand one result over when there is room for it."""
+        await self._room.acquire()
+        self._items.put(item)
+
+    def put_final(self, item: object) -> None:
+        """From any thread: the end, an error or a close, which need no room."""
+        self._items.put(item)
+
+    def take(self) -> object:
+        """In the consumer's thread: the next item, waiting for one if none is ready."""
+        try:
+            item = self._items.get_nowait()
+        except queue.Empty:
+            self._give_back()  # before waiting: the loop may be waiting for room
+            item = self._items.get()
+        if isinstance(item, Fetched):
+            self._owed += 1
+            if self._owed >= _ROOM_BATCH:
+                self._give_back()
+        return item
+
+    def _give_back(self) -> None:
+        if self._owed:
+            owed, self._owed = self._owed, 0
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits
+                self._loop.call_soon_threadsafe(self._release, owed)
+
+    def _release(self, count: int) -> None:
+        for _ in range(count):
+            self._room.release()
 
 
 def _session(options: FetchOptions) -> aiohttp.ClientSession:
@@ -95,6 +151,7 @@ class Fetcher:
         self._downloader: Downloader | None = None
         self._busy = threading.Lock()
         self._closed = False
+        self._handoff: _Handoff | None = None
 
     @property
     def stats(self) -> FetchStats:
@@ -104,7 +161,14 @@ class Fetcher:
     def _started(self) -> tuple[asyncio.AbstractEventLoop, Downloader]:
         if self._loop is None or self._downloader is None:
             loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="lookalike-fetch", daemon=True)
+            loop.set_default_executor(
+                concurrent.futures.ThreadPoolExecutor(
+                    max_workers=4, thread_name_prefix="lookalike-store", initializer=background
+                )
+            )
+            thread = threading.Thread(
+                target=_run_in_background, args=(loop,), name="lookalike-fetch", daemon=True
+            )
             thread.start()
             self._loop, self._thread = loop, thread
 
@@ -124,9 +188,6 @@ class Fetcher:
         return self._results(iter(requests))
 
     def _results(self, requests: Iterator[FetchRequest]) -> Iterator[Fetched]:
-        async def make_queue() -> asyncio.Queue[object]:
-            return asyncio.Queue(maxsize=2 * self.options.concurrency)
-
         if not self._busy.acquire(blocking=False):
             raise InvalidInputError(
                 "Fetcher.fetch: another fetch of this Fetcher is still running; finish "
@@ -134,23 +195,19 @@ class Fetcher:
             )
         try:
             loop, downloader = self._started()
-            queue = asyncio.run_coroutine_threadsafe(make_queue(), loop).result()
+            handoff = self._handoff = _Handoff(loop, 2 * self.options.concurrency)
             job = asyncio.run_coroutine_threadsafe(
-                self._dispatch(downloader, requests, queue), loop
+                self._dispatch(downloader, requests, handoff), loop
             )
             try:
                 while True:
                     if self._closed:
                         raise _cancelled()
-                    waiting = asyncio.run_coroutine_threadsafe(queue.get(), loop)
-                    try:
-                        item = waiting.result()
-                    except concurrent.futures.CancelledError:
-                        raise _cancelled() from None  # closed from another thread
-                    finally:
-                        waiting.cancel()
+                    item = handoff.take()
                     if item is _END:
                         return
+                    if item is _CLOSED:
+                        raise _cancelled()
                     if isinstance(item, BaseException):
                         raise item
                     assert isinstance(item, Fetched)
@@ -160,25 +217,26 @@ class Fetcher:
                     job.cancel()
                     concurrent.futures.wait([job], timeout=30)
         finally:
+            self._handoff = None
             self._busy.release()
 
     async def _dispatch(
         self,
         downloader: Downloader,
         requests: Iterator[FetchRequest],
-        queue: asyncio.Queue[object],
+        handoff: _Handoff,
     ) -> None:
         slots = asyncio.Semaphore(self.options.concurrency)
         tasks: set[asyncio.Task[None]] = set()
 
         async def one(request: FetchRequest) -> None:
-            # the slot is held until the result is queued: a slow consumer stops downloads
+            # the slot is held until the result is handed over: a slow consumer stops downloads
             try:
                 try:
                     result: object = await downloader.fetch_one(request)
                 except Exception as exc:  # a fault of this machine: ends the fetch
                     result = exc
-                await queue.put(result)
+                await handoff.put(result)
             finally:
                 slots.release()
 
@@ -192,11 +250,11 @@ class Fetcher:
                     task.add_done_callback(tasks.discard)
             while tasks:
                 await asyncio.wait(set(tasks))
-            await queue.put(_END)
+            handoff.put_final(_END)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            await queue.put(exc)
+            handoff.put_final(exc)
         finally:
             for task in tasks:
                 task.cancel()
@@ -212,6 +270,9 @@ class Fetcher:
         if self._closed:
             return
         self._closed = True
+        handoff = self._handoff
+        if handoff is not None:  # wake a consumer waiting in another thread
+            handoff.put_final(_CLOSED)
         loop, thread, downloader = self._loop, self._thread, self._downloader
         if loop is not None and thread is not None:
 
@@ -241,6 +302,11 @@ class Fetcher:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _run_in_background(loop: asyncio.AbstractEventLoop) -> None:
+    background()
+    loop.run_forever()
 
 
 def _cancelled() -> FetchCancelledError:
