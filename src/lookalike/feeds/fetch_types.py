@@ -7,7 +7,7 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -149,34 +149,32 @@ class FetchStats:
 
 
 class StatsCounter:
-    """The live counters behind ``Fetcher.stats`` (written on the loop, read from anywhere)."""
+    """The live counters behind ``Fetcher.stats`` (written on the loop, read from anywhere):
+    plain integers under a lock, a FetchStats made only when asked for."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._stats = FetchStats()
+        self._counts: Counter[str] = Counter()
         self._failures: Counter[FailureReason] = Counter()
 
     def add(self, **counts: int) -> None:
         with self._lock:
-            changes = {name: getattr(self._stats, name) + n for name, n in counts.items()}
-            self._stats = replace(self._stats, **changes)
+            self._counts.update(counts)
 
     def finished(self, result: Fetched, *, local: bool) -> None:
-        if result.failure is not None:
-            with self._lock:
+        with self._lock:
+            if result.failure is not None:
                 self._failures[result.failure] += 1
-                failures = MappingProxyType(dict(self._failures))
-                self._stats = replace(self._stats, failures=failures)
-        elif local:
-            self.add(local=1)
-        elif result.from_cache:
-            self.add(from_cache=1)
-        else:
-            self.add(downloaded=1)
+            elif local:
+                self._counts["local"] += 1
+            elif result.from_cache:
+                self._counts["from_cache"] += 1
+            else:
+                self._counts["downloaded"] += 1
 
     def snapshot(self) -> FetchStats:
         with self._lock:
-            return self._stats
+            return FetchStats(**self._counts, failures=MappingProxyType(dict(self._failures)))
 
 
 __all__ = [

@@ -112,9 +112,9 @@ def _session(options: FetchOptions) -> aiohttp.ClientSession:
     )
     return aiohttp.ClientSession(
         connector=connector,
-        timeout=aiohttp.ClientTimeout(
-            total=None, sock_connect=options.timeout, sock_read=options.timeout
-        ),
+        # Each request has one deadline for connecting, the headers and the whole body
+        # (Downloader._request): no per-read timer, which aiohttp would re-arm for every chunk.
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
         headers={"User-Agent": options.user_agent, "Accept": "image/*,*/*;q=0.5"},
         cookie_jar=aiohttp.DummyCookieJar(),
         # The environment's proxies and .netrc are read once (feeds.proxies), not per request.
