@@ -8,7 +8,9 @@ the tables and their migrations :mod:`lookalike.catalog_schema`'s, the row types
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -59,6 +61,7 @@ class Catalog:
         self.read_only = read_only
         #: Checksums of segment files written but not yet registered (see ``expect_checksum``).
         self._written: dict[str, str] = {}
+        self._pinned = threading.local()
         self._db = CatalogConnection(path, read_only=read_only)
         if create:
             catalog_schema.create(self._db)
@@ -80,9 +83,28 @@ class Catalog:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def generation(self) -> int:
-        """A counter bumped by every commit: readers compare it to see whether to reload."""
+    def generation(self, *, fresh: bool = False) -> int:
+        """A counter bumped by every commit: readers compare it to see whether to reload.
+        Inside this thread's ``pinned()`` block, the value read when the block began (unless
+        ``fresh``)."""
+        pinned: int | None = getattr(self._pinned, "generation", None)
+        if pinned is not None and not fresh:
+            return pinned
         return int(self._db.execute("SELECT value FROM meta WHERE key='generation'")[0][0])
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """A block in which ``generation()`` is read once, for this thread: the parts of one
+        search (snapshot, graph, counts) agree on one state of the catalog and ask SQLite
+        once, not each. A commit made meanwhile is seen by the next block."""
+        if getattr(self._pinned, "generation", None) is not None:  # nested: the outer one
+            yield
+            return
+        self._pinned.generation = self.generation()
+        try:
+            yield
+        finally:
+            self._pinned.generation = None
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM images")[0][0])

@@ -7,6 +7,7 @@ or another one) moves the generation on, so readers always see the last committe
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -197,6 +198,10 @@ class Collection:
         if generation != self._snapshot.generation:
             self._snapshot = Snapshot(self._store, generation)
         return self._snapshot
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """A block that sees one state of the catalog, read once (``Catalog.pinned``)."""
+        return self._store.catalog.pinned()
 
     def vector_index(self) -> ExactIndex:
         return self.snapshot().vectors

@@ -232,7 +232,8 @@ class IndexStore:
                     for s in used.tolist()
                 ]
             except DamagedSegmentError as exc:
-                if attempt < 7 and exc.missing and self.catalog.generation() != where.generation:
+                moved = self.catalog.generation(fresh=True) != where.generation
+                if attempt < 7 and exc.missing and moved:
                     continue
                 raise
             return VectorTable(

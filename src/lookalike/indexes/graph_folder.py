@@ -94,8 +94,10 @@ class GraphFolder:
         :class:`DamagedGraphError` (checked before it is parsed); callers fall back to exact
         search."""
         generation = self._store.catalog.generation()
-        pointer = self._folder / POINTER
-        saved = pointer.stat().st_mtime_ns if pointer.exists() else -1
+        try:
+            saved = (self._folder / POINTER).stat().st_mtime_ns
+        except FileNotFoundError:
+            saved = -1
         if self._graph is None or self._stamp != (saved, generation):
             if self._graph is None or self._stamp[0] != saved:
                 loaded = HnswIndex.load(self._folder, metric=self._store.manifest.metric)

@@ -239,6 +239,24 @@ class QueryPipeline:
         ``exclude``: per query, an image id to leave out of its results. ``verify_images``:
         copy mode (``options.verify``), per query its greyscale image (query/geometry.py
         ``load_grey``) or None. ``exclude_products``: per query, a product to leave out."""
+        with self.collection.pinned():
+            return self._search_vectors(
+                vectors,
+                options,
+                exclude=exclude,
+                verify_images=verify_images,
+                exclude_products=exclude_products,
+            )
+
+    def _search_vectors(
+        self,
+        vectors: npt.NDArray[np.float32],
+        options: SearchOptions,
+        *,
+        exclude: Sequence[int | None] | None,
+        verify_images: Sequence[GreyImage | None] | None,
+        exclude_products: Sequence[str | None] | None,
+    ) -> list[tuple[Match, ...]]:
         vectors = self.candidates.check(vectors)
         if exclude is not None and len(exclude) != len(vectors):
             raise InvalidInputError(f"{len(exclude)} ids to exclude for {len(vectors)} queries")
