@@ -4,6 +4,7 @@ counter, segments, and forward migrations of older schemas."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -316,3 +317,25 @@ def test_ids_are_never_reused_even_after_the_newest_image_is_deleted(
         assert third == again + 1
     finally:
         reopened.close()
+
+
+def test_a_pinned_block_reads_the_generation_once_for_its_thread(
+    filled: tuple[Catalog, list[int]], catalog_file: Path
+) -> None:
+    catalog, ids = filled
+    writer = Catalog(catalog_file)  # another connection, as another process would commit
+    start = catalog.generation()
+    seen_elsewhere: list[int] = []
+    with catalog.pinned():
+        with writer.transaction():
+            writer.delete([ids[4]])
+        assert catalog.generation() == start  # one state for the whole block
+        assert catalog.generation(fresh=True) == start + 1  # unless asked for the present
+        with catalog.pinned():  # nested: the outer block's state
+            assert catalog.generation() == start
+        other = threading.Thread(target=lambda: seen_elsewhere.append(catalog.generation()))
+        other.start()
+        other.join()
+    assert seen_elsewhere == [start + 1]  # another thread is not pinned
+    assert catalog.generation() == start + 1  # the next block sees the commit
+    writer.close()

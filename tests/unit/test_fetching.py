@@ -652,3 +652,26 @@ def test_without_aiohttp_the_error_names_the_extra(
     monkeypatch.setitem(sys.modules, "aiohttp", None)  # what an install without it looks like
     with pytest.raises(MissingDependencyError, match=r"lookalike\[feeds\]"):
         Fetcher(tmp_path)
+
+
+def _nice(native_id: int) -> int:
+    """A thread's nice value, from /proc (field 19 of its stat line)."""
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc")
+def test_download_and_store_threads_yield_the_cores_to_the_caller(
+    site: Path, tmp_path: Path
+) -> None:
+    with ImageServer(site / "www") as server, Fetcher(tmp_path, OPTIONS) as fetcher:
+        requests = [FetchRequest(p, server.url(f"/photos/{p}.jpg")) for p in PHOTOS]
+        assert all(r.ok for r in fetcher.fetch(requests))
+        workers = [
+            t
+            for t in threading.enumerate()
+            if t.name.startswith(("lookalike-fetch", "lookalike-store"))
+        ]
+        assert {t.name.split("_")[0] for t in workers} == {"lookalike-fetch", "lookalike-store"}
+        mine = _nice(threading.get_native_id())
+        assert all(_nice(t.native_id or 0) == mine + 5 for t in workers)

@@ -8,12 +8,13 @@ import os
 import threading
 
 #: How much nicer than the rest of the process a background thread is (Linux nice levels).
-NICER = int(os.environ.get("LOOKALIKE_NICE", "5"))
+NICER = 5
 
 
 def background() -> None:
-    """Lower the calling thread's CPU priority (Linux: each thread has its own nice value;
-    raising it needs no privilege). Elsewhere, or where refused, nothing changes."""
+    """Run the calling thread ``NICER`` levels below the process's main thread (Linux: each
+    thread has its own nice value, inherited from the thread that made it; raising it needs
+    no privilege). Elsewhere, or where refused, nothing changes."""
     with contextlib.suppress(AttributeError, OSError):
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + NICER)
+        main = os.getpriority(os.PRIO_PROCESS, os.getpid())  # the main thread's: tid == pid
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), main + NICER)
