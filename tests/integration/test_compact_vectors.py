@@ -299,3 +299,41 @@ def test_a_reader_opened_before_the_first_int8_commit_reads_it(
             writer.add_vectors(paths[:50], vectors[:50])
         found = reader.search_vectors(vectors[:1], k=3)[0]
     assert found[0].path == paths[0] and found[0].score > 0.99
+
+
+@pytest.mark.heavy
+def test_the_graph_of_int8_vectors_is_built_without_a_float32_copy_of_them(
+    tmp_path: Path,
+) -> None:
+    """Compact vectors exist so that collections whose float32 vectors do not fit in memory
+    can be searched: building their graph must not decode them all at once (it did, and a
+    2,000,000-vector int8 build was killed by the OOM killer on a 24 GiB machine)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n, dim = 150_000, 1280  # lite0's vectors
+    # near a 16-d subspace, so that a 16-d projection keeps the neighbours
+    basis = rng.normal(size=(16, dim)).astype(np.float32)
+    vectors = rng.normal(size=(n, 16)).astype(np.float32) @ basis
+    vectors += 0.05 * rng.normal(size=(n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    engine = SearchEngine.create(tmp_path / "i8.idx", index_type="hnsw", vector_dtype="int8")
+    for start in range(0, n, 50_000):
+        engine.add_vectors(
+            [f"v{i}" for i in range(start, start + 50_000)], vectors[start : start + 50_000]
+        )
+    queries = vectors[:20].copy()
+    del vectors
+    float32_copy = n * dim * 4
+    tracemalloc.start()
+    try:
+        info = engine.sync_ann(pca_dim=16)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # the int8 codes themselves (a quarter) and a few blocks; before: the copy and more
+    assert peak < 0.7 * float32_copy, f"peak {peak / 1e6:.0f} MB of {float32_copy / 1e6:.0f}"
+    assert info.count == n and info.recall_at_10 > 0.9
+    found = engine.search_vectors(queries, k=1, expansion=False, hubness=False)
+    assert [m[0].path for m in found] == [f"v{i}" for i in range(20)]  # each finds itself
+    engine.close()

@@ -19,6 +19,10 @@ from lookalike.vector_codec import SCORE_BLOCK, VectorCodec
 
 #: Queries scored at once; bounds the (queries x gallery) score matrix held in memory.
 _QUERY_BLOCK = 256
+#: ... and fewer in a big gallery: at most this many scores at once (64 MB of float32, about
+#: four times that with the top-k's temporaries), so that a batch of queries against ten
+#: million vectors does not need tens of gigabytes.
+_SCORE_CELLS = 16 * 1024 * 1024
 #: Up to this many queries, compact vectors are scored with one BLAS thread: their many small
 #: products (one per block) cost several times more when BLAS threads wait on each other
 #: (measured: one query, 100,000 int8 vectors, 1,024-row blocks on a loaded 2-core machine).
@@ -105,8 +109,9 @@ class ExactIndex:
         kk = min(k, len(self))
         if kk == 0:
             return scores, ids
-        for start in range(0, len(queries), _QUERY_BLOCK):
-            block = queries[start : start + _QUERY_BLOCK]
+        per_block = max(1, min(_QUERY_BLOCK, _SCORE_CELLS // len(self)))
+        for start in range(0, len(queries), per_block):
+            block = queries[start : start + per_block]
             sims = self._scores(block)
             if allowed is not None:
                 sims[:, ~allowed] = -np.inf

@@ -74,12 +74,15 @@ class GraphFolder:
             params = HnswParams(pca_dim=dim, whiten=bool(whiten))
             if rerank is not None:
                 params = replace(params, rerank=rerank)
-            graph = HnswIndex.build(exact.ids, exact.vectors, metric=metric, params=params)
+            # Read as stored, block by block: no float32 copy of every vector (a million
+            # int8 vectors would need 5 GB more).
+            table = self._store.vector_table(populate=False)
+            graph = HnswIndex.build_from(exact, metric=metric, params=params, table=table)
         else:
             graph = loaded[0]
             if rerank is not None:
                 graph.params = replace(graph.params, rerank=rerank)
-            graph.table = VectorTable.of(exact.ids, exact.vectors)
+            graph.table = self._store.vector_table(populate=False)
             self._apply(graph, graph.table)
         recall, queries = measure_recall(graph, exact)
         with writing(self._store.directory):

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from lookalike import durable
 from lookalike.checksums import file_checksum, is_known
@@ -113,15 +115,41 @@ class Projection:
     ) -> Projection:
         if dim >= vectors.shape[1]:
             raise InvalidInputError(f"PCA to {dim} dimensions needs vectors of more than {dim}")
-        rng = np.random.default_rng(seed)
-        take = rng.choice(len(vectors), size=min(len(vectors), 50_000), replace=False)
-        sample = vectors[np.sort(take)].astype(np.float64)
-        mean = sample.mean(axis=0)
-        centred = sample - mean
-        eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
+        return cls.fit_sample(vectors[sample_rows(len(vectors), seed)], dim, whiten=whiten)
+
+    @classmethod
+    def fit_sample(cls, sample: FloatArray, dim: int, *, whiten: bool = False) -> Projection:
+        """The projection learned on ``sample`` (rows drawn by :func:`sample_rows`)."""
+        return cls.fit_rows(lambda rows: sample[rows], np.arange(len(sample)), dim, whiten=whiten)
+
+    @classmethod
+    def fit_rows(
+        cls,
+        read: Callable[[npt.NDArray[np.intp]], FloatArray],
+        rows: npt.NDArray[np.intp],
+        dim: int,
+        *,
+        whiten: bool = False,
+    ) -> Projection:
+        """The projection learned on the vectors ``read(rows)`` gives, read and summed a block
+        at a time: memory stays small whatever the sample and however the vectors are stored
+        (``ExactIndex.rows`` decodes compact ones)."""
+        blocks = [rows[start : start + 8192] for start in range(0, len(rows), 8192)]
+        width = read(rows[:1]).shape[1]
+        if dim >= width:
+            raise InvalidInputError(f"PCA to {dim} dimensions needs vectors of more than {dim}")
+        total = np.zeros(width)
+        for block in blocks:
+            total += read(block).sum(axis=0, dtype=np.float64)
+        mean = total / max(len(rows), 1)
+        scatter = np.zeros((width, width))
+        for block in blocks:
+            centred = read(block).astype(np.float64) - mean
+            scatter += centred.T @ centred
+        eigenvalues, eigenvectors = np.linalg.eigh(scatter)
         axes = eigenvectors[:, ::-1][:, :dim]
         if whiten:
-            variance = np.maximum(eigenvalues[::-1][:dim], 0.0) / max(len(sample) - 1, 1)
+            variance = np.maximum(eigenvalues[::-1][:dim], 0.0) / max(len(rows) - 1, 1)
             axes = axes / np.sqrt(variance + 1e-6 * max(float(variance[0]), 1e-12))
         return cls(mean.astype(np.float32), np.ascontiguousarray(axes, dtype=np.float32))
 
@@ -209,6 +237,47 @@ class HnswIndex:
             projection=projection,
             deleted=set(),
             table=VectorTable.of(ids, vectors),
+        )
+
+    @classmethod
+    def build_from(
+        cls, exact: ExactIndex, *, metric: str, params: HnswParams, table: VectorTable
+    ) -> HnswIndex:
+        """The graph of an index's vectors, read block by block from ``exact`` as it stores
+        them (float32, float16 or int8): at no time is there a float32 copy of every vector,
+        so compact vectors that fit in memory can be graphed. Same graph as ``build`` on the
+        decoded vectors (same projection; hnswlib inserts in parallel either way). ``table``:
+        the vectors candidates are re-scored with (the index's stored ones)."""
+        import hnswlib
+
+        n = len(exact)
+        projection = None
+        if params.pca_dim:
+            projection = Projection.fit_rows(
+                exact.rows, sample_rows(n, 0), params.pca_dim, whiten=params.whiten
+            )
+        dim = projection.axes.shape[1] if projection else exact.dim
+        graph = hnswlib.Index(space="ip" if metric == "cosine" else "l2", dim=dim)
+        graph.init_index(
+            max_elements=max(n, 1),
+            ef_construction=params.ef_construction,
+            M=params.m,
+            random_seed=0,
+            allow_replace_deleted=False,
+        )
+        graph.set_num_threads(_threads())
+        for start in range(0, n, _BUILD_BLOCK):
+            rows = np.arange(start, min(start + _BUILD_BLOCK, n))
+            block = exact.rows(rows)
+            graph.add_items(projection(block) if projection else block, exact.ids[rows])
+        graph.set_ef(params.ef_search)
+        return cls(
+            graph,
+            metric=metric,
+            params=params,
+            projection=projection,
+            deleted=set(),
+            table=table,
         )
 
     def ids(self) -> set[int]:
@@ -344,6 +413,16 @@ def _damaged(folder: Path, problem: str) -> DamagedGraphError:
         f"{problem}: exact search still works, and `lookalike verify --index {folder.parent} "
         "--repair` or the next `lookalike index` rebuilds the graph"
     )
+
+
+#: Rows decoded, projected and inserted at a time by ``HnswIndex.build_from``.
+_BUILD_BLOCK = 16_384
+
+
+def sample_rows(n: int, seed: int = 0) -> npt.NDArray[np.intp]:
+    """The rows (sorted) a projection is learned on: at most 50,000 of ``n``, seeded."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=min(n, 50_000), replace=False))
 
 
 def measure_recall(
