@@ -65,7 +65,7 @@ def built_index(
         keep = np.argsort(-both_s, axis=1)[:, :10]
         truth_scores = np.take_along_axis(both_s, keep, 1)
         truth = np.take_along_axis(both_i, keep, 1)
-    del data
+    del data, block  # the last block is a view: it would keep all of data alive
     start = time.perf_counter()
     info = engine.sync_ann()
     build_s = time.perf_counter() - start
