@@ -210,7 +210,6 @@ class HnswIndex:
     def build(
         cls, ids: IdArray, vectors: FloatArray, *, metric: str, params: HnswParams
     ) -> HnswIndex:
-        import hnswlib
 
         projection = (
             Projection.fit(vectors, params.pca_dim, whiten=params.whiten)
@@ -218,15 +217,7 @@ class HnswIndex:
             else None
         )
         space = projection(vectors) if projection else vectors
-        graph = hnswlib.Index(space="ip" if metric == "cosine" else "l2", dim=space.shape[1])
-        graph.init_index(
-            max_elements=max(len(ids), 1),
-            ef_construction=params.ef_construction,
-            M=params.m,
-            random_seed=0,
-            allow_replace_deleted=False,
-        )
-        graph.set_num_threads(_threads())
+        graph = _new_graph(metric, space.shape[1], len(ids), params)
         if len(ids):
             graph.add_items(space, ids)
         graph.set_ef(params.ef_search)
@@ -248,7 +239,6 @@ class HnswIndex:
         so compact vectors that fit in memory can be graphed. Same graph as ``build`` on the
         decoded vectors (same projection; hnswlib inserts in parallel either way). ``table``:
         the vectors candidates are re-scored with (the index's stored ones)."""
-        import hnswlib
 
         n = len(exact)
         projection = None
@@ -257,15 +247,7 @@ class HnswIndex:
                 exact.rows, sample_rows(n, 0), params.pca_dim, whiten=params.whiten
             )
         dim = projection.axes.shape[1] if projection else exact.dim
-        graph = hnswlib.Index(space="ip" if metric == "cosine" else "l2", dim=dim)
-        graph.init_index(
-            max_elements=max(n, 1),
-            ef_construction=params.ef_construction,
-            M=params.m,
-            random_seed=0,
-            allow_replace_deleted=False,
-        )
-        graph.set_num_threads(_threads())
+        graph = _new_graph(metric, dim, n, params)
         for start in range(0, n, _BUILD_BLOCK):
             rows = np.arange(start, min(start + _BUILD_BLOCK, n))
             block = exact.rows(rows)
@@ -443,6 +425,22 @@ def measure_recall(
     )
     total = int(np.count_nonzero(truth >= 0))
     return (hits / total if total else 1.0), len(rows)
+
+
+def _new_graph(metric: str, dim: int, count: int, params: HnswParams) -> Any:
+    """An empty hnswlib graph for ``count`` vectors of ``dim`` with the build parameters."""
+    import hnswlib
+
+    graph = hnswlib.Index(space="ip" if metric == "cosine" else "l2", dim=dim)
+    graph.init_index(
+        max_elements=max(count, 1),
+        ef_construction=params.ef_construction,
+        M=params.m,
+        random_seed=0,
+        allow_replace_deleted=False,
+    )
+    graph.set_num_threads(_threads())
+    return graph
 
 
 def _threads() -> int:
