@@ -25,13 +25,18 @@ def temporary_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
 
 
-def fsync_dir(directory: Path) -> None:
-    """Flush a folder's entries (a rename is durable only once its folder is)."""
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Flush a folder's entries (a rename is durable only once its folder is)."""
+    fsync_path(directory)
 
 
 def commit_file(tmp: Path, target: Path) -> None:
@@ -112,6 +117,7 @@ __all__ = [
     "TEMPORARY_GLOB",
     "commit_file",
     "fsync_dir",
+    "fsync_path",
     "remove_temporaries",
     "staged",
     "staged_folder",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lookalike import durable
 from lookalike.evaluation.copies import skimage_originals
-from lookalike.feeds import download_cache
 from lookalike.feeds.download_cache import DownloadCache
 
 
@@ -37,8 +37,7 @@ def test_deferred_files_are_flushed_and_recorded_only_by_flush(
         synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
         real_fsync(fd)
 
-    monkeypatch.setattr(download_cache.os, "fsync", fsync)
-    monkeypatch.setattr("lookalike.durable.os.fsync", fsync)
+    monkeypatch.setattr(durable.os, "fsync", fsync)
     cache = DownloadCache(tmp_path, sync_each=False)
     kept = [cache.keep(f"http://shop.test/{i}.jpg", b, "jpg") for i, b in enumerate(bodies)]
     files = {str(k.path) for k in kept}
@@ -71,11 +70,11 @@ def test_a_file_that_fails_to_sync_fails_the_flush_and_records_nothing(
         real_fsync(fd)
 
     cache = DownloadCache(tmp_path, sync_each=False)
-    monkeypatch.setattr(download_cache.os, "fsync", failing)
+    monkeypatch.setattr(durable.os, "fsync", failing)
     cache.keep("http://shop.test/0.jpg", bodies[0], "jpg")
     with pytest.raises(OSError, match="Input/output"):
         cache.flush()
-    monkeypatch.setattr(download_cache.os, "fsync", real_fsync)
+    monkeypatch.setattr(durable.os, "fsync", real_fsync)
     cache.close()
     reopened = DownloadCache(tmp_path)
     assert reopened.lookup("http://shop.test/0.jpg") is None  # never recorded: fetched again

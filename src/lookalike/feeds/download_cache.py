@@ -20,7 +20,6 @@ it commits anything that names those files, and rarely waits there.
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import sqlite3
 import threading
@@ -28,7 +27,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lookalike.durable import commit_file, fsync_dir, remove_temporaries, temporary_name
+from lookalike.durable import (
+    commit_file,
+    fsync_dir,
+    fsync_path,
+    remove_temporaries,
+    temporary_name,
+)
 from lookalike.errors import IndexFormatError
 from lookalike.feeds.background import background
 from lookalike.feeds.sniffing import SNIFF_BYTES
@@ -269,11 +274,7 @@ class _Syncer:
         while (path := self._files.get()) is not None:
             error: OSError | None = None
             try:
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fsync_path(path)
             except FileNotFoundError:
                 pass  # replaced or removed since: nothing of it to make durable
             except OSError as exc:

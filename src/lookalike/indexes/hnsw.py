@@ -113,14 +113,9 @@ class Projection:
     def fit(
         cls, vectors: FloatArray, dim: int, *, whiten: bool = False, seed: int = 0
     ) -> Projection:
-        if dim >= vectors.shape[1]:
-            raise InvalidInputError(f"PCA to {dim} dimensions needs vectors of more than {dim}")
-        return cls.fit_sample(vectors[sample_rows(len(vectors), seed)], dim, whiten=whiten)
-
-    @classmethod
-    def fit_sample(cls, sample: FloatArray, dim: int, *, whiten: bool = False) -> Projection:
-        """The projection learned on ``sample`` (rows drawn by :func:`sample_rows`)."""
-        return cls.fit_rows(lambda rows: sample[rows], np.arange(len(sample)), dim, whiten=whiten)
+        return cls.fit_rows(
+            lambda rows: vectors[rows], sample_rows(len(vectors), seed), dim, whiten=whiten
+        )
 
     @classmethod
     def fit_rows(
@@ -138,14 +133,13 @@ class Projection:
         width = read(rows[:1]).shape[1]
         if dim >= width:
             raise InvalidInputError(f"PCA to {dim} dimensions needs vectors of more than {dim}")
-        total = np.zeros(width)
-        for block in blocks:
-            total += read(block).sum(axis=0, dtype=np.float64)
+        total, products = np.zeros(width), np.zeros((width, width))
+        for block in blocks:  # one pass: each block read (decoded) once
+            values = read(block).astype(np.float64)
+            total += values.sum(axis=0)
+            products += values.T @ values
         mean = total / max(len(rows), 1)
-        scatter = np.zeros((width, width))
-        for block in blocks:
-            centred = read(block).astype(np.float64) - mean
-            scatter += centred.T @ centred
+        scatter = products - len(rows) * np.outer(mean, mean)  # the centred rows' scatter
         eigenvalues, eigenvectors = np.linalg.eigh(scatter)
         axes = eigenvectors[:, ::-1][:, :dim]
         if whiten:
@@ -210,24 +204,10 @@ class HnswIndex:
     def build(
         cls, ids: IdArray, vectors: FloatArray, *, metric: str, params: HnswParams
     ) -> HnswIndex:
-
-        projection = (
-            Projection.fit(vectors, params.pca_dim, whiten=params.whiten)
-            if params.pca_dim
-            else None
-        )
-        space = projection(vectors) if projection else vectors
-        graph = _new_graph(metric, space.shape[1], len(ids), params)
-        if len(ids):
-            graph.add_items(space, ids)
-        graph.set_ef(params.ef_search)
-        return cls(
-            graph,
-            metric=metric,
-            params=params,
-            projection=projection,
-            deleted=set(),
-            table=VectorTable.of(ids, vectors),
+        """The graph of vectors in memory (see ``build_from``)."""
+        exact = ExactIndex(ids, vectors, metric=metric)
+        return cls.build_from(
+            exact, metric=metric, params=params, table=VectorTable.of(exact.ids, exact.stored)
         )
 
     @classmethod
@@ -236,10 +216,8 @@ class HnswIndex:
     ) -> HnswIndex:
         """The graph of an index's vectors, read block by block from ``exact`` as it stores
         them (float32, float16 or int8): at no time is there a float32 copy of every vector,
-        so compact vectors that fit in memory can be graphed. Same graph as ``build`` on the
-        decoded vectors (same projection; hnswlib inserts in parallel either way). ``table``:
+        so compact vectors that fit in memory can be graphed. ``table``:
         the vectors candidates are re-scored with (the index's stored ones)."""
-
         n = len(exact)
         projection = None
         if params.pca_dim:
