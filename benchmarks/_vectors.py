@@ -4,6 +4,7 @@ images, and the statistics that say how hard they are to search (LID, relative c
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,29 +41,57 @@ def gaussian_like(real: np.ndarray, n: int, *, seed: int = 0) -> np.ndarray:
     return out
 
 
-def mixture_like(real: np.ndarray, n: int, *, components: int = 100, seed: int = 0) -> np.ndarray:
-    """``n`` unit vectors from a Gaussian mixture fitted to ``real``: k-means clusters, each a
-    Gaussian with its members' mean and covariance, weighted by its size. Real embeddings are
-    clustered (photos of the same kind of thing); one Gaussian is not, which makes its nearest
-    neighbours far less distinct than real ones (see :func:`neighbour_stats`)."""
-    from sklearn.cluster import KMeans
+class Mixture:
+    """A Gaussian mixture fitted to real vectors: k-means clusters, each a Gaussian with its
+    members' mean and covariance, weighted by its size."""
 
-    labels = KMeans(components, n_init=1, random_state=seed).fit(real).labels_
-    rng = np.random.default_rng(seed)
-    sizes = np.bincount(labels, minlength=components)
-    pick = rng.choice(components, size=n, p=sizes / sizes.sum())
+    def __init__(self, real: np.ndarray, *, components: int = 100, seed: int = 0) -> None:
+        from sklearn.cluster import KMeans
+
+        labels = KMeans(components, n_init=1, random_state=seed).fit(real).labels_
+        sizes = np.bincount(labels, minlength=components)
+        self.weights = sizes / sizes.sum()
+        self.means = []
+        self.roots = []  # each cluster's covariance's root
+        for c in range(components):
+            members = real[labels == c]
+            mean = members.mean(axis=0)
+            self.means.append(mean)
+            self.roots.append((members - mean) / np.sqrt(max(len(members) - 1, 1)))
+
+    def fill(self, out: np.ndarray, rng: np.random.Generator) -> None:
+        """Fill ``out`` (rows, dim) with unit vectors drawn from the mixture."""
+        pick = rng.choice(len(self.weights), size=len(out), p=self.weights)
+        for c, (mean, root) in enumerate(zip(self.means, self.roots, strict=True)):
+            rows = np.flatnonzero(pick == c)
+            for start in range(0, len(rows), 50_000):
+                chunk = rows[start : start + 50_000]
+                z = rng.standard_normal((len(chunk), len(root))).astype(np.float32)
+                out[chunk] = mean + z @ root
+        out /= np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def mixture_like(real: np.ndarray, n: int, *, components: int = 100, seed: int = 0) -> np.ndarray:
+    """``n`` unit vectors from a Gaussian mixture fitted to ``real`` (:class:`Mixture`). Real
+    embeddings are clustered (photos of the same kind of thing); one Gaussian is not, which
+    makes its nearest neighbours far less distinct than real ones (see :func:`neighbour_stats`)."""
+    mixture = Mixture(real, components=components, seed=seed)
     out = np.empty((n, real.shape[1]), dtype=np.float32)
-    for c in range(components):
-        members = real[labels == c]
-        mean = members.mean(axis=0)
-        basis = (members - mean) / np.sqrt(max(len(members) - 1, 1))  # its covariance's root
-        rows = np.flatnonzero(pick == c)
-        for start in range(0, len(rows), 50_000):
-            chunk = rows[start : start + 50_000]
-            z = rng.standard_normal((len(chunk), len(members))).astype(np.float32)
-            out[chunk] = mean + z @ basis
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    mixture.fill(out, np.random.default_rng(seed))
     return out
+
+
+def mixture_blocks(
+    real: np.ndarray, n: int, *, block: int = 100_000, seed: int = 0
+) -> Iterator[np.ndarray]:
+    """The vectors of :func:`mixture_like` (the same mixture, other draws), made ``block`` rows
+    at a time, each block from its own seeded stream: for collections that do not fit in
+    memory as one float32 array (10M x 1280 is 51 GB)."""
+    mixture = Mixture(real, seed=seed)
+    for number, start in enumerate(range(0, n, block)):
+        out = np.empty((min(block, n - start), real.shape[1]), dtype=np.float32)
+        mixture.fill(out, np.random.default_rng([seed, number]))
+        yield out
 
 
 def neighbour_stats(

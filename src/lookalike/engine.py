@@ -258,6 +258,11 @@ class SearchEngine:
         """The index's embedder, built on first use and checked against the recorded weights."""
         return self.model()
 
+    def another_embedder(self, *, threads: int) -> Embedder:
+        """A second instance of the index's embedder with its own number of network threads,
+        checked like the first (a server runs concurrent batches on one-thread instances)."""
+        return IndexModel(self._store, threads=threads)()
+
     def index_folder(
         self, folder: Path | str, *, options: Options = None, progress: Progress = None
     ) -> IndexReport:

@@ -135,6 +135,53 @@ def test_batches_form_and_a_lone_search_is_not_held_back(
         on.close()
 
 
+def blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_serving_keeps_blas_on_one_thread_and_gives_it_back(fast_gallery_index: Path) -> None:
+    """Idle BLAS threads spin between a server's small products and take a core from
+    decoding: a server runs NumPy's BLAS on one thread, and gives the setting back at close."""
+    before = blas_threads()
+    assert before  # NumPy's BLAS is found
+    searching = service(fast_gallery_index, 0.005)
+    try:
+        assert blas_threads() == [1] * len(before)
+    finally:
+        searching.close()
+    assert blas_threads() == before
+
+
+@pytest.mark.heavy
+def test_batches_in_the_network_at_once_answer_as_one_at_a_time(
+    gallery_index: Path, gallery: Path
+) -> None:
+    """Batches that run beside each other use a one-thread copy of the network: the answers
+    are those of one search at a time (same ids, scores to float32 rounding)."""
+    photos = [p.read_bytes() for p in queries(gallery)[:8]]
+    options = SearchOptions(k=5)
+    off = service(gallery_index, 0.0)
+    on = SearchService(
+        ServeSettings(index=gallery_index, batch_wait=0.001, max_batch=1, batch_workers=2)
+    )
+    on.warm()
+    try:
+        alone = [off.search_upload(data, options)[0] for data in photos]
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(lambda d: on.search_upload(d, options)[0], photos * 3))
+        for position, result in enumerate(together):
+            want = alone[position % len(photos)]
+            assert [m.id for m in result.matches] == [m.id for m in want.matches]
+            for got, expected in zip(result.matches, want.matches, strict=True):
+                assert got.score == pytest.approx(expected.score, abs=2e-5)
+        assert on.overlapping_batches > 0  # the one-thread copy really ran
+    finally:
+        off.close()
+        on.close()
+
+
 @pytest.fixture(scope="module")
 def client(fast_gallery_index: Path) -> Iterator[TestClient]:
     settings = ServeSettings(index=fast_gallery_index)
@@ -184,6 +231,7 @@ def test_serve_batch_flags_are_checked(fast_gallery_index: Path) -> None:
     for flags, message in (
         (("--batch-wait-ms", "-1"), "--batch-wait-ms must be 0 (off) to 1000, got -1"),
         (("--max-batch", "0"), "--max-batch must be at least 1, got 0"),
+        (("--batch-workers", "0"), "--batch-workers must be at least 1, got 0"),
     ):
         done = run_cli("serve", "--index", fast_gallery_index, *flags, timeout=120)
         assert done.returncode == 2 and message in done.stderr, done.stderr
@@ -194,3 +242,5 @@ def test_batch_options_are_checked(fast_gallery_index: Path) -> None:
         ServeSettings(index=fast_gallery_index, batch_wait=-0.1)
     with pytest.raises(InvalidInputError, match="max_batch"):
         ServeSettings(index=fast_gallery_index, max_batch=0)
+    with pytest.raises(InvalidInputError, match="batch_workers"):
+        ServeSettings(index=fast_gallery_index, batch_workers=0)

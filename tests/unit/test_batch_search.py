@@ -3,8 +3,11 @@ request fails alone."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from lookalike import SearchEngine
@@ -12,6 +15,7 @@ from lookalike.errors import InvalidInputError
 from lookalike.filters import SearchFilter
 from lookalike.matches import SearchResult
 from lookalike.query.batch_search import SearchRequest, search_requests
+from lookalike.query.decoding import DecodedQueries
 from lookalike.region import Box, Region
 from lookalike.search_options import SearchOptions
 
@@ -77,3 +81,41 @@ def test_a_failing_request_fails_alone(fast_gallery_index: Path, gallery: Path) 
             outcome = outcomes[position]
             assert isinstance(outcome, list)
             assert_same(outcome, pipeline.search_decoded(requests[position].decoded, good))
+
+
+def test_the_network_runs_outside_the_searching_lock(
+    fast_gallery_index: Path, gallery: Path
+) -> None:
+    """A server's lock covers the index's stages only: the network (``embed``) runs before it
+    is taken, so other batches can be in the network meanwhile; results are unchanged, also
+    when the whole batch's network call fails and each request is redone alone."""
+    photos = sorted((gallery / "originals").glob("*.jpg"))[:3]
+    lock = threading.Lock()
+    held_while_embedding: list[bool] = []
+    with SearchEngine.open(fast_gallery_index) as engine:
+        pipeline = engine.pipeline
+        options = SearchOptions(k=4)
+        requests = [SearchRequest(pipeline.decode([p]), options) for p in photos]
+
+        def embed(decoded: DecodedQueries) -> npt.NDArray[np.float32]:
+            held_while_embedding.append(lock.locked())
+            return pipeline.embed(decoded)
+
+        outcomes = search_requests(pipeline, requests, embed=embed, searching=lock)
+        assert held_while_embedding == [False]
+        assert not lock.locked()
+        for request, outcome in zip(requests, outcomes, strict=True):
+            assert isinstance(outcome, list)
+            assert_same(outcome, pipeline.search_decoded(request.decoded, options))
+
+        def fails_for_batches(decoded: DecodedQueries) -> npt.NDArray[np.float32]:
+            if len(decoded) > 1:
+                raise RuntimeError("the network ran out of memory")
+            return embed(decoded)
+
+        held_while_embedding.clear()
+        redone = search_requests(pipeline, requests, embed=fails_for_batches, searching=lock)
+        assert held_while_embedding == [False] * len(requests)
+        for got, want in zip(redone, outcomes, strict=True):
+            assert isinstance(got, list) and isinstance(want, list)
+            assert_same(got, want)

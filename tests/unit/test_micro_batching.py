@@ -159,7 +159,37 @@ def test_close_runs_what_is_queued_and_refuses_more() -> None:
     waiting.__exit__(None, None, None)
 
 
+def test_several_workers_run_batches_at_once() -> None:
+    """With two workers a second batch starts while the first still runs: each batch waits
+    at a barrier for the other, which one worker could never pass."""
+    both_running = threading.Barrier(2, timeout=5)
+    running: list[str] = []
+
+    def run(jobs: Sequence[int]) -> list[int | Exception]:
+        running.append(threading.current_thread().name)
+        both_running.wait()
+        return [j + 1 for j in jobs]
+
+    batcher = MicroBatcher(run, max_batch=1, wait=0.0, workers=2, name="pair")
+    try:
+        first, second = batcher.submit(1), batcher.submit(2)
+        assert (first.result(timeout=10), second.result(timeout=10)) == (2, 3)
+        assert sorted(running) == ["pair-0", "pair-1"]
+    finally:
+        batcher.close()
+    both_running = threading.Barrier(2, timeout=0.5)
+    lone = MicroBatcher(run, max_batch=1, wait=0.0, workers=1)
+    try:  # one worker: the first batch waits for a partner that never comes
+        first, second = lone.submit(1), lone.submit(2)
+        assert isinstance(first.exception(timeout=10), threading.BrokenBarrierError)
+        assert isinstance(second.exception(timeout=10), threading.BrokenBarrierError)
+    finally:
+        lone.close()
+
+
 def test_settings_are_checked() -> None:
+    with pytest.raises(InvalidInputError, match="workers"):
+        MicroBatcher(Recorder(), max_batch=1, wait=0.0, workers=0)
     with pytest.raises(InvalidInputError, match="max_batch"):
         MicroBatcher(Recorder(), max_batch=0, wait=0.0)
     with pytest.raises(InvalidInputError, match="wait"):

@@ -54,6 +54,13 @@ def serve(
     max_batch: Annotated[
         int, typer.Option(help="Micro-batching: most query images in one network batch.")
     ] = 16,
+    batch_workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Micro-batching: batches in the network at once, each on one thread "
+            "(default: one per core; a batch alone uses every core)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the search page and the REST API (docs at /docs) for an index.
 
@@ -81,6 +88,8 @@ def serve(
         fail(f"--batch-wait-ms must be 0 (off) to 1000, got {batch_wait_ms:g}")
     if max_batch < 1:
         fail(f"--max-batch must be at least 1, got {max_batch}")
+    if batch_workers is not None and batch_workers < 1:
+        fail(f"--batch-workers must be at least 1, got {batch_workers}")
     settings = ServeSettings(
         index=index_dir.resolve(),
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
@@ -93,6 +102,7 @@ def serve(
         body_timeout=body_timeout,
         batch_wait=batch_wait_ms / 1000,
         max_batch=max_batch,
+        batch_workers=batch_workers,
     )
     err.print(
         f"lookalike: serving {index_dir} on http://{host}:{port}/ (API docs at /docs); "

@@ -3,14 +3,17 @@
 Every request's queries go through the network together (one batch per image shape), then the
 requests whose options are equal are searched together (one candidate search over their
 vectors, which reads the stored vectors once instead of once per request); the stages after it
-treat each query on its own, so each request gets what it would get searched alone. A failure
-is isolated: a group that fails is searched again one request at a time, and a failed network
-batch is redone one request at a time, so one bad request never fails the others.
+treat each query on its own, so each request gets what it would get searched alone. The network
+may run outside a lock that the searching holds (``searching``), so that several batches can be
+in the network at once while the index is read by one at a time. A failure is isolated: a group
+that fails is searched again one request at a time, and a failed network batch is redone one
+request at a time, so one bad request never fails the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,16 +40,38 @@ class SearchRequest:
 Outcome = list[SearchResult] | Exception
 
 
-def search_requests(pipeline: QueryPipeline, requests: Sequence[SearchRequest]) -> list[Outcome]:
-    """Each request's results (or error), in order, as if each were searched alone."""
+#: Decoded queries to vectors (the pipeline's own embedder, or another instance of it).
+Embed = Callable[[DecodedQueries], npt.NDArray[np.float32]]
+
+
+def search_requests(
+    pipeline: QueryPipeline,
+    requests: Sequence[SearchRequest],
+    *,
+    embed: Embed | None = None,
+    searching: AbstractContextManager[object] | None = None,
+) -> list[Outcome]:
+    """Each request's results (or error), in order, as if each were searched alone. ``embed``
+    (default: the pipeline's) runs first; the stages after the network run inside
+    ``searching`` (a lock, say)."""
+    embed = embed or pipeline.embed
     try:
-        vectors = pipeline.embed(DecodedQueries.join([r.decoded for r in requests]))
+        vectors = embed(DecodedQueries.join([r.decoded for r in requests]))
     except Exception as exc:
         if len(requests) == 1:
             return [exc]
-        return [_alone(pipeline, r) for r in requests]
+        return [_alone(pipeline, r, embed, searching) for r in requests]
     starts = np.cumsum([0, *(len(r) for r in requests)])
     rows = [vectors[starts[i] : starts[i + 1]] for i in range(len(requests))]
+    with searching or nullcontext():
+        return _search_groups(pipeline, requests, rows)
+
+
+def _search_groups(
+    pipeline: QueryPipeline,
+    requests: Sequence[SearchRequest],
+    rows: list[npt.NDArray[np.float32]],
+) -> list[Outcome]:
     outcomes: list[Outcome | None] = [None] * len(requests)
     for members in _groups(requests):
         try:
@@ -91,11 +116,18 @@ def _searched(
         return exc
 
 
-def _alone(pipeline: QueryPipeline, request: SearchRequest) -> Outcome:
+def _alone(
+    pipeline: QueryPipeline,
+    request: SearchRequest,
+    embed: Embed,
+    searching: AbstractContextManager[object] | None,
+) -> Outcome:
     try:
-        return pipeline.search_decoded(request.decoded, request.options)
+        vectors = embed(request.decoded)
+        with searching or nullcontext():
+            return pipeline.search_embedded(request.decoded, vectors, request.options)
     except Exception as exc:
         return exc
 
 
-__all__ = ["Outcome", "SearchRequest", "search_requests"]
+__all__ = ["Embed", "Outcome", "SearchRequest", "search_requests"]

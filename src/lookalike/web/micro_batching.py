@@ -1,12 +1,14 @@
 """Micro-batching: jobs submitted by concurrent request threads run together, in batches.
 
-One dispatcher thread takes the queued jobs and hands them to ``run`` as one batch. It sends a
-batch as soon as it is full (``max_batch``), as soon as no other request is on its way (so a
+Dispatcher threads (``workers``, one by default) take the queued jobs and hand them to ``run``
+as one batch each; with several, a batch may start while another runs. A batch goes as soon as
+it is full (``max_batch``), as soon as no other request is on its way (so a
 lone request is never held back), or once its oldest job has waited ``wait`` seconds for
 companions. A request "on its way" is one that announced itself (:meth:`MicroBatcher.announce`)
 before its slow part (decoding an upload) and has not submitted yet: waiting is worth it only
 when more jobs are known to be coming. Jobs that queue while a batch runs go in the next one
-without waiting. The threads block on conditions and futures, never spin.
+without waiting (or, with several workers, go to a worker that is free). The threads block on
+conditions and futures, never spin.
 
 ``run`` returns one outcome per job, a result or an exception: one job's failure is that job's
 answer, never the others'. An exception escaping ``run`` itself fails the whole batch.
@@ -43,7 +45,7 @@ class _Queued(Generic[J, R]):
 
 class MicroBatcher(Generic[J, R]):
     """Runs submitted jobs in batches of at most ``max_batch`` (counted by ``weight``: a job
-    holding several queries weighs that many) on one dispatcher thread.
+    holding several queries weighs that many) on ``workers`` dispatcher threads.
 
     Example:
         >>> batcher = MicroBatcher(lambda jobs: [j * 2 for j in jobs], max_batch=8, wait=0.005)
@@ -61,9 +63,12 @@ class MicroBatcher(Generic[J, R]):
         wait: float,
         weight: Callable[[J], int] = lambda _: 1,
         name: str = "micro-batcher",
+        workers: int = 1,
     ) -> None:
         if max_batch < 1:
             raise InvalidInputError(f"max_batch must be at least 1, got {max_batch}")
+        if workers < 1:
+            raise InvalidInputError(f"workers must be at least 1, got {workers}")
         if wait < 0:
             raise InvalidInputError(f"the batch wait must be 0 s or more, got {wait:g} s")
         self.max_batch = max_batch
@@ -74,8 +79,12 @@ class MicroBatcher(Generic[J, R]):
         self._coming = 0  # announced requests that have not submitted all their jobs yet
         self._closed = False
         self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._dispatch, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._dispatch, name=f"{name}-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
         #: Batches run so far, the weight they held in all, and the largest: for tests and
         #: benchmarks (the mean batch is ``jobs / batches``).
         self.batches = 0
@@ -96,11 +105,12 @@ class MicroBatcher(Generic[J, R]):
         return self._submit(job, announced=False)
 
     def close(self) -> None:
-        """Run what is queued, then stop the dispatcher; later submits are refused."""
+        """Run what is queued, then stop the dispatchers; later submits are refused."""
         with self._changed:
             self._closed = True
             self._changed.notify_all()
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
 
     def _submit(self, job: J, *, announced: bool) -> Future[R]:
         queued: _Queued[J, R] = _Queued(job, max(1, self._weight(job)), time.monotonic())

@@ -1,13 +1,18 @@
 """The server's one SearchEngine, shared by request threads, and its one writer.
 
 Search is CPU-bound on an ordinary machine, so embedding and searching run one request at a
-time under a lock; uploads are decoded before it, through the query pipeline's decode stage,
-with their own (lower) pixel limit and at most ``decode_slots`` at once: decoding is where an
-upload costs memory, so the number of decodes, not of requests, bounds the server's memory.
+time under a lock (with NumPy's BLAS on one thread: its idle threads spin between the server's
+many small products and took a core from decoding); uploads are decoded before it, through
+the query pipeline's decode stage, with their own (lower) pixel limit and at most
+``decode_slots`` at once: decoding is where an upload costs memory, so the number of decodes,
+not of requests, bounds the server's memory.
 With micro-batching on (``batch_wait`` > 0, the default), uploads announce themselves before
-they are decoded and the searches of concurrent requests run together on one thread, their
-images through the network in one batch (web/micro_batching.py, query/batch_search.py): a
-lone request goes at once, and each request gets what it would get searched alone.
+they are decoded and the searches of concurrent requests run together, their images through
+the network in one batch (web/micro_batching.py, query/batch_search.py): a lone request goes at
+once, and each request gets what it would get searched alone. Up to ``batch_workers`` batches
+(one per core) are in the network at once, each on a one-thread instance of it (threads of one
+network call wait on each other, and on two busy cores they waited for decoding); a batch that
+starts alone uses every core. Only the stages after the network take the lock.
 The engine reloads its vectors when another process (`lookalike index`) commits, so readers
 always see the last committed state. Writes (with --allow-writes) run one at a time inside the
 process, each through an IndexWriter that shares the engine's model and holds the index's lock
@@ -34,6 +39,7 @@ from lookalike.duplicates.keep_rules import parse_rules
 from lookalike.duplicates.plan import Plan, make_plan
 from lookalike.duplicates.report import DuplicateOptions, DuplicateReport
 from lookalike.durable import write_bytes
+from lookalike.embedders.base import Embedder
 from lookalike.engine import SearchEngine
 from lookalike.explain import Explanation
 from lookalike.explain.explainer import upload_key
@@ -44,6 +50,7 @@ from lookalike.layout import IndexLayout
 from lookalike.matches import SearchResult
 from lookalike.query import DecodedQueries, Query
 from lookalike.query.batch_search import Outcome, SearchRequest, search_requests
+from lookalike.query.embedding import embed_pixels
 from lookalike.region import Box, Region
 from lookalike.search_options import SearchOptions
 from lookalike.sources import IMAGE_EXTENSIONS
@@ -66,8 +73,12 @@ class ServerBusyError(Exception):
 
 class SearchService:
     def __init__(self, settings: ServeSettings) -> None:
+        from threadpoolctl import ThreadpoolController
+
         self.settings = settings
         self.engine = SearchEngine.open(settings.index, threads=settings.threads)
+        # Process-wide while the server runs; undone by close() (tests run servers in-process).
+        self._blas = ThreadpoolController().limit(limits=1, user_api="blas")
         self.thumbnails = Thumbnailer(settings.index)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -78,6 +89,14 @@ class SearchService:
         # request thread (dozens), which kept ~150 MB each after a storm of large uploads.
         self._decoders = ThreadPoolExecutor(slots, thread_name_prefix="decode")
         self.batcher: MicroBatcher[SearchRequest, list[SearchResult]] | None = None
+        self._batch_workers = settings.batch_workers or os.cpu_count() or 1
+        self._in_flight = 0  # batches in the network or searching now
+        #: Batches that started while another ran (on the one-thread network): for tests and
+        #: benchmarks.
+        self.overlapping_batches = 0
+        self._flight = threading.Lock()
+        self._one_thread: Embedder | None = None  # made by warm() or the first batch needing it
+        self._one_thread_lock = threading.Lock()
         if settings.batch_wait > 0:
             self.batcher = MicroBatcher(
                 self._search_together,
@@ -85,6 +104,7 @@ class SearchService:
                 wait=settings.batch_wait,
                 weight=len,
                 name="search-batcher",
+                workers=self._batch_workers,
             )
 
     def warm(self) -> None:
@@ -93,6 +113,8 @@ class SearchService:
             model = self.engine.embedder
             height, width = model.input_spec.shape_for(4, 3)  # the commonest photo shape
             model.embed(np.zeros((1, height, width, 3), dtype=np.uint8))
+            if self.batcher is not None and self._batch_workers > 1:
+                self._one_thread_embedder().embed(np.zeros((1, height, width, 3), dtype=np.uint8))
             if self.engine.search_index_type() == "hnsw":
                 self.engine.ann_index()
             else:
@@ -104,6 +126,7 @@ class SearchService:
         self._decoders.shutdown(wait=True)
         with self._write_lock:
             self.engine.close()
+        self._blas.restore_original_limits()
 
     def search_upload(
         self, data: bytes, options: SearchOptions, *, box: Box | None = None
@@ -129,9 +152,35 @@ class SearchService:
         return answer.result(), time.perf_counter() - started
 
     def _search_together(self, requests: Sequence[SearchRequest]) -> list[Outcome]:
-        """The micro-batcher's work: concurrent requests' searches, run together."""
-        with self._lock:
-            return search_requests(self.engine.pipeline, requests)
+        """The micro-batcher's work: concurrent requests' searches, run together; the network
+        outside the lock, on the one-thread instance unless no other batch is running."""
+        with self._flight:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+            self.overlapping_batches += not alone
+        try:
+            model = (
+                self.engine.embedder
+                if alone or self._batch_workers == 1
+                else self._one_thread_embedder()
+            )
+            return search_requests(
+                self.engine.pipeline,
+                requests,
+                embed=lambda decoded: embed_pixels(model, decoded.pixels),
+                searching=self._lock,
+            )
+        finally:
+            with self._flight:
+                self._in_flight -= 1
+
+    def _one_thread_embedder(self) -> Embedder:
+        """Another instance of the index's network, on one thread (made once)."""
+        if self._one_thread is None:
+            with self._one_thread_lock:
+                if self._one_thread is None:
+                    self._one_thread = self.engine.another_embedder(threads=1)
+        return self._one_thread
 
     def search_id(
         self, image_id: int, options: SearchOptions, *, box: Box | None = None

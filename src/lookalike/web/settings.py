@@ -32,6 +32,9 @@ class ServeSettings:
     #: one search at a time), and the most query images in one batch.
     batch_wait: float = 0.005
     max_batch: int = 16
+    #: Micro-batching: batches that may run at once, each on a one-thread copy of the network
+    #: (None: one per core). A batch alone runs on the network's every thread.
+    batch_workers: int | None = None
     #: Seconds a client may take to send a request's headers, and an upload's body.
     header_timeout: float = 10.0
     body_timeout: float = 30.0
@@ -63,6 +66,11 @@ class ServeSettings:
         if self.max_batch < 1:
             raise InvalidInputError(
                 f"ServeSettings.max_batch must be at least 1, got {self.max_batch}"
+            )
+        if self.batch_workers is not None and self.batch_workers < 1:
+            raise InvalidInputError(
+                "ServeSettings.batch_workers must be at least 1 (None: one per core), "
+                f"got {self.batch_workers}"
             )
         if self.threads is not None and self.threads < 1:
             raise InvalidInputError(
