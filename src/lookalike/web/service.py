@@ -77,8 +77,6 @@ class SearchService:
 
         self.settings = settings
         self.engine = SearchEngine.open(settings.index, threads=settings.threads)
-        # Process-wide while the server runs; undone by close() (tests run servers in-process).
-        self._blas = ThreadpoolController().limit(limits=1, user_api="blas")
         self.thumbnails = Thumbnailer(settings.index)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -106,6 +104,8 @@ class SearchService:
                 name="search-batcher",
                 workers=self._batch_workers,
             )
+        # Process-wide while the server runs; undone by close() (tests run servers in-process).
+        self._blas = ThreadpoolController().limit(limits=1, user_api="blas")
 
     def warm(self) -> None:
         """Load the model and the vectors before the first request, and run the network once."""
