@@ -200,7 +200,7 @@ class SearchParams:
     box: Box | None = None
 
 
-def search_params(
+async def search_params(  # async: it only parses, so it runs on the loop, not a worker thread
     request: Request,
     k: K = None,
     label: Labels = None,
