@@ -55,12 +55,13 @@ def serve(
         int, typer.Option(help="Micro-batching: most query images in one network batch.")
     ] = 16,
     batch_workers: Annotated[
-        int | None,
+        int,
         typer.Option(
-            help="Micro-batching: batches in the network at once, each on one thread "
-            "(default: one per core; a batch alone uses every core)."
+            help="Micro-batching: batches in the network at once; a batch that starts while "
+            "another runs uses a one-thread copy of the network (more requests/s on some "
+            "machines, a longer tail)."
         ),
-    ] = None,
+    ] = 1,
 ) -> None:
     """Serve the search page and the REST API (docs at /docs) for an index.
 
@@ -88,7 +89,7 @@ def serve(
         fail(f"--batch-wait-ms must be 0 (off) to 1000, got {batch_wait_ms:g}")
     if max_batch < 1:
         fail(f"--max-batch must be at least 1, got {max_batch}")
-    if batch_workers is not None and batch_workers < 1:
+    if batch_workers < 1:
         fail(f"--batch-workers must be at least 1, got {batch_workers}")
     settings = ServeSettings(
         index=index_dir.resolve(),

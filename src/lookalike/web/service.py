@@ -9,10 +9,12 @@ not of requests, bounds the server's memory.
 With micro-batching on (``batch_wait`` > 0, the default), uploads announce themselves before
 they are decoded and the searches of concurrent requests run together, their images through
 the network in one batch (web/micro_batching.py, query/batch_search.py): a lone request goes at
-once, and each request gets what it would get searched alone. Up to ``batch_workers`` batches
-(one per core) are in the network at once, each on a one-thread instance of it (threads of one
-network call wait on each other, and on two busy cores they waited for decoding); a batch that
-starts alone uses every core. Only the stages after the network take the lock.
+once, and each request gets what it would get searched alone. Only the stages after the network
+take the lock. With ``batch_workers`` > 1, that many batches may be in the network at once, a
+batch that starts while another runs on a one-thread instance of it (threads of one network
+call wait on each other, and on two busy cores they waited for decoding); measured on 2 cores
+with 20 clients, two workers gave 0-25 % more requests/s than one but a 10-30 % worse p99 (a
+one-thread batch takes longer), so one is the default.
 The engine reloads its vectors when another process (`lookalike index`) commits, so readers
 always see the last committed state. Writes (with --allow-writes) run one at a time inside the
 process, each through an IndexWriter that shares the engine's model and holds the index's lock
@@ -87,7 +89,7 @@ class SearchService:
         # request thread (dozens), which kept ~150 MB each after a storm of large uploads.
         self._decoders = ThreadPoolExecutor(slots, thread_name_prefix="decode")
         self.batcher: MicroBatcher[SearchRequest, list[SearchResult]] | None = None
-        self._batch_workers = settings.batch_workers or os.cpu_count() or 1
+        self._batch_workers = settings.batch_workers
         self._in_flight = 0  # batches in the network or searching now
         #: Batches that started while another ran (on the one-thread network): for tests and
         #: benchmarks.
