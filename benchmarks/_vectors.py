@@ -4,7 +4,6 @@ images, and the statistics that say how hard they are to search (LID, relative c
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -79,19 +78,6 @@ def mixture_like(real: np.ndarray, n: int, *, components: int = 100, seed: int =
     out = np.empty((n, real.shape[1]), dtype=np.float32)
     mixture.fill(out, np.random.default_rng(seed))
     return out
-
-
-def mixture_blocks(
-    real: np.ndarray, n: int, *, block: int = 100_000, seed: int = 0
-) -> Iterator[np.ndarray]:
-    """The vectors of :func:`mixture_like` (the same mixture, other draws), made ``block`` rows
-    at a time, each block from its own seeded stream: for collections that do not fit in
-    memory as one float32 array (10M x 1280 is 51 GB)."""
-    mixture = Mixture(real, seed=seed)
-    for number, start in enumerate(range(0, n, block)):
-        out = np.empty((min(block, n - start), real.shape[1]), dtype=np.float32)
-        mixture.fill(out, np.random.default_rng([seed, number]))
-        yield out
 
 
 def neighbour_stats(

@@ -69,21 +69,21 @@ class GraphFolder:
                 whiten is not None and saved.whiten != whiten
             ):
                 loaded = None  # another projection: the graph is rebuilt
+        # The vectors candidates are re-scored with, as stored (no float32 copy of every vector:
+        # a million int8 vectors would need 5 GB more); a new graph is built from them too.
+        table = self._store.vector_table(populate=False)
         if loaded is None:
             dim = default_pca(len(exact), exact.dim) if pca_dim is None else pca_dim
             params = HnswParams(pca_dim=dim, whiten=bool(whiten))
             if rerank is not None:
                 params = replace(params, rerank=rerank)
-            # Read as stored, block by block: no float32 copy of every vector (a million
-            # int8 vectors would need 5 GB more).
-            table = self._store.vector_table(populate=False)
             graph = HnswIndex.build_from(exact, metric=metric, params=params, table=table)
         else:
             graph = loaded[0]
             if rerank is not None:
                 graph.params = replace(graph.params, rerank=rerank)
-            graph.table = self._store.vector_table(populate=False)
-            self._apply(graph, graph.table)
+            graph.table = table
+            self._apply(graph, table)
         recall, queries = measure_recall(graph, exact)
         with writing(self._store.directory):
             info = graph.save(

@@ -13,7 +13,7 @@ once, and each request gets what it would get searched alone. Only the stages af
 take the lock. With ``batch_workers`` > 1, that many batches may be in the network at once, a
 batch that starts while another runs on a one-thread instance of it (threads of one network
 call wait on each other, and on two busy cores they waited for decoding); measured on 2 cores
-with 20 clients, two workers gave 0-25 % more requests/s than one but a 10-30 % worse p99 (a
+with 20 clients, two workers gave 0-25 % more requests/s than one but a 23-36 % worse p99 (a
 one-thread batch takes longer), so one is the default.
 The engine reloads its vectors when another process (`lookalike index`) commits, so readers
 always see the last committed state. Writes (with --allow-writes) run one at a time inside the
@@ -89,7 +89,6 @@ class SearchService:
         # request thread (dozens), which kept ~150 MB each after a storm of large uploads.
         self._decoders = ThreadPoolExecutor(slots, thread_name_prefix="decode")
         self.batcher: MicroBatcher[SearchRequest, list[SearchResult]] | None = None
-        self._batch_workers = settings.batch_workers
         self._in_flight = 0  # batches in the network or searching now
         #: Batches that started while another ran (on the one-thread network): for tests and
         #: benchmarks.
@@ -104,7 +103,7 @@ class SearchService:
                 wait=settings.batch_wait,
                 weight=len,
                 name="search-batcher",
-                workers=self._batch_workers,
+                workers=settings.batch_workers,
             )
         # Process-wide while the server runs; undone by close() (tests run servers in-process).
         self._blas = ThreadpoolController().limit(limits=1, user_api="blas")
@@ -115,7 +114,7 @@ class SearchService:
             model = self.engine.embedder
             height, width = model.input_spec.shape_for(4, 3)  # the commonest photo shape
             model.embed(np.zeros((1, height, width, 3), dtype=np.uint8))
-            if self.batcher is not None and self._batch_workers > 1:
+            if self.batcher is not None and self.settings.batch_workers > 1:
                 self._one_thread_embedder().embed(np.zeros((1, height, width, 3), dtype=np.uint8))
             if self.engine.search_index_type() == "hnsw":
                 self.engine.ann_index()
@@ -161,11 +160,7 @@ class SearchService:
             alone = self._in_flight == 1
             self.overlapping_batches += not alone
         try:
-            model = (
-                self.engine.embedder
-                if alone or self._batch_workers == 1
-                else self._one_thread_embedder()
-            )
+            model = self.engine.embedder if alone else self._one_thread_embedder()
             return search_requests(
                 self.engine.pipeline,
                 requests,

@@ -34,7 +34,7 @@ class ServeSettings:
     max_batch: int = 16
     #: Micro-batching: batches that may run at once; with more than one, a batch that starts
     #: while another runs uses a one-thread copy of the network. Default 1: measured on 2 cores,
-    #: two gave 0-25 % more requests/s but a 10-30 % worse p99 (web/service.py).
+    #: two gave 0-25 % more requests/s but a 23-36 % worse p99 (web/service.py).
     batch_workers: int = 1
     #: Seconds a client may take to send a request's headers, and an upload's body.
     header_timeout: float = 10.0
