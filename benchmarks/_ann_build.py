@@ -101,6 +101,9 @@ def built_index(
         truth_s += time.perf_counter() - truth_started
     del block, blocks  # the last block may be a view of the one array: free it all
     commit_s = time.perf_counter() - start - truth_s
+    # Saved before the graph is built: a graph build that dies (memory, time) keeps them.
+    np.save(workdir / f"ann-{tag}.queries.npy", held_out)
+    np.save(workdir / f"ann-{tag}.truth.npy", truth)
     start = time.perf_counter()
     info = engine.sync_ann()
     build_s = time.perf_counter() - start
@@ -110,8 +113,6 @@ def built_index(
         "graph_build_s": build_s,
         "recorded_recall_at_10": info.recall_at_10,
     }
-    np.save(workdir / f"ann-{tag}.queries.npy", held_out)
-    np.save(workdir / f"ann-{tag}.truth.npy", truth)
     done.write_text(json.dumps(figures))
     return folder, held_out, truth, figures
 

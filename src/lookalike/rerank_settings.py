@@ -74,8 +74,10 @@ class RerankOverride:
         changes = {
             name: value
             for name, value in (("expansion", self.expansion), ("hubness", self.hubness))
-            if value is not None
+            if value is not None and value != getattr(settings, name)
         }
+        # Most searches ask for what the index already does: then no new settings object
+        # and no checks of it, on every search.
         return replace(settings, **changes) if changes else settings
 
 

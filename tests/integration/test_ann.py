@@ -123,9 +123,10 @@ def test_pca_graph_rescores_its_candidates_with_the_full_vectors(
         queries = engine.embed([str(p.copy) for p in copy_set.copies[:12]])
         exact_scores, exact_ids = engine.vector_index().search(queries, 10)
         graph = engine.ann_index()
-        assert graph.reranks and graph.params.rerank == 100
+        assert graph.reranks and graph.params.rerank == 80
         scores, ids = graph.search(queries, 10)
-        # 100 candidates out of 80 images: every one is re-scored, so the answer is exact.
+        # 80 candidates (the default) of 80 images: every one is re-scored, so the answer is
+        # exact.
         np.testing.assert_array_equal(ids, exact_ids)
         np.testing.assert_allclose(scores, exact_scores, atol=1e-5)
 
