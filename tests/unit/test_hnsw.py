@@ -107,6 +107,7 @@ def test_add_grows_the_graph_and_remove_hides_ids(
     graph.remove(doomed[:10])  # removing twice is harmless
     assert len(graph) == 1500 - len(doomed) and graph.deleted == set(doomed)
     assert graph.ids() == set(ids[:1500].tolist()) - set(doomed)
+    np.testing.assert_array_equal(graph.id_array(), sorted(graph.ids()))
     _, found = graph.search(vectors[:1500:7], 10)
     assert not set(found.ravel().tolist()) & set(doomed)
     kept = ids[:1500][np.isin(ids[:1500], doomed, invert=True)]

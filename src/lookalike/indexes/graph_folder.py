@@ -137,9 +137,8 @@ class GraphFolder:
 
     def _apply(self, graph: HnswIndex, table: VectorTable) -> None:
         """Add to and delete from ``graph`` until it holds exactly the ids of ``table``."""
-        current = {int(i) for i in table.ids.tolist()}
-        present = graph.ids()
-        graph.remove(sorted(present - current))
-        added = sorted(current - present)
-        if added:
-            graph.add(np.array(added, dtype=np.int64), table.take(added))
+        present = graph.id_array()
+        graph.remove(np.setdiff1d(present, table.ids, assume_unique=True).tolist())
+        added = np.setdiff1d(table.ids, present, assume_unique=True)
+        if len(added):
+            graph.add(added, table.take(added))
