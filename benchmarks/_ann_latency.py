@@ -1,6 +1,7 @@
 """Search latency and recall@10 on a built benchmark index, in its own process, so that two
 versions of the library can be timed on the same index side by side (ann_scale.py runs this
-once per version, alternating). Prints one JSON object: label -> [p50 ms, p99 ms, recall@10].
+once per version, alternating). Prints one JSON object: label -> [p50 ms, p99 ms, recall@10],
+and the process's memory.
 
 Usage: python _ann_latency.py INDEX_DIR QUERIES.npy TRUTH.npy [--grid]
 """
@@ -69,8 +70,24 @@ def main() -> None:
     out["search_vectors, index defaults"] = timed(
         lambda q: [m.id for m in engine.search_vectors(q, k=10)[0]], queries, truth
     )
+    out["process memory MB (RssAnon, RssFile, AnonHugePages)"] = _memory()
     engine.close()
     print(json.dumps(out))
+
+
+def _memory() -> list[float]:
+    """This process's own memory, its file pages (the mapped vectors) and its memory on huge
+    pages (the graph), in MB, from /proc (Linux; empty elsewhere)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        rollup = Path("/proc/self/smaps_rollup").read_text()
+    except OSError:
+        return []
+    fields = dict(line.split(":", 1) for line in (status + rollup).splitlines() if ":" in line)
+    return [
+        round(int(fields[name].split()[0]) / 1024, 1)
+        for name in ("RssAnon", "RssFile", "AnonHugePages")
+    ]
 
 
 if __name__ == "__main__":

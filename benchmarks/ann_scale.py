@@ -89,7 +89,8 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, src in versions.items():  # alternated: both see the same load
             runs[name].append(timed_in_child(src, folder, tag, args.grid))
-    labels = list(runs["this"][0])
+    memory = "process memory MB (RssAnon, RssFile, AnonHugePages)"
+    labels = [label for label in runs["this"][0] if label != memory]
     header = "".join(f"{name + ' p50':>12}{'p99':>8}{'recall':>8}" for name in versions)
     print(f"{'method':<44}{header}")
     for label in labels:
@@ -103,6 +104,8 @@ def main() -> None:
             p99 = float(np.median([r[1] for r in rows]))
             cells += f"{p50:>12.2f}{p99:>8.2f}{rows[0][2]:>8.3f}"
         print(f"{label:<44}{cells}", flush=True)
+    for name in versions:
+        print(f"{name}: {memory}: {[run.get(memory) for run in runs[name]]}")
     ann = folder / "ann"
     graph_bytes = sum(p.stat().st_size for p in ann.iterdir() if p.name != "ann.json")
     per = graph_bytes / args.vectors
