@@ -157,7 +157,7 @@ def index(
         int | None,
         typer.Option(
             help="hnsw with PCA: re-score this many graph candidates with the full vectors, "
-            "so scores are exact (0: scores from the reduced space). (default: 100)",
+            "so scores are exact (0: scores from the reduced space). (default: 80)",
             show_default=False,
         ),
     ] = None,
