@@ -67,7 +67,9 @@ def test_a_loaded_graph_sits_on_huge_pages_unless_switched_off(
     assert on_huge == 0
     monkeypatch.setenv("LOOKALIKE_HUGE_PAGES", "1")
     huge, on_huge = _load(folder)
-    assert on_huge >= 16 * huge_pages.HUGE_PAGE
+    # At least one huge page: how many the kernel finds free at once depends on how
+    # fragmented the machine's memory is (a full page cache leaves few).
+    assert on_huge >= huge_pages.HUGE_PAGE
     for one, other in zip(plain.search(queries, 10), huge.search(queries, 10), strict=True):
         np.testing.assert_array_equal(one, other)
 
