@@ -5,7 +5,9 @@ every step misses the TLB, and on a virtual machine a miss costs a walk of two p
 Backed by 2 MiB pages the same graph answers in about a fifth less time (measured on a million
 vectors: graph search p50 0.81 -> 0.67 ms and 0.84 -> 0.69 ms, two processes of each,
 alternated). hnswlib allocates its memory itself, so the memory is found afterwards: the
-anonymous mappings of this process that appeared while the structure was made.
+anonymous mappings of this process that appeared while the structure was made. (In a process
+that freed a bigger block before, glibc may carve the graph out of that free memory, which is
+no new mapping: the graph then stays on small pages, slower but the same.)
 
 Where the kernel does not offer huge pages (another OS, THP set to ``never``, no ``madvise``)
 nothing happens. ``LOOKALIKE_HUGE_PAGES=0`` switches it off.
