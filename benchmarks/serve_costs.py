@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _photos import make_photo_folder
-from serve_load import build_index, load
+from serve_load import build_index, load, run_threads
 
 from tests.helpers import free_port, multipart
 
@@ -164,13 +164,7 @@ def one_mode(
             callers_cpu[0] += time.thread_time() - started
 
     before = thread_cpu(os.getpid())
-    wall = time.perf_counter()
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - wall
+    wall = run_threads(caller, clients)
     after = thread_cpu(os.getpid())
     names = {t.native_id: t.name for t in threading.enumerate()}
     kinds: dict[str, float] = {"request threads": callers_cpu[0]}

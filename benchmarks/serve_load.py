@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,17 @@ def pooled(loads: list[Load]) -> Load:
     )
 
 
+def run_threads(target: Callable[[int], None], count: int) -> float:
+    """Run ``target(0)`` .. ``target(count - 1)`` on threads at once; the wall seconds taken."""
+    started = time.perf_counter()
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def load(port: int, bodies: list[tuple[bytes, str]], clients: int, seconds: float) -> Load:
     """``clients`` threads, each sending searches back to back for ``seconds``."""
     latencies: list[float] = []
@@ -123,13 +135,7 @@ def load(port: int, bodies: list[tuple[bytes, str]], clients: int, seconds: floa
                     errors.append(f"status {response.status}: {payload[:200]!r}")
         connection.close()
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+    wall = run_threads(client, clients)
     return Load(len(latencies), errors, wall, np.asarray(latencies) * 1000)
 
 

@@ -87,9 +87,9 @@ def for_new_memory(*, collapse: bool) -> Iterator[None]:
         advise(start, end, collapse=collapse)
 
 
-def huge_bytes(start: int = 0, end: int = 1 << 64) -> int:
-    """Bytes of the mappings overlapping [start, end) backed by huge pages now (default: the
-    whole process; from /proc/self/smaps; 0 if unknown)."""
+def huge_bytes(start: int, end: int) -> int:
+    """Bytes of the mappings overlapping [start, end) backed by huge pages now (from
+    /proc/self/smaps; 0 if unknown)."""
     try:
         text = Path("/proc/self/smaps").read_text()
     except OSError:
