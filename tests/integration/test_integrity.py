@@ -297,6 +297,22 @@ def test_graph_sync_rebuilds_a_damaged_graph(graph_index: Path) -> None:
     assert verify(graph_index).clean
 
 
+def test_graph_ids_removed_since_it_was_saved_are_stale_not_damage(
+    graph_index: Path, small_photos: Path
+) -> None:
+    folder = IndexLayout(graph_index).graph
+    saved = graph_index.parent / "graph-before"
+    shutil.copytree(folder, saved)
+    with SearchEngine.open(graph_index, writable=True) as engine:
+        gone = engine.remove([small_photos / "things" / "coffee.jpg"])
+    assert gone == 1
+    shutil.rmtree(folder)
+    shutil.copytree(saved, folder)  # the graph as it was: one id the catalog no longer holds
+    report = verify(graph_index)
+    assert report.clean and report.graph == "checked" and report.images == 5
+    assert report.stale_graph_ids == 1
+
+
 # -- damaged catalogs ----------------------------------------------------------------------------
 
 
