@@ -203,9 +203,7 @@ class IndexWriter:
         rerank: int | None = None,
     ) -> GraphInfo:
         """Bring the HNSW graph up to date with the catalog and measure its recall@10."""
-        return self._graphs.sync(
-            self._collection.vector_index(), pca_dim=pca_dim, whiten=whiten, rerank=rerank
-        )
+        return self._graphs.sync(pca_dim=pca_dim, whiten=whiten, rerank=rerank)
 
     def add_vectors(
         self,

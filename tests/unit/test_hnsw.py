@@ -20,6 +20,7 @@ from lookalike.indexes.hnsw import (
     measure_recall,
     read_pointer,
 )
+from lookalike.vector_table import VectorTable
 
 F32 = npt.NDArray[np.float32]
 DIM = 64
@@ -67,7 +68,7 @@ def test_recall_against_exact_search(
     same = found[:, 0] == truth[:, 0]
     assert same.mean() >= 0.95
     np.testing.assert_allclose(scores[same, 0], exact_scores[same, 0], atol=1e-4)
-    measured, n = measure_recall(graph, exact, queries=150)
+    measured, n = measure_recall(graph, VectorTable.of(ids, vectors), queries=150)
     assert n == 150 and measured >= 0.95
 
 

@@ -17,7 +17,6 @@ import numpy as np
 
 from lookalike.disk_errors import writing
 from lookalike.errors import DamagedGraphError, IndexFormatError
-from lookalike.indexes.exact import ExactIndex
 from lookalike.indexes.hnsw import (
     POINTER,
     GraphInfo,
@@ -51,13 +50,13 @@ class GraphFolder:
 
     def sync(
         self,
-        exact: ExactIndex,
         *,
         pca_dim: int | None = None,
         whiten: bool | None = None,
         rerank: int | None = None,
     ) -> GraphInfo:
-        """Bring the saved graph up to date with ``exact`` (None: keep the saved setting)."""
+        """Bring the saved graph up to date with the committed vectors (None: keep the saved
+        setting)."""
         metric = self._store.manifest.metric
         try:
             loaded = HnswIndex.load(self._folder, metric=metric)
@@ -69,22 +68,23 @@ class GraphFolder:
                 whiten is not None and saved.whiten != whiten
             ):
                 loaded = None  # another projection: the graph is rebuilt
-        # The vectors candidates are re-scored with, as stored (no float32 copy of every vector:
-        # a million int8 vectors would need 5 GB more); a new graph is built from them too.
+        # The vectors candidates are re-scored with, as stored, memory-mapped; a new graph is
+        # built from them too and its recall measured against them, a block at a time: no copy
+        # of the collection in memory (ten million int8 vectors are 12 GiB; the graph, 6 GiB).
         table = self._store.vector_table(populate=False)
         if loaded is None:
-            dim = default_pca(len(exact), exact.dim) if pca_dim is None else pca_dim
+            dim = default_pca(len(table), self._store.manifest.dim) if pca_dim is None else pca_dim
             params = HnswParams(pca_dim=dim, whiten=bool(whiten))
             if rerank is not None:
                 params = replace(params, rerank=rerank)
-            graph = HnswIndex.build_from(exact, metric=metric, params=params, table=table)
+            graph = HnswIndex.build_from(table, metric=metric, params=params)
         else:
             graph = loaded[0]
             if rerank is not None:
                 graph.params = replace(graph.params, rerank=rerank)
             graph.table = table
             self._apply(graph, table)
-        recall, queries = measure_recall(graph, exact)
+        recall, queries = measure_recall(graph, table)
         with writing(self._store.directory):
             info = graph.save(
                 self._folder, recall=recall, queries=queries, dim=self._store.manifest.dim

@@ -28,7 +28,7 @@ from lookalike import durable, huge_pages
 from lookalike.checksums import file_checksum, is_known
 from lookalike.errors import DamagedGraphError, InvalidInputError
 from lookalike.indexes.base import FloatArray, IdArray, empty_results
-from lookalike.indexes.exact import ExactIndex, best, similarity
+from lookalike.indexes.exact import best, search_table, similarity
 from lookalike.vector_table import VectorTable
 
 POINTER = "ann.json"
@@ -133,7 +133,7 @@ class Projection:
     ) -> Projection:
         """The projection learned on the vectors ``read(rows)`` gives, read and summed a block
         at a time: memory stays small whatever the sample and however the vectors are stored
-        (``ExactIndex.rows`` decodes compact ones)."""
+        (``VectorTable.take`` decodes compact ones)."""
         blocks = [rows[start : start + 8192] for start in range(0, len(rows), 8192)]
         width = read(rows[:1]).shape[1]
         if dim >= width:
@@ -210,31 +210,29 @@ class HnswIndex:
         cls, ids: IdArray, vectors: FloatArray, *, metric: str, params: HnswParams
     ) -> HnswIndex:
         """The graph of vectors in memory (see ``build_from``)."""
-        exact = ExactIndex(ids, vectors, metric=metric)
-        return cls.build_from(
-            exact, metric=metric, params=params, table=VectorTable.of(exact.ids, exact.stored)
-        )
+        return cls.build_from(VectorTable.of(ids, vectors), metric=metric, params=params)
 
     @classmethod
-    def build_from(
-        cls, exact: ExactIndex, *, metric: str, params: HnswParams, table: VectorTable
-    ) -> HnswIndex:
-        """The graph of an index's vectors, read block by block from ``exact`` as it stores
-        them (float32, float16 or int8): at no time is there a float32 copy of every vector,
-        so compact vectors that fit in memory can be graphed. ``table``:
-        the vectors candidates are re-scored with (the index's stored ones)."""
-        n = len(exact)
+    def build_from(cls, table: VectorTable, *, metric: str, params: HnswParams) -> HnswIndex:
+        """The graph of ``table``'s vectors (an index's memory-mapped segments, as stored:
+        float32, float16 or int8), read and decoded a block of rows at a time: there is never a
+        copy of every vector in memory, so the only memory a build needs is the graph's. The
+        table is also what candidates are re-scored with."""
+        n = len(table)
         projection = None
         if params.pca_dim:
             projection = Projection.fit_rows(
-                exact.rows, sample_rows(n, 0), params.pca_dim, whiten=params.whiten
+                lambda rows: table.take(table.ids[rows]),
+                sample_rows(n, 0),
+                params.pca_dim,
+                whiten=params.whiten,
             )
-        dim = projection.axes.shape[1] if projection else exact.dim
+        dim = projection.axes.shape[1] if projection else table.dim
         graph = _new_graph(metric, dim, n, params)
         for start in range(0, n, _BUILD_BLOCK):
-            rows = np.arange(start, min(start + _BUILD_BLOCK, n))
-            block = exact.rows(rows)
-            graph.add_items(projection(block) if projection else block, exact.ids[rows])
+            ids = table.ids[start : start + _BUILD_BLOCK]
+            block = table.take(ids)
+            graph.add_items(projection(block) if projection else block, ids)
         graph.set_ef(params.ef_search)
         return cls(
             graph,
@@ -402,16 +400,17 @@ def sample_rows(n: int, seed: int = 0) -> npt.NDArray[np.intp]:
 
 
 def measure_recall(
-    ann: HnswIndex, exact: ExactIndex, *, queries: int = 200, k: int = 10, seed: int = 0
+    ann: HnswIndex, table: VectorTable, *, queries: int = 200, k: int = 10, seed: int = 0
 ) -> tuple[float, int]:
-    """Recall@k of the graph against exact search, with stored vectors as queries."""
-    n = len(exact)
+    """Recall@k of the graph against exact search over ``table`` (streamed a block at a time,
+    see :func:`search_table`), with stored vectors as queries."""
+    n = len(table)
     if n == 0:
         return 1.0, 0
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, size=min(queries, n), replace=False))
-    sample = exact.rows(rows)
-    _, truth = exact.search(sample, k)
+    sample = table.take(table.ids[rows])
+    _, truth = search_table(table, sample, k, metric=ann.metric)
     _, found = ann.search(sample, k)
     hits = sum(
         len(set(t[t >= 0].tolist()) & set(f[f >= 0].tolist()))
