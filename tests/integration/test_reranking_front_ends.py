@@ -53,3 +53,30 @@ def test_rest_api_searches_take_the_switches(fast_gallery_index: Path, tmp_path:
         assert len(both["matches"]) == 5 and 1 not in [m["id"] for m in both["matches"]]
         off = client.get("/api/search/1", params={"k": 5, "hubness": "false"}).json()
         assert off["matches"] == plain["matches"]  # the index records both off
+
+
+def test_cli_table_says_when_the_stages_reorder_matches_out_of_score_order(
+    small_photos: Path, tmp_path: Path
+) -> None:
+    """With both stages on, raw pixels rank chelsea's matches out of score order (a hub is
+    moved down) but not coffee's: the table says why under the first only, and not at all when
+    the stages are off."""
+    index = tmp_path / "idx"
+    made = run_cli(
+        "index", small_photos, "--index", index, "--embedder", FAST_EMBEDDER, "--workers", "0",
+        "--hubness", "--expansion", "-q",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    note = "so ranks and scores can disagree (--no-expansion --no-hubness ranks by score)"
+    for name, stages, reordered in [
+        ("chelsea.jpg", [], True),
+        ("coffee.jpg", [], False),
+        ("chelsea.jpg", ["--no-expansion", "--no-hubness"], False),
+    ]:
+        query = next(small_photos.rglob(name))
+        args = ["search", query, "--index", index, "-k", "6", *stages]
+        scores = [m["score"] for m in json_lines(run_cli(*args, "--json").stdout)[0]["matches"]]  # type: ignore[union-attr]
+        assert (scores != sorted(scores, reverse=True)) is reordered, (name, stages, scores)
+        shown = run_cli(*args)
+        assert shown.returncode == 0, shown.stderr
+        assert (note in " ".join(shown.stdout.split())) is reordered, shown.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated
 
@@ -211,7 +212,12 @@ def search(
                     sys.stdout.write(json.dumps(result.to_json()) + "\n")
                     continue
                 boxed = "" if result.box is None else f" (box {result.box.text()})"
-                table = Table(title=f"{result.query}{boxed}", title_justify="left")
+                table = Table(
+                    title=f"{result.query}{boxed}",
+                    title_justify="left",
+                    caption=None if sort else _order_note(result),
+                    caption_justify="left",
+                )
                 table.add_column("rank", justify="right")
                 table.add_column("score", justify="right")
                 if verify:
@@ -235,6 +241,21 @@ def search(
             write_explanations(engine, found, explain)
     if plot is not None:
         _plot_results(found, plot)
+
+
+def _order_note(result: SearchResult) -> str | None:
+    """A line under a table whose ranks do not follow its scores: the re-ranking stages
+    (query expansion, the hubness correction, the copy check) order the matches, and a score
+    stays each image's similarity to the query itself (README: "Scores stay cosine
+    similarities")."""
+    scores = [m.score for m in result.matches]
+    if all(a >= b for a, b in pairwise(scores)):
+        return None
+    return (
+        "Ranked by the re-ranking stages (query expansion, hubness correction, copy check); "
+        "a score is the image's similarity to the query alone, so ranks and scores can "
+        "disagree (--no-expansion --no-hubness ranks by score)."
+    )
 
 
 def _search_filter(
