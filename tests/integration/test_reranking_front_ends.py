@@ -16,13 +16,19 @@ from tests.conftest import FAST_EMBEDDER
 from tests.helpers import json_lines, run_cli
 
 
-def test_cli_records_shows_and_overrides_the_stages(small_photos: Path, tmp_path: Path) -> None:
+def _index_with_both_stages(photos: Path, tmp_path: Path) -> Path:
+    """``photos`` indexed by `lookalike index` with raw pixels and both stages recorded."""
     index = tmp_path / "idx"
     made = run_cli(
-        "index", small_photos, "--index", index, "--embedder", FAST_EMBEDDER, "--workers", "0",
+        "index", photos, "--index", index, "--embedder", FAST_EMBEDDER, "--workers", "0",
         "--hubness", "--expansion", "-q",
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
+    return index
+
+
+def test_cli_records_shows_and_overrides_the_stages(small_photos: Path, tmp_path: Path) -> None:
+    index = _index_with_both_stages(small_photos, tmp_path)
     assert (index / "neighbours.npz").is_file()
     shown = run_cli("info", "--index", index, "--json")
     reranking = json.loads(shown.stdout)["reranking"]
@@ -61,12 +67,7 @@ def test_cli_table_says_when_the_stages_reorder_matches_out_of_score_order(
     """With both stages on, raw pixels rank chelsea's matches out of score order (a hub is
     moved down) but not coffee's: the table says why under the first only, and not at all when
     the stages are off."""
-    index = tmp_path / "idx"
-    made = run_cli(
-        "index", small_photos, "--index", index, "--embedder", FAST_EMBEDDER, "--workers", "0",
-        "--hubness", "--expansion", "-q",
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
+    index = _index_with_both_stages(small_photos, tmp_path)
     note = "so ranks and scores can disagree (--no-expansion --no-hubness ranks by score)"
     for name, stages, reordered in [
         ("chelsea.jpg", [], True),
