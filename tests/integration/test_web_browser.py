@@ -76,3 +76,40 @@ def test_upload_a_photo_and_its_original_comes_first(server: str, copy_set: Copy
         assert "not an image" in page.locator("#error").inner_text()
         browser.close()
     assert all(url.startswith(server) or url.startswith("blob:") for url in requests), requests
+
+
+def test_the_page_says_when_the_stages_rank_matches_out_of_score_order(
+    small_photos: Path, tmp_path: Path
+) -> None:
+    """Raw pixels with both stages rank chelsea's matches out of score order and coffee's in it
+    (as `lookalike search` shows): a line under the status says why for the first only."""
+    from playwright.sync_api import sync_playwright
+
+    from lookalike import SearchEngine
+
+    index = tmp_path / "staged.idx"
+    with SearchEngine.create(index, embedder="pixels") as engine:
+        engine.index_folder(small_photos)
+        engine.set_reranking(expansion=True, hubness=True)
+    note = "#order-note"
+    with served_copy(index, tmp_path / "served") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        page.wait_for_selector("#index-info:has-text('6 images')")
+        for name, reordered in [("chelsea.jpg", True), ("coffee.jpg", False)]:
+            page.set_input_files("#file", str(next(small_photos.rglob(name))))
+            wait_until(
+                page,
+                f"document.querySelector('#results > li .name')?.textContent === '{name}'",
+            )
+            scores = [
+                float(text.split(" · ")[1])
+                for text in page.locator("#results > li .score").all_inner_texts()
+            ]
+            assert len(scores) == 6
+            assert (scores != sorted(scores, reverse=True)) is reordered, (name, scores)
+            assert page.locator(note).is_visible() is reordered
+            if reordered:
+                assert "similarity to the query alone" in page.locator(note).inner_text()
+        browser.close()

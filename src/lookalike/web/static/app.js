@@ -109,6 +109,10 @@ function render(result) {
     ? `${result.matches.length} results${where} in ${result.took_ms.toFixed(0)} ms`
     : `No image passes these filters${where}.`;
   $("query-why").hidden = !explainable || !result.matches.length;
+  // Ranks that do not follow the scores (the stages reordered them; not a field sort): say why.
+  const scores = result.matches.map((m) => m.score);
+  const inOrder = scores.every((s, i) => i === 0 || scores[i - 1] >= s);
+  $("order-note").hidden = inOrder || Boolean($("sort").value);
   for (const match of result.matches) {
     const item = document.createElement("li");
     item.dataset.id = match.id;
