@@ -228,6 +228,14 @@ def test_bad_parameters_are_refused(kwargs: dict[str, int | bool], message: str)
         HnswParams(**kwargs)  # type: ignore[arg-type]
 
 
+def test_a_build_refuses_an_unknown_metric_and_mismatched_ids() -> None:
+    vectors = np.eye(4, dtype=np.float32)
+    with pytest.raises(InvalidInputError, match="metric must be"):
+        HnswIndex.build(np.arange(4), vectors, metric="dot", params=HnswParams())
+    with pytest.raises(InvalidInputError, match="3 ids, vectors of shape"):
+        HnswIndex.build(np.arange(3), vectors, metric="cosine", params=HnswParams())
+
+
 def test_queries_are_projected_and_searched_one_at_a_time_as_in_a_batch(
     data: tuple[npt.NDArray[np.int64], F32, F32],
 ) -> None:

@@ -210,6 +210,12 @@ class HnswIndex:
         cls, ids: IdArray, vectors: FloatArray, *, metric: str, params: HnswParams
     ) -> HnswIndex:
         """The graph of vectors in memory (see ``build_from``)."""
+        if metric not in ("cosine", "euclidean"):
+            raise InvalidInputError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
+        if vectors.ndim != 2 or len(ids) != len(vectors):
+            raise InvalidInputError(
+                f"ids and vectors must match: {len(ids)} ids, vectors of shape {vectors.shape}"
+            )
         return cls.build_from(VectorTable.of(ids, vectors), metric=metric, params=params)
 
     @classmethod
