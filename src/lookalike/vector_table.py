@@ -62,6 +62,10 @@ class VectorTable:
     @classmethod
     def of(cls, ids: IdArray, vectors: FloatArray) -> VectorTable:
         """A table over vectors already in memory (in any id order)."""
+        if vectors.ndim != 2 or len(ids) != len(vectors):
+            raise InvalidInputError(
+                f"ids and vectors must match: {len(ids)} ids, vectors of shape {vectors.shape}"
+            )
         order = np.argsort(ids, kind="stable")
         return cls(
             np.ascontiguousarray(ids[order], dtype=np.int64),
@@ -77,6 +81,11 @@ class VectorTable:
         """The vectors of ``ids`` as float32, in that order; an id not in the table is an
         error."""
         return self._decode(self.take_stored(ids))
+
+    def rows(self, positions: npt.NDArray[np.intp] | slice) -> FloatArray:
+        """The float32 vectors of the ids at these positions of ``ids`` (blocks and samples
+        of the whole table, in id order)."""
+        return self.take(self.ids[positions])
 
     @property
     def storage(self) -> np.dtype[Any]:

@@ -55,11 +55,12 @@ def test_new_mappings_are_found_and_old_ones_left_alone() -> None:
 #: A reader process: opens the graph, reports its memory on huge pages and its answers.
 _READER = """
 import json, sys
+from pathlib import Path
 import numpy as np
 from lookalike import huge_pages
 from lookalike.indexes.hnsw import HnswIndex
 before = huge_pages.anonymous_regions()
-graph, _ = HnswIndex.load(__import__("pathlib").Path(sys.argv[1]), metric="cosine")
+graph, _ = HnswIndex.load(Path(sys.argv[1]), metric="cosine")
 new = sorted(huge_pages.anonymous_regions() - before)
 queries = np.load(sys.argv[2])
 print(json.dumps({

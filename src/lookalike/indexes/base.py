@@ -7,6 +7,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from lookalike.errors import InvalidInputError
+
 FloatArray = npt.NDArray[np.float32]
 IdArray = npt.NDArray[np.int64]
 
@@ -22,6 +24,12 @@ class VectorIndex(Protocol):
     def __len__(self) -> int: ...
 
     def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]: ...
+
+
+def check_metric(metric: str) -> None:
+    """Refuse a metric the indexes do not know (the one message for every index)."""
+    if metric not in ("cosine", "euclidean"):
+        raise InvalidInputError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
 
 
 def empty_results(n: int, k: int) -> tuple[FloatArray, IdArray]:

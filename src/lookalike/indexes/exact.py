@@ -14,7 +14,13 @@ import numpy.typing as npt
 from threadpoolctl import ThreadpoolController
 
 from lookalike.errors import InvalidInputError
-from lookalike.indexes.base import FloatArray, IdArray, empty_results, euclidean_score
+from lookalike.indexes.base import (
+    FloatArray,
+    IdArray,
+    check_metric,
+    empty_results,
+    euclidean_score,
+)
 from lookalike.vector_codec import SCORE_BLOCK, VectorCodec
 from lookalike.vector_table import VectorTable
 
@@ -49,8 +55,7 @@ class ExactIndex:
         codec: VectorCodec | None = None,
         full: Callable[[IdArray], FloatArray] | None = None,
     ) -> None:
-        if metric not in ("cosine", "euclidean"):
-            raise InvalidInputError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
+        check_metric(metric)
         if vectors.ndim != 2 or len(ids) != len(vectors):
             raise InvalidInputError(
                 f"ids and vectors must match: {len(ids)} ids, vectors of shape {vectors.shape}"
@@ -175,8 +180,9 @@ def search_table(
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     scores, ids = empty_results(len(queries), k)
     for start in range(0, len(table), TABLE_BLOCK):
-        block_ids = table.ids[start : start + TABLE_BLOCK]
-        sims = similarity(queries, table.take(block_ids), metric)
+        block = slice(start, start + TABLE_BLOCK)
+        block_ids = table.ids[block]
+        sims = similarity(queries, table.rows(block), metric)
         kk = min(k, len(block_ids))
         top = _top_k(sims, kk, block_ids)
         merged_scores = np.concatenate([scores, np.take_along_axis(sims, top, axis=1)], axis=1)

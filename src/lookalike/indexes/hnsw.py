@@ -27,7 +27,7 @@ import numpy.typing as npt
 from lookalike import durable, huge_pages
 from lookalike.checksums import file_checksum, is_known
 from lookalike.errors import DamagedGraphError, InvalidInputError
-from lookalike.indexes.base import FloatArray, IdArray, empty_results
+from lookalike.indexes.base import FloatArray, IdArray, check_metric, empty_results
 from lookalike.indexes.exact import best, search_table, similarity
 from lookalike.vector_table import VectorTable
 
@@ -133,7 +133,7 @@ class Projection:
     ) -> Projection:
         """The projection learned on the vectors ``read(rows)`` gives, read and summed a block
         at a time: memory stays small whatever the sample and however the vectors are stored
-        (``VectorTable.take`` decodes compact ones)."""
+        (``VectorTable.rows`` decodes compact ones)."""
         blocks = [rows[start : start + 8192] for start in range(0, len(rows), 8192)]
         width = read(rows[:1]).shape[1]
         if dim >= width:
@@ -210,12 +210,7 @@ class HnswIndex:
         cls, ids: IdArray, vectors: FloatArray, *, metric: str, params: HnswParams
     ) -> HnswIndex:
         """The graph of vectors in memory (see ``build_from``)."""
-        if metric not in ("cosine", "euclidean"):
-            raise InvalidInputError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
-        if vectors.ndim != 2 or len(ids) != len(vectors):
-            raise InvalidInputError(
-                f"ids and vectors must match: {len(ids)} ids, vectors of shape {vectors.shape}"
-            )
+        check_metric(metric)
         return cls.build_from(VectorTable.of(ids, vectors), metric=metric, params=params)
 
     @classmethod
@@ -228,10 +223,7 @@ class HnswIndex:
         projection = None
         if params.pca_dim:
             projection = Projection.fit_rows(
-                lambda rows: table.take(table.ids[rows]),
-                sample_rows(n, 0),
-                params.pca_dim,
-                whiten=params.whiten,
+                table.rows, sample_rows(n, 0), params.pca_dim, whiten=params.whiten
             )
         dim = projection.axes.shape[1] if projection else table.dim
         graph = _new_graph(metric, dim, n, params)
@@ -415,7 +407,7 @@ def measure_recall(
         return 1.0, 0
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, size=min(queries, n), replace=False))
-    sample = table.take(table.ids[rows])
+    sample = table.rows(rows)
     _, truth = search_table(table, sample, k, metric=ann.metric)
     _, found = ann.search(sample, k)
     hits = sum(

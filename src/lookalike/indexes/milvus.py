@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from lookalike.errors import IndexFormatError, InvalidInputError
-from lookalike.indexes.base import FloatArray, IdArray, empty_results, euclidean_score
+from lookalike.indexes.base import (
+    FloatArray,
+    IdArray,
+    check_metric,
+    empty_results,
+    euclidean_score,
+)
 from lookalike.indexes.hnsw import HnswParams
 
 #: Milvus's metric names for lookalike's.
@@ -80,8 +86,7 @@ class MilvusIndex:
             )
         if not isinstance(dim, int) or dim < 1:
             raise InvalidInputError(f"dim must be a positive integer, got {dim!r}")
-        if metric not in _METRICS:
-            raise InvalidInputError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
+        check_metric(metric)
         if hnsw is not None and hnsw.pca_dim:
             raise InvalidInputError(
                 f"a Milvus HNSW index has no PCA projection: pass pca_dim=0, got {hnsw.pca_dim}"
