@@ -3,11 +3,16 @@ every path comes back exactly once, and the shards on disk load without pickle."
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +23,7 @@ from lookalike.embedders.base import EmbedderSpec
 from lookalike.errors import ImageError, InvalidInputError
 from lookalike.evaluation.copies import CopySet
 from lookalike.imaging import load_prepared
+from tests import processes
 from tests.helpers import free_port
 
 SPEC = EmbedderSpec("efficientnet-lite0")
@@ -113,3 +119,101 @@ def test_local_ray_with_two_actors_matches_local_embedding(
     # block is Ray's choice: with six small blocks one actor, always free first, may take them
     # all (seen in CI), so the test does not ask for both.
     assert 1 <= len(writers) <= 2 and os.getpid() not in writers, writers
+
+
+class _FailingStart:
+    """Stands in for Ray's check that a new raylet registered (``services.get_node``), failing
+    the way a start on a loaded machine fails, after the GCS server and the raylet are running;
+    records those processes, so the test can see whether they outlive the failure. With
+    ``hang``, the raylet is first let start its agents and then stopped (SIGSTOP), as a hung
+    raylet that no longer answers SIGTERM."""
+
+    def __init__(self, real: Any, failures: int, *, hang: bool) -> None:
+        self.real, self.failures, self.hang, self.calls = real, failures, hang, 0
+        self.before = processes.descendants(os.getpid())
+        self.started: list[set[processes.ProcessId]] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls > self.failures:
+            return self.real(*args, **kwargs)
+        if self.hang:
+            raylet = self._raylet()
+            deadline = time.monotonic() + 60
+            while not processes.children(raylet) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert processes.children(raylet), "the raylet started no agent in 60 s"
+            os.kill(raylet, signal.SIGSTOP)
+        self.started.append(processes.descendants(os.getpid()) - self.before)
+        raise Exception(  # what Ray raises, word for word, when its 30 s wait runs out
+            "The current node timed out during startup. This could happen because some of the "
+            "raylet failed to startup or the GCS has become overloaded."
+        )
+
+    def _raylet(self) -> int:
+        for pid, _ in processes.descendants(os.getpid()) - self.before:
+            if b"/raylet" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]:
+                return pid
+        raise AssertionError("no raylet among the processes Ray started")
+
+
+def _failing_start(
+    monkeypatch: pytest.MonkeyPatch, failures: int, *, hang: bool = False
+) -> _FailingStart:
+    pytest.importorskip("ray.data", reason="Ray is not installed: pip install 'lookalike[ray]'")
+    import ray._private.services as services
+
+    fake = _FailingStart(services.get_node, failures, hang=hang)
+    monkeypatch.setattr(services, "get_node", fake)
+    return fake
+
+
+def test_local_ray_with_a_hung_raylet_is_refused_and_leaves_nothing_running(
+    copy_set: CopySet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+
+    fake = _failing_start(monkeypatch, failures=99, hang=True)
+    paths = [str(p) for p in copy_set.originals[:2]]
+    try:
+        with pytest.raises(InvalidInputError) as failure:
+            list(embed_with_ray(paths, SPEC, address="local", shard_dir=tmp_path / "shards"))
+        message = str(failure.value)
+        assert "cannot start a local Ray (2 tries)" in message
+        assert "timed out during startup" in message and "index without --ray" in message
+        logs = re.search(r"Ray's logs of the last try: (\S+);", message)
+        assert logs is not None and Path(logs.group(1)).is_dir(), message
+
+        # Each try started Ray's processes (the raylet's agents among them); none outlives the
+        # failure, and no handle on one is left for the garbage collector to warn about (seen
+        # in CI as a later test's "ResourceWarning: subprocess ... is still running").
+        assert fake.calls == 2 and all(fake.started), fake.started
+        assert not processes.wait_gone(set().union(*fake.started), timeout=10.0)
+        assert not ray.is_initialized()
+        unraisable: list[str] = []
+        monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(repr(u.exc_value)))
+        del failure
+        gc.collect()
+        assert unraisable == []
+    finally:
+        processes.kill_all(set().union(*fake.started))  # survivors of a failed check
+
+
+def test_local_ray_start_that_times_out_once_is_tried_again(
+    copy_set: CopySet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+
+    fake = _failing_start(monkeypatch, failures=1)
+    paths = [str(p) for p in copy_set.originals[:3]]
+    rows = list(
+        embed_with_ray(paths, SPEC, address="local", shard_dir=tmp_path / "shards", workers=1)
+    )
+    assert fake.calls >= 2 and len(fake.started) == 1 and fake.started[0]
+    assert not processes.wait_gone(fake.started[0], timeout=10.0)
+    assert sorted(index for index, _, _ in rows) == [0, 1, 2]
+    embedder = create_embedder(SPEC)
+    expected = embedder.embed(np.stack([load_prepared(p, embedder.input_spec) for p in paths]))
+    got = np.stack([vector for _, vector, _ in sorted(rows, key=lambda r: r[0])])
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    assert not ray.is_initialized()

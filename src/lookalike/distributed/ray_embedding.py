@@ -15,7 +15,6 @@ shared filesystem on a real cluster, automatically so on a local Ray.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import re
@@ -30,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike import durable
+from lookalike.distributed.ray_cluster import check_reachable, connect
 from lookalike.embedders import create_embedder
 from lookalike.embedders.base import EmbedderSpec
 from lookalike.embedders.batching import embed_images
@@ -45,11 +45,7 @@ if TYPE_CHECKING:
     import ray.data
 
 RAY_INSTALL_HINT = "pip install 'lookalike[ray]'"
-#: ``address`` value that starts a private Ray on this machine for the duration of the call.
-LOCAL = "local"
 SHARD_FORMAT = 1
-#: ray.init retries an unreachable head for many minutes; a plain TCP probe answers in seconds.
-CONNECT_TIMEOUT_S = 10.0
 
 #: (index into the paths, the vector or None, the reason it was skipped or None)
 EmbeddedRow = tuple[int, npt.NDArray[np.float32] | None, str | None]
@@ -103,7 +99,7 @@ def embed_with_ray(
             f"embedding on Ray (address {address!r}) needs Ray Data, which is not installed "
             f"({exc}); run `{RAY_INSTALL_HINT}`"
         ) from exc
-    _check_reachable(address)
+    check_reachable(address)
     if not paths:
         return iter(())
     # Built once on the driver: it checks the spec, tells the decoders the input size, and on a
@@ -164,7 +160,7 @@ def _run(
     shard_dir.mkdir(parents=True, exist_ok=True)
     started_here = not ray.is_initialized()
     if started_here:
-        _connect(address)
+        connect(address)
     context = ray.data.DataContext.get_current()
     progress_bars = context.enable_progress_bars
     context.enable_progress_bars = False  # the caller reports progress from what we yield
@@ -346,55 +342,6 @@ def _actor_cpus(cluster_cpus: float, workers: int) -> float:
     whole-CPU actors would hold every CPU and the decoders would never be scheduled."""
     share = (cluster_cpus - 1.0) / workers if cluster_cpus > 1.0 else cluster_cpus / (workers + 1)
     return max(0.01, min(1.0, math.floor(share * 100) / 100))
-
-
-def _local_cpus() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on every platform
-        cores = os.cpu_count() or 1
-    return max(2, cores)
-
-
-def _check_reachable(address: str) -> None:
-    if address in (LOCAL, "auto"):
-        return
-    target = address.removeprefix("ray://")
-    host, sep, port = target.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise InvalidInputError(
-            f"Ray address {address!r} is not 'local', 'auto' or HOST:PORT (the head node's GCS "
-            "port, 6379 by default; ray://HOST:10001 for Ray Client)"
-        )
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        raise InvalidInputError(
-            f"cannot reach the Ray cluster at {address} ({exc}); check the address, start the "
-            "cluster with `ray start --head`, or use --ray local"
-        ) from exc
-
-
-def _connect(address: str) -> None:
-    import ray
-
-    try:
-        if address == LOCAL:
-            ray.init(
-                address="local",  # a new private instance, never one found on the machine
-                num_cpus=_local_cpus(),
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
-        else:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-    except Exception as exc:  # ConnectionError, version mismatches, a head that died…
-        raise InvalidInputError(
-            f"cannot connect to the Ray cluster at {address}: {type(exc).__name__}: {exc}; "
-            "check the address (and that the cluster runs the same Ray and Python versions), "
-            "or use --ray local"
-        ) from exc
 
 
 #: A line of a traceback that names an exception: ``lookalike.errors.ModelError: …``.
