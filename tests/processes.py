@@ -1,66 +1,38 @@
-"""Finding a process's descendants through /proc (Linux), to check that none outlive it.
-
-A process is named by (pid, start time) so that a recycled pid is never taken for the process
-that used to have it; a zombie counts as gone (it runs nothing and holds no file).
-"""
+"""Checking through /proc (Linux) that no process outlives what started it: the library's
+process_tree, plus finding processes by command line, waiting for them to end and the files
+they hold."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
-PROC = Path("/proc")
+# The library's own reading of /proc, used here as well.
+from lookalike.process_tree import (
+    PROC,
+    ProcessId,
+    children,
+    descendants,
+    identify,
+    kill_all,
+    running,
+)
 
-#: (pid, start time in clock ticks since boot)
-ProcessId = tuple[int, int]
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = (PROC / str(pid) / "stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after it.
-    return text[text.rindex(")") + 2 :].split()
-
-
-def identify(pid: int) -> ProcessId | None:
-    """(pid, start time) of a running process, or None if it is gone or a zombie."""
-    fields = _stat_fields(pid)
-    if fields is None or fields[0] in ("Z", "X"):
-        return None
-    return pid, int(fields[19])
-
-
-def running(process: ProcessId) -> bool:
-    return identify(process[0]) == process
-
-
-def children(pid: int) -> set[int]:
-    """The pids of ``pid``'s children, from every one of its threads."""
-    found: set[int] = set()
-    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-        for task in (PROC / str(pid) / "task").iterdir():
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-                found.update(int(p) for p in (task / "children").read_text().split())
-    return found
-
-
-def descendants(pid: int) -> set[ProcessId]:
-    """Every running process below ``pid`` (children, their children...)."""
-    found: set[ProcessId] = set()
-    queue = [pid]
-    while queue:
-        for child in children(queue.pop()):
-            process = identify(child)
-            if process is not None and process not in found:
-                found.add(process)
-                queue.append(child)
-    return found
+__all__ = [
+    "PROC",
+    "ProcessId",
+    "children",
+    "descendants",
+    "holds_file",
+    "identify",
+    "kill_all",
+    "running",
+    "wait_gone",
+    "with_argument",
+]
 
 
 def with_argument(text: str, *, excluding: Iterable[int] = ()) -> set[ProcessId]:
@@ -92,15 +64,6 @@ def wait_gone(processes: Iterable[ProcessId], timeout: float) -> set[ProcessId]:
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(0.02)
-
-
-def kill_all(processes: Iterable[ProcessId]) -> None:
-    """SIGKILL each process (by pid, checking it is still the same process): a test's cleanup
-    of survivors it caused, never a sweep of anything else."""
-    for process in processes:
-        if running(process):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process[0], signal.SIGKILL)
 
 
 def holds_file(pid: int, path: Path) -> bool:

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lookalike.errors import InvalidInputError
+from lookalike.indexes.base import check_rows
 
 FloatArray = npt.NDArray[np.float32]
 IdArray = npt.NDArray[np.int64]
@@ -62,10 +63,7 @@ class VectorTable:
     @classmethod
     def of(cls, ids: IdArray, vectors: FloatArray) -> VectorTable:
         """A table over vectors already in memory (in any id order)."""
-        if vectors.ndim != 2 or len(ids) != len(vectors):
-            raise InvalidInputError(
-                f"ids and vectors must match: {len(ids)} ids, vectors of shape {vectors.shape}"
-            )
+        check_rows(ids, vectors)
         order = np.argsort(ids, kind="stable")
         return cls(
             np.ascontiguousarray(ids[order], dtype=np.int64),

@@ -14,12 +14,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import socket
-from pathlib import Path
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
+from lookalike import process_tree
 from lookalike.errors import InvalidInputError
 
 #: ``address`` value that starts a private Ray on this machine for the duration of the call.
@@ -28,7 +27,6 @@ LOCAL = "local"
 CONNECT_TIMEOUT_S = 10.0
 #: Starts of a local Ray before giving up: a timed-out start is usually a passing load spike.
 LOCAL_START_ATTEMPTS = 2
-_PROC = Path("/proc")
 
 
 @runtime_checkable
@@ -121,13 +119,10 @@ def _stop_failed_start(exc: BaseException) -> str | None:
     logs: str | None = None
     for node in _nodes_in(exc.__traceback__):
         logs = getattr(node, "_logs_dir", None) or logs
-        below = _descendants(_node_pids(node))
+        below = process_tree.descendants(*_node_pids(node))
         with contextlib.suppress(Exception):  # Ray's private API: never hide the real error
             node.kill_all_processes(check_alive=False, allow_graceful=True, wait=True)
-        for process in below:
-            if _identify(process[0]) == process:
-                with contextlib.suppress(OSError):
-                    os.kill(process[0], signal.SIGKILL)
+        process_tree.kill_all(below)
     with contextlib.suppress(Exception):  # nothing more can be stopped from here
         ray.shutdown()
     return logs
@@ -142,38 +137,6 @@ def _node_pids(node: _Node) -> list[int]:
             if isinstance(pid, int):
                 pids.append(pid)
     return pids
-
-
-#: (pid, start time in clock ticks since boot): a recycled pid is never taken for the process.
-_ProcessId = tuple[int, int]
-
-
-def _identify(pid: int) -> _ProcessId | None:
-    """(pid, start time) of a running process, None if it is gone, a zombie or /proc is absent."""
-    try:
-        text = (_PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) ", comm may hold spaces
-    return None if fields[0] in ("Z", "X") else (pid, int(fields[19]))
-
-
-def _descendants(pids: list[int]) -> set[_ProcessId]:
-    """Every running process below ``pids`` (Linux; empty where /proc is absent)."""
-    found: set[_ProcessId] = set()
-    queue = list(pids)
-    while queue:
-        children: set[int] = set()
-        with contextlib.suppress(OSError):
-            for task in (_PROC / str(queue.pop()) / "task").iterdir():
-                with contextlib.suppress(OSError):
-                    children.update(int(p) for p in (task / "children").read_text().split())
-        for child in children:
-            process = _identify(child)
-            if process is not None and process not in found:
-                found.add(process)
-                queue.append(child)
-    return found
 
 
 def _nodes_in(tb: TracebackType | None) -> list[_Node]:

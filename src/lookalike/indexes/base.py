@@ -32,6 +32,14 @@ def check_metric(metric: str) -> None:
         raise InvalidInputError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
 
 
+def check_rows(ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.generic]) -> None:
+    """Refuse vectors that are not one row per id (the one message for every index)."""
+    if vectors.ndim != 2 or len(ids) != len(vectors):
+        raise InvalidInputError(
+            f"ids and vectors must match: {len(ids)} ids, vectors of shape {vectors.shape}"
+        )
+
+
 def empty_results(n: int, k: int) -> tuple[FloatArray, IdArray]:
     """(scores, ids) for ``n`` queries with no result yet: -inf and -1 in every place."""
     return np.full((n, k), -np.inf, dtype=np.float32), np.full((n, k), -1, dtype=np.int64)

@@ -18,6 +18,7 @@ from lookalike.indexes.base import (
     FloatArray,
     IdArray,
     check_metric,
+    check_rows,
     empty_results,
     euclidean_score,
 )
@@ -56,10 +57,7 @@ class ExactIndex:
         full: Callable[[IdArray], FloatArray] | None = None,
     ) -> None:
         check_metric(metric)
-        if vectors.ndim != 2 or len(ids) != len(vectors):
-            raise InvalidInputError(
-                f"ids and vectors must match: {len(ids)} ids, vectors of shape {vectors.shape}"
-            )
+        check_rows(ids, vectors)
         self.metric = metric
         self.ids = np.ascontiguousarray(ids, dtype=np.int64)
         self.codec = codec or VectorCodec("float32")
@@ -183,10 +181,9 @@ def search_table(
         block = slice(start, start + TABLE_BLOCK)
         block_ids = table.ids[block]
         sims = similarity(queries, table.rows(block), metric)
-        kk = min(k, len(block_ids))
-        top = _top_k(sims, kk, block_ids)
-        merged_scores = np.concatenate([scores, np.take_along_axis(sims, top, axis=1)], axis=1)
-        merged_ids = np.concatenate([ids, block_ids[top]], axis=1)
+        block_scores, block_found = best(sims, min(k, len(block_ids)), block_ids)
+        merged_scores = np.concatenate([scores, block_scores], axis=1)
+        merged_ids = np.concatenate([ids, block_found], axis=1)
         order = np.lexsort((merged_ids, -merged_scores), axis=1)[:, :k]
         scores = np.take_along_axis(merged_scores, order, axis=1)
         ids = np.take_along_axis(merged_ids, order, axis=1)

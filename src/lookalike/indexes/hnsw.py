@@ -210,7 +210,6 @@ class HnswIndex:
         cls, ids: IdArray, vectors: FloatArray, *, metric: str, params: HnswParams
     ) -> HnswIndex:
         """The graph of vectors in memory (see ``build_from``)."""
-        check_metric(metric)
         return cls.build_from(VectorTable.of(ids, vectors), metric=metric, params=params)
 
     @classmethod
@@ -219,6 +218,7 @@ class HnswIndex:
         float32, float16 or int8), read and decoded a block of rows at a time: there is never a
         copy of every vector in memory, so the only memory a build needs is the graph's. The
         table is also what candidates are re-scored with."""
+        check_metric(metric)
         n = len(table)
         projection = None
         if params.pca_dim:
